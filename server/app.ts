@@ -1,0 +1,196 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { AddressInfo } from 'node:net';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import type pg from 'pg';
+import { isJobRegistry, type JobRegistry } from '../shared/index.js';
+import { OPEN_PRINCIPAL, createContextInner, type Principal, type ServerDeps } from './context.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
+import { migrate } from './db/migrate.js';
+import { createPool } from './db/pool.js';
+import { createPrisma } from './db/prisma.js';
+import { createEnqueuer } from './enqueue.js';
+import { createMaintenance, type Maintenance } from './maintenance.js';
+import { createNotifyHub } from './notify.js';
+import { appRouter } from './routers/_app.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Options of {@link createQueueServer}. Every one has a default; the CLI fills them from the environment. */
+export interface QueueServerOptions {
+  /** PostgreSQL to use. Without it an embedded PostgreSQL runs with its data under `dataDir`. */
+  databaseUrl?: string;
+  /** The job registry; without it any JSON payload is accepted. */
+  jobs?: JobRegistry;
+  /** Port to listen on (0: any free port). Default 3000. */
+  port?: number;
+  /** Address to listen on. Default 127.0.0.1. */
+  host?: string;
+  /** Where the embedded PostgreSQL keeps its files. Default `.data`. */
+  dataDir?: string;
+  poolSize?: number;
+  maxBodyBytes?: number;
+  maxPayloadBytes?: number;
+  /** How often a waiting claim looks for work when no wake-up came (delayed jobs, lost LISTEN). Default 1000. */
+  pollIntervalMs?: number;
+  /** How often expired leases are rescued. Default 5000. */
+  rescueIntervalMs?: number;
+  /** Days to keep completed and cancelled jobs (0: forever). Default 7. */
+  retentionDays?: number;
+  /** Run rescue and cleanup in this process. Default true. */
+  maintenance?: boolean;
+  /** Authenticates a request; default: everyone is admin (loopback use). */
+  authenticate?: (req: IncomingMessage) => Promise<Principal> | Principal;
+  log?: (message: string) => void;
+}
+
+/** A running skipq server. */
+export interface QueueServer {
+  /** Base URL of the tRPC endpoint, e.g. `http://127.0.0.1:3000/trpc`. */
+  url: string;
+  port: number;
+  pool: pg.Pool;
+  deps: ServerDeps;
+  maintenance: Maintenance;
+  /** Stops accepting, finishes requests in flight, releases long-polls, then closes the database (and embedded PostgreSQL). */
+  close(): Promise<void>;
+}
+
+/** Loads a registry from a module exporting it as `default` or `jobs`. */
+export async function loadRegistry(modulePath: string): Promise<JobRegistry> {
+  const specifier = /^\.{0,2}\//.test(modulePath) ? pathToFileURL(resolve(modulePath)).href : modulePath;
+  const mod = (await import(specifier)) as {
+    default?: unknown;
+    jobs?: unknown;
+  };
+  const candidate = mod.jobs ?? mod.default;
+  if (!isJobRegistry(candidate)) throw new Error(`${modulePath} does not export a registry made by defineJobs (as "jobs" or default)`);
+  return candidate;
+}
+
+function rejectTooLarge(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): boolean {
+  const length = Number(req.headers['content-length'] ?? 0);
+  if (!(length > maxBodyBytes)) return false;
+  res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+  res.end(
+    JSON.stringify({
+      error: {
+        json: {
+          message: `request body is ${length} bytes; the limit is ${maxBodyBytes}`,
+          code: -32600,
+          data: { code: 'PAYLOAD_TOO_LARGE', httpStatus: 413 },
+        },
+      },
+    }),
+  );
+  req.resume();
+  return true;
+}
+
+/**
+ * Starts a skipq server: database (embedded unless `databaseUrl`), migrations,
+ * LISTEN hub, maintenance, and the tRPC endpoint under `/trpc`.
+ * @example const server = await createQueueServer({ databaseUrl, jobs, port: 0 });
+ */
+export async function createQueueServer(options: QueueServerOptions = {}): Promise<QueueServer> {
+  const log = options.log ?? ((m: string) => console.log(`[skipq] ${m}`));
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = options.databaseUrl;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres({ dataDir: join(options.dataDir ?? '.data', 'pg') });
+    databaseUrl = embedded.url;
+    log(`embedded PostgreSQL on port ${embedded.port}, data in ${join(options.dataDir ?? '.data', 'pg')}`);
+  }
+  const pool = createPool(databaseUrl, options.poolSize ?? 10);
+  const maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
+  const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
+  let closing = false;
+  try {
+    const { applied } = await migrate(pool);
+    if (applied.length > 0) log(`applied migrations: ${applied.join(', ')}`);
+  } catch (error) {
+    await pool.end();
+    await embedded?.stop();
+    throw error;
+  }
+  const hub = createNotifyHub(databaseUrl, log);
+  await hub.start();
+  const registry = options.jobs ?? null;
+  const deps: ServerDeps = {
+    db: pool,
+    pool,
+    hub,
+    registry,
+    prisma: createPrisma(pool),
+    enqueuer: createEnqueuer({ db: pool, registry, hub, maxPayloadBytes, maxInFlight: Math.max(1, Math.floor((options.poolSize ?? 10) / 2)) }),
+    maxPayloadBytes,
+    pollIntervalMs: options.pollIntervalMs ?? 1000,
+    isClosing: () => closing,
+    version: VERSION,
+  };
+  const maintenance = createMaintenance({
+    pool,
+    hub,
+    rescueIntervalMs: options.rescueIntervalMs ?? 5000,
+    retentionDays: options.retentionDays ?? 7,
+    log,
+  });
+  if (options.maintenance !== false) maintenance.start();
+
+  const authenticate = options.authenticate ?? (() => OPEN_PRINCIPAL);
+  const handler = createHTTPHandler({
+    router: appRouter,
+    basePath: '/trpc/',
+    maxBodySize: maxBodyBytes,
+    maxBatchSize: 100,
+    createContext: async ({ req }) => createContextInner(deps, await authenticate(req)),
+    onError({ error, path }) {
+      if (error.code === 'INTERNAL_SERVER_ERROR') log(`internal error in ${path ?? '?'}: ${error.cause?.stack ?? error.stack}`);
+    },
+  });
+  const server: Server = createServer((req, res) => {
+    if (closing) res.setHeader('connection', 'close');
+    if (rejectTooLarge(req, res, maxBodyBytes)) return;
+    if (!req.url?.startsWith('/trpc/')) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'not found: the tRPC endpoint is /trpc/<procedure>' }));
+      return;
+    }
+    handler(req, res);
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 3000, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${address.port}/trpc`,
+    port: address.port,
+    pool,
+    deps,
+    maintenance,
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        // Releases waiting claims: they answer with no jobs at once.
+        await hub.close();
+        await deps.enqueuer.drain();
+        await Promise.race([serverClosed, new Promise((r) => setTimeout(r, 10_000).unref())]);
+        server.closeAllConnections();
+        await maintenance.stop();
+        await deps.prisma.$disconnect().catch(() => {});
+        await pool.end();
+        await embedded?.stop();
+      })();
+      return closed;
+    },
+  };
+}

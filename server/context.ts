@@ -1,0 +1,40 @@
+import type pg from 'pg';
+import type { JobRegistry } from '../shared/index.js';
+import type { PrismaClient } from './db/prisma.js';
+import type { Enqueuer } from './enqueue.js';
+import type { LeaseDeps } from './leases.js';
+import type { NotifyHub } from './notify.js';
+
+/** Roles an API key can have. `admin` may do everything. */
+export type Role = 'producer' | 'worker' | 'admin';
+
+/** Who is calling: a role, optionally limited to some queues (null: all). */
+export interface Principal {
+  role: Role;
+  queues: readonly string[] | null;
+  keyId: string | null;
+}
+
+/** The caller when the server runs without API keys (loopback only). */
+export const OPEN_PRINCIPAL: Principal = Object.freeze({ role: 'admin', queues: null, keyId: null });
+
+/** Everything a procedure may use, built once per server. */
+export interface ServerDeps extends LeaseDeps {
+  pool: pg.Pool;
+  hub: NotifyHub;
+  registry: JobRegistry | null;
+  enqueuer: Enqueuer;
+  prisma: PrismaClient;
+  version: string;
+}
+
+/** The tRPC context. */
+export interface QueueContext {
+  deps: ServerDeps;
+  principal: Principal;
+}
+
+/** Builds a context without HTTP; tests and `createCaller` use it directly. */
+export function createContextInner(deps: ServerDeps, principal: Principal = OPEN_PRINCIPAL): QueueContext {
+  return { deps, principal };
+}

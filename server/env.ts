@@ -1,0 +1,31 @@
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Environment variables the server reads, with their defaults. README's configuration table lists the same. */
+const envSchema = z.object({
+  DATABASE_URL: z.string().min(1).optional(),
+  PORT: int(0, 65535).default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  SKIPQ_DATA_DIR: z.string().min(1).default('.data'),
+  SKIPQ_JOBS: z.string().min(1).optional(),
+  SKIPQ_PG_POOL_SIZE: int(2, 500).default(10),
+  SKIPQ_MAX_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  SKIPQ_MAX_PAYLOAD_BYTES: int(16, 256 * 1024 * 1024).default(1024 * 1024),
+  SKIPQ_POLL_INTERVAL_MS: int(10, 60_000).default(1000),
+  SKIPQ_RESCUE_INTERVAL_MS: int(50, 3_600_000).default(5000),
+  SKIPQ_RETENTION_DAYS: int(0, 36_500).default(7),
+});
+
+/** The server's settings, frozen after they are read. */
+export type ServerEnv = Readonly<z.infer<typeof envSchema>>;
+
+/** Reads and validates the environment; throws with every bad variable named. */
+export function readEnv(env: NodeJS.ProcessEnv = process.env): ServerEnv {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid environment:\n${lines.join('\n')}`);
+  }
+  return Object.freeze(parsed.data);
+}

@@ -1,0 +1,44 @@
+import { ERROR_CODES, LIMITS } from '../shared/index.js';
+import { QueueError } from './errors.js';
+
+// PostgreSQL's jsonb cannot hold U+0000; an escaped backslash before "u0000" is fine.
+const NUL_ESCAPE = /(^|[^\\])(\\\\)*\\u0000/;
+
+function depthOf(value: unknown, limit: number, depth = 0): number {
+  if (depth > limit || typeof value !== 'object' || value === null) return depth;
+  let max = depth;
+  for (const child of Array.isArray(value) ? value : Object.values(value)) {
+    if (typeof child === 'object' && child !== null) {
+      max = Math.max(max, depthOf(child, limit, depth + 1));
+      if (max > limit) return max;
+    }
+  }
+  return max;
+}
+
+/**
+ * Serialises a payload, result or progress value for a jsonb column, refusing
+ * what PostgreSQL would reject or what would hurt the server: values that are
+ * not JSON, more than `maxBytes` of it, nesting deeper than LIMITS.jsonDepth,
+ * and the NUL character.
+ */
+export function toJsonText(value: unknown, maxBytes: number, what: string): string {
+  if (depthOf(value, LIMITS.jsonDepth) > LIMITS.jsonDepth) {
+    throw new QueueError(ERROR_CODES.INVALID_INPUT, `${what} is nested deeper than ${LIMITS.jsonDepth} levels`);
+  }
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    throw new QueueError(ERROR_CODES.INVALID_INPUT, `${what} is not JSON: ${(error as Error).message}`);
+  }
+  if (text === undefined) throw new QueueError(ERROR_CODES.INVALID_INPUT, `${what} is not a JSON value`);
+  // Bytes, not characters: UTF-8 may take up to 3 bytes per UTF-16 unit.
+  if (text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes)) {
+    throw new QueueError(ERROR_CODES.PAYLOAD_TOO_LARGE, `${what} is ${Buffer.byteLength(text)} bytes of JSON; the limit is ${maxBytes}`);
+  }
+  if (text.includes('\\u0000') && NUL_ESCAPE.test(text)) {
+    throw new QueueError(ERROR_CODES.INVALID_INPUT, `${what} contains the NUL character (\\u0000), which PostgreSQL cannot store`);
+  }
+  return text;
+}

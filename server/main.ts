@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { createQueueServer, loadRegistry } from './app.js';
+import { readEnv } from './env.js';
+
+const HELP = `skipq: a type-safe job queue service on PostgreSQL
+
+Usage: npm start -- [options]        (or: npx tsx server/main.ts [options])
+
+Options:
+  --jobs <module>   module exporting the job registry (defineJobs) as "jobs" or default;
+                    payloads are then validated at enqueue (env SKIPQ_JOBS)
+  --port <n>        port to listen on (env PORT, default 3000; 0 picks a free one)
+  --host <addr>     address to listen on (env HOST, default 127.0.0.1)
+  --migrate-only    apply pending migrations and exit (npm run db:migrate)
+  -h, --help        this text
+
+Environment:
+  DATABASE_URL              PostgreSQL to use; unset: embedded PostgreSQL, data under SKIPQ_DATA_DIR/pg
+  SKIPQ_DATA_DIR            default .data
+  SKIPQ_PG_POOL_SIZE        default 10
+  SKIPQ_MAX_BODY_BYTES      request body limit, default 16777216 (16 MiB)
+  SKIPQ_MAX_PAYLOAD_BYTES   payload/result limit, default 1048576 (1 MiB)
+  SKIPQ_POLL_INTERVAL_MS    fallback poll of waiting claims, default 1000
+  SKIPQ_RESCUE_INTERVAL_MS  expired-lease sweep, default 5000
+  SKIPQ_RETENTION_DAYS      keep completed/cancelled jobs this long (0: forever), default 7
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      jobs: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'migrate-only': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const env = readEnv({ ...process.env, ...(values.port ? { PORT: values.port } : {}), ...(values.host ? { HOST: values.host } : {}) });
+  const jobsModule = values.jobs ?? env.SKIPQ_JOBS;
+  const jobs = jobsModule ? await loadRegistry(jobsModule) : undefined;
+  if (values['migrate-only']) {
+    const { migrateOnly } = await import('./db/migrateCli.js');
+    await migrateOnly(env);
+    return;
+  }
+  const server = await createQueueServer({
+    databaseUrl: env.DATABASE_URL,
+    jobs,
+    port: env.PORT,
+    host: env.HOST,
+    dataDir: env.SKIPQ_DATA_DIR,
+    poolSize: env.SKIPQ_PG_POOL_SIZE,
+    maxBodyBytes: env.SKIPQ_MAX_BODY_BYTES,
+    maxPayloadBytes: env.SKIPQ_MAX_PAYLOAD_BYTES,
+    pollIntervalMs: env.SKIPQ_POLL_INTERVAL_MS,
+    rescueIntervalMs: env.SKIPQ_RESCUE_INTERVAL_MS,
+    retentionDays: env.SKIPQ_RETENTION_DAYS,
+  });
+  console.log(`[skipq] listening on ${server.url}${jobs ? ` with job types: ${Object.keys(jobs).join(', ')}` : ' (no registry: any JSON payload is accepted)'}`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`[skipq] ${signal}: finishing requests in flight, then stopping`);
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  console.error(`[skipq] ${(error as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,92 @@
+import type pg from 'pg';
+import type { NotifyHub } from './notify.js';
+import { jobCleanup, jobRescueExpired } from './queries/maintenance.js';
+
+// Same constant in every skipq process: only the holder sweeps.
+const MAINTENANCE_LOCK_KEY = 7_301_202_612;
+const RESCUE_BATCH = 1000;
+const CLEANUP_BATCH = 5000;
+const CLEANUP_EVERY_MS = 60_000;
+
+/** Options of {@link createMaintenance}. */
+export interface MaintenanceOptions {
+  pool: pg.Pool;
+  hub: NotifyHub;
+  rescueIntervalMs: number;
+  /** Days to keep completed and cancelled jobs; 0 keeps them forever. */
+  retentionDays: number;
+  log: (message: string) => void;
+  now?: () => number;
+}
+
+/** Background sweeps. `sweep()` runs one at once (tests call it). */
+export interface Maintenance {
+  start(): void;
+  stop(): Promise<void>;
+  /** One sweep; answers what it did, or null when another instance holds the lock. */
+  sweep(): Promise<{ rescued: number; failed: number; deleted: number } | null>;
+}
+
+/**
+ * Rescues jobs whose lease expired and deletes old finished jobs. Each sweep
+ * takes a transaction-scoped advisory lock, so among many server instances on
+ * one database exactly one sweeps at a time, and a crashed holder frees the
+ * lock with its connection.
+ */
+export function createMaintenance(options: MaintenanceOptions): Maintenance {
+  const { pool, hub, log } = options;
+  const now = options.now ?? Date.now;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+  let lastCleanup = 0;
+
+  const sweep = async (): Promise<{ rescued: number; failed: number; deleted: number } | null> => {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1::bigint) AS locked', [MAINTENANCE_LOCK_KEY]);
+      if (!rows[0]?.locked) {
+        await client.query('ROLLBACK');
+        return null;
+      }
+      const rescued = await jobRescueExpired(client, RESCUE_BATCH);
+      let deleted = 0;
+      if (options.retentionDays > 0 && now() - lastCleanup >= CLEANUP_EVERY_MS) {
+        lastCleanup = now();
+        deleted = await jobCleanup(client, options.retentionDays, CLEANUP_BATCH);
+      }
+      await client.query('COMMIT');
+      const back = rescued.filter((r) => r.status === 'pending');
+      if (back.length > 0) hub.wake(new Set(back.map((r) => r.queue)));
+      if (rescued.length > 0) log(`rescued ${back.length} job(s) with expired leases, failed ${rescued.length - back.length}`);
+      return { rescued: back.length, failed: rescued.length - back.length, deleted };
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  };
+
+  const tick = (): void => {
+    running = sweep()
+      .catch((error: unknown) => log(`maintenance sweep failed: ${(error as Error).message}`))
+      .finally(() => {
+        running = undefined;
+        if (timer) timer = setTimeout(tick, options.rescueIntervalMs).unref();
+      });
+  };
+
+  return {
+    start() {
+      if (timer) return;
+      timer = setTimeout(tick, options.rescueIntervalMs).unref();
+    },
+    async stop() {
+      clearTimeout(timer);
+      timer = undefined;
+      await running;
+    },
+    sweep,
+  };
+}

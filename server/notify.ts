@@ -1,0 +1,155 @@
+import pg from 'pg';
+import { JOBS_CHANNEL } from './queries/insert.js';
+
+/** A registration for wake-ups, taken before looking for work so no wake-up between look and wait is lost. */
+export interface WakeTicket {
+  /** Resolves on a wake-up for one of the ticket's queues, after `timeoutMs`, or when the hub closes. */
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  cancel(): void;
+}
+
+/** Wakes waiting claims: from NOTIFY (other servers, SQL callers) and directly from this server's own enqueues. */
+export interface NotifyHub {
+  /** Registers interest in `queues` (null: every queue). */
+  ticket(queues: readonly string[] | null): WakeTicket;
+  /** Wakes the waiters of these queues in this process. */
+  wake(queues: Iterable<string>): void;
+  /** Connects the LISTEN connection; reconnects by itself after. */
+  start(): Promise<void>;
+  /** Stops listening and releases every waiter. */
+  close(): Promise<void>;
+  /** Whether the LISTEN connection is up (waiters fall back to polling while it is not). */
+  readonly listening: boolean;
+}
+
+interface Waiter {
+  queues: ReadonlySet<string> | null;
+  fire: () => void;
+  fired: boolean;
+}
+
+/** Creates the hub. `connectionString` is used for one dedicated LISTEN connection. */
+export function createNotifyHub(connectionString: string, log: (message: string) => void = () => {}): NotifyHub {
+  const waiters = new Set<Waiter>();
+  let client: pg.Client | undefined;
+  let listening = false;
+  let closed = false;
+  let retryMs = 100;
+  let reconnectTimer: NodeJS.Timeout | undefined;
+
+  const wakeAll = (): void => {
+    for (const w of waiters) w.fire();
+  };
+
+  const wake = (queues: Iterable<string>): void => {
+    if (waiters.size === 0) return;
+    const names = new Set(queues);
+    for (const w of waiters) {
+      if (w.queues === null) w.fire();
+      else for (const q of names) if (w.queues.has(q)) { w.fire(); break; }
+    }
+  };
+
+  const connect = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString, application_name: 'skipq-listen', connectionTimeoutMillis: 5000 });
+    c.on('notification', (msg) => {
+      if (msg.channel === JOBS_CHANNEL) wake([msg.payload ?? '']);
+    });
+    const lost = (): void => {
+      if (client !== c) return;
+      client = undefined;
+      listening = false;
+      c.removeAllListeners('notification');
+      c.end().catch(() => {});
+      if (!closed) {
+        log(`LISTEN connection lost; reconnecting (claims poll meanwhile)`);
+        scheduleReconnect();
+      }
+    };
+    c.on('error', lost);
+    c.on('end', lost);
+    await c.connect();
+    await c.query(`LISTEN ${JOBS_CHANNEL}`);
+    if (closed) {
+      await c.end();
+      return;
+    }
+    client = c;
+    listening = true;
+    retryMs = 100;
+    // Notifications sent while we were away are gone; let every waiter look once.
+    wakeAll();
+  };
+
+  const scheduleReconnect = (): void => {
+    if (closed || reconnectTimer) return;
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = undefined;
+      connect().catch(() => {
+        retryMs = Math.min(retryMs * 2, 5000);
+        scheduleReconnect();
+      });
+    }, retryMs);
+    reconnectTimer.unref();
+  };
+
+  return {
+    get listening() {
+      return listening;
+    },
+    ticket(queues) {
+      let resolveWait: (() => void) | undefined;
+      const waiter: Waiter = {
+        queues: queues ? new Set(queues) : null,
+        fired: false,
+        fire() {
+          waiter.fired = true;
+          waiters.delete(waiter);
+          resolveWait?.();
+        },
+      };
+      if (closed) waiter.fired = true;
+      else waiters.add(waiter);
+      return {
+        wait(timeoutMs, signal) {
+          if (waiter.fired || timeoutMs <= 0 || signal?.aborted) {
+            waiters.delete(waiter);
+            return Promise.resolve();
+          }
+          return new Promise<void>((resolve) => {
+            const done = (): void => {
+              clearTimeout(timer);
+              signal?.removeEventListener('abort', done);
+              waiters.delete(waiter);
+              resolve();
+            };
+            const timer = setTimeout(done, timeoutMs);
+            signal?.addEventListener('abort', done, { once: true });
+            resolveWait = done;
+          });
+        },
+        cancel() {
+          waiters.delete(waiter);
+        },
+      };
+    },
+    wake,
+    async start() {
+      try {
+        await connect();
+      } catch (error) {
+        log(`LISTEN connection failed (${(error as Error).message}); claims poll until it is back`);
+        scheduleReconnect();
+      }
+    },
+    async close() {
+      closed = true;
+      clearTimeout(reconnectTimer);
+      wakeAll();
+      const c = client;
+      client = undefined;
+      listening = false;
+      if (c) await c.end().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,50 @@
+import type { Db } from '../db/pool.js';
+import { CLAIM_COLUMNS, type TaskRow } from './row.js';
+
+/** Parameters of {@link jobClaim}. `null` types or queues mean any. */
+export interface ClaimParams {
+  workerId: string;
+  types: readonly string[] | null;
+  queues: readonly string[] | null;
+  limit: number;
+  leaseMs: number;
+}
+
+/**
+ * jobClaim: the one claim query. Takes up to `limit` due pending jobs in
+ * priority order (higher first, then earliest scheduled, then oldest id) and
+ * hands them to one worker under a lease. SKIP LOCKED means concurrent claims
+ * never wait for each other and never get the same row; `attempt` goes up by
+ * one and is the fencing token every later call of this holder must present.
+ * The scan walks the partial index task_queue_claim_idx, so finished rows cost
+ * nothing however many the table keeps.
+ */
+export async function jobClaim(db: Db, params: ClaimParams): Promise<TaskRow[]> {
+  const { rows } = await db.query<TaskRow>({
+    name: 'jobClaim',
+    text: `
+WITH next AS (
+  SELECT id
+  FROM task_queue
+  WHERE status = 'pending'
+    AND scheduled_for <= now()
+    AND ($2::text[] IS NULL OR task_type = ANY ($2::text[]))
+    AND ($3::text[] IS NULL OR queue = ANY ($3::text[]))
+  ORDER BY priority DESC, scheduled_for, id
+  LIMIT $4::int
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE task_queue AS t
+SET status = 'claimed',
+    worker_id = $1::text,
+    attempt = t.attempt + 1,
+    started_at = now(),
+    lease_expires_at = now() + $5::int * interval '1 millisecond',
+    updated_at = now()
+FROM next
+WHERE t.id = next.id
+RETURNING ${CLAIM_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}`,
+    values: [params.workerId, params.types, params.queues, params.limit, params.leaseMs],
+  });
+  return rows;
+}

@@ -1,0 +1,74 @@
+import type { ClaimedJob, JobStatus, JobView } from '../../shared/index.js';
+
+/** A task_queue row as `SELECT *` returns it. */
+export interface TaskRow {
+  id: string;
+  queue: string;
+  task_type: string;
+  payload: unknown;
+  priority: number;
+  status: JobStatus;
+  scheduled_for: Date;
+  started_at: Date | null;
+  completed_at: Date | null;
+  failed_at: Date | null;
+  worker_id: string | null;
+  retry_count: number;
+  max_retries: number;
+  error_message: string | null;
+  attempt: number;
+  lease_expires_at: Date | null;
+  result: unknown;
+  unique_key: string | null;
+  progress: unknown;
+  cancel_requested_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** The columns a claim returns, in the order {@link toClaimedJob} reads them. */
+export const CLAIM_COLUMNS = 'id, task_type, queue, payload, priority, attempt, retry_count, max_retries, lease_expires_at, created_at';
+
+/** Maps a claimed row to the API shape. */
+export function toClaimedJob(row: TaskRow): ClaimedJob {
+  return {
+    id: row.id,
+    type: row.task_type,
+    queue: row.queue,
+    payload: row.payload,
+    priority: row.priority,
+    attempt: row.attempt,
+    retryCount: row.retry_count,
+    maxRetries: row.max_retries,
+    leaseExpiresAt: row.lease_expires_at as Date,
+    createdAt: row.created_at,
+  };
+}
+
+/** Maps a full row to the API's job view. */
+export function toJobView(row: TaskRow): JobView {
+  return {
+    id: row.id,
+    type: row.task_type,
+    queue: row.queue,
+    status: row.status,
+    payload: row.payload,
+    priority: row.priority,
+    attempt: row.attempt,
+    retryCount: row.retry_count,
+    maxRetries: row.max_retries,
+    scheduledFor: row.scheduled_for,
+    startedAt: row.started_at,
+    completedAt: row.completed_at,
+    failedAt: row.failed_at,
+    workerId: row.worker_id,
+    leaseExpiresAt: row.lease_expires_at,
+    error: row.error_message,
+    result: row.result ?? null,
+    progress: row.progress ?? null,
+    uniqueKey: row.unique_key,
+    cancelRequestedAt: row.cancel_requested_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}

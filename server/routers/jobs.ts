@@ -1,0 +1,73 @@
+import {
+  enqueueInputSchema,
+  enqueueManyInputSchema,
+  ERROR_CODES,
+  jobRefInputSchema,
+  listInputSchema,
+  type JobView,
+} from '../../shared/index.js';
+import { QueueError } from '../errors.js';
+import { queueOf } from '../registryCheck.js';
+import { jobCancel, jobGet, jobRetry } from '../queries/admin.js';
+import { jobList } from '../queries/list.js';
+import { toJobView } from '../queries/row.js';
+import { adminProcedure, assertQueueAllowed, producerProcedure, router } from '../trpc.js';
+import type { QueueContext } from '../context.js';
+
+async function getOrThrow(ctx: QueueContext, id: string): Promise<JobView> {
+  const row = await jobGet(ctx.deps.db, id);
+  if (!row) throw new QueueError(ERROR_CODES.JOB_NOT_FOUND, `no job with id ${id}`);
+  assertQueueAllowed(ctx, row.queue);
+  return toJobView(row);
+}
+
+/** Producer-side procedures: enqueue, inspect, cancel, retry. */
+export const jobsRouter = router({
+  /** Enqueue one job; with uniqueKey, the live job holding that key instead of a duplicate. */
+  enqueue: producerProcedure.input(enqueueInputSchema).mutation(({ ctx, input }) => {
+    assertQueueAllowed(ctx, queueOf(ctx.deps.registry, input));
+    return ctx.deps.enqueuer.enqueue(input);
+  }),
+
+  /** Enqueue many jobs atomically; answers in input order. */
+  enqueueMany: producerProcedure.input(enqueueManyInputSchema).mutation(async ({ ctx, input }) => {
+    for (const job of input.jobs) assertQueueAllowed(ctx, queueOf(ctx.deps.registry, job));
+    const jobs = await ctx.deps.enqueuer.enqueueMany(input.jobs);
+    return { jobs };
+  }),
+
+  /** One job with its result, error and attempts. */
+  get: producerProcedure.input(jobRefInputSchema).query(({ ctx, input }) => getOrThrow(ctx, input.id)),
+
+  /** Jobs newest first, filtered, with a keyset cursor. */
+  list: producerProcedure.input(listInputSchema).query(async ({ ctx, input }) => {
+    const statuses = input.status === undefined ? null : Array.isArray(input.status) ? input.status : [input.status];
+    if (input.queue) assertQueueAllowed(ctx, input.queue);
+    const queues = input.queue ? [input.queue] : ctx.principal.queues;
+    const rows = await jobList(ctx.deps.prisma, { queues, type: input.type ?? null, statuses, cursor: input.cursor ?? null, limit: input.limit + 1 });
+    const page = rows.slice(0, input.limit);
+    return { jobs: page, nextCursor: rows.length > input.limit ? (page.at(-1)?.id ?? null) : null };
+  }),
+
+  /** Cancel a pending or running job; a running handler's AbortSignal fires at its next heartbeat. */
+  cancel: producerProcedure.input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
+    const before = await getOrThrow(ctx, input.id);
+    const row = await jobCancel(ctx.deps.db, input.id);
+    if (row) return toJobView(row);
+    const now = await getOrThrow(ctx, input.id);
+    if (now.status === 'cancelled') return now;
+    throw new QueueError(ERROR_CODES.WRONG_STATE, `job ${input.id} is ${now.status} (was ${before.status}); only pending, claimed or processing jobs can be cancelled`);
+  }),
+
+  /** Re-queue a failed or cancelled job with a fresh retry budget. */
+  retry: adminProcedure.input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
+    await getOrThrow(ctx, input.id);
+    const row = await jobRetry(ctx.deps.db, input.id);
+    if (row) {
+      ctx.deps.hub.wake([row.queue]);
+      return toJobView(row);
+    }
+    const now = await getOrThrow(ctx, input.id);
+    throw new QueueError(ERROR_CODES.WRONG_STATE, `job ${input.id} is ${now.status}; only failed or cancelled jobs can be retried`);
+  }),
+});

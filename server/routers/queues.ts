@@ -1,0 +1,14 @@
+import { statsInputSchema } from '../../shared/index.js';
+import { queueStats } from '../queries/admin.js';
+import { adminProcedure, router } from '../trpc.js';
+
+/** Queue-level views. */
+export const queuesRouter = router({
+  /** Job counts per queue, type and status, with the oldest scheduled_for of each. */
+  stats: adminProcedure.input(statsInputSchema).query(async ({ ctx }) => {
+    const rows = await queueStats(ctx.deps.db);
+    return {
+      counts: rows.map((r) => ({ queue: r.queue, type: r.task_type, status: r.status, count: r.count, oldestScheduledFor: r.oldest_scheduled_for })),
+    };
+  }),
+});

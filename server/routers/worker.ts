@@ -1,0 +1,42 @@
+import {
+  claimInputSchema,
+  completeInputSchema,
+  completeManyInputSchema,
+  failInputSchema,
+  heartbeatInputSchema,
+  heldJobsInputSchema,
+} from '../../shared/index.js';
+import { claimJobs, completeJob, completeJobs, failJob, heartbeatJobs, releaseJobs, startJobs } from '../leases.js';
+import { assertQueueAllowed, router, workerProcedure } from '../trpc.js';
+
+/** Worker-side procedures. Every call after claim is fenced by (id, attempt, workerId). */
+export const workerRouter = router({
+  /** Claim up to `limit` jobs under a lease, waiting up to `waitMs` for work. */
+  claim: workerProcedure.input(claimInputSchema).mutation(({ ctx, input, signal }) => {
+    for (const q of input.queues ?? []) assertQueueAllowed(ctx, q);
+    const queues = input.queues ?? (ctx.principal.queues ? [...ctx.principal.queues] : null);
+    return claimJobs(ctx.deps, { ...input, types: input.types ?? null, queues }, signal).then((jobs) => ({ jobs }));
+  }),
+
+  /** claimed -> processing for handlers that began. */
+  start: workerProcedure.input(heldJobsInputSchema).mutation(({ ctx, input }) => startJobs(ctx.deps, input.workerId, input.jobs)),
+
+  /** Extend leases; answers which jobs were lost or cancelled. */
+  heartbeat: workerProcedure
+    .input(heartbeatInputSchema)
+    .mutation(({ ctx, input }) => heartbeatJobs(ctx.deps, input.workerId, input.leaseMs, input.jobs)),
+
+  /** Complete one job; CONFLICT (LEASE_LOST or JOB_CANCELLED) when this worker no longer holds it. */
+  complete: workerProcedure.input(completeInputSchema).mutation(({ ctx, input }) => completeJob(ctx.deps, input.workerId, input)),
+
+  /** Complete many jobs in one statement; an outcome per job. */
+  completeMany: workerProcedure
+    .input(completeManyInputSchema)
+    .mutation(async ({ ctx, input }) => ({ results: await completeJobs(ctx.deps, input.workerId, input.jobs) })),
+
+  /** Fail one job: retried after its backoff, or failed when retries are spent or `retry` is false. */
+  fail: workerProcedure.input(failInputSchema).mutation(({ ctx, input }) => failJob(ctx.deps, input)),
+
+  /** Hand unfinished jobs back to pending without using a retry (graceful worker stop). */
+  release: workerProcedure.input(heldJobsInputSchema).mutation(({ ctx, input }) => releaseJobs(ctx.deps, input.workerId, input.jobs)),
+});

@@ -1,0 +1,165 @@
+import { z } from 'zod';
+import { LIMITS } from './limits.js';
+import { nameSchema, textSchema } from './names.js';
+import { jobStatusSchema } from './statuses.js';
+
+/** A job id: the text form of a UUID. */
+export const jobIdSchema = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a job id (a UUID such as 01931a3c-5c1e-7d2a-9f00-1b2c3d4e5f60)');
+
+/** A worker's name; appears in `worker_id`. */
+export const workerIdSchema = textSchema(LIMITS.workerId).min(1);
+
+/** Input of `jobs.enqueue`. */
+export const enqueueInputSchema = z
+  .object({
+    type: nameSchema,
+    payload: z.unknown(),
+    queue: nameSchema.optional(),
+    priority: z.number().int().min(0).max(10).optional(),
+    runAt: z.date().optional(),
+    delayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),
+    maxRetries: z.number().int().min(0).max(LIMITS.maxRetries).optional(),
+    uniqueKey: textSchema(LIMITS.uniqueKey).min(1).optional(),
+  })
+  .strict()
+  .refine((v) => v.runAt === undefined || v.delayMs === undefined, { message: 'give runAt or delayMs, not both', path: ['runAt'] });
+
+/** One job of `jobs.enqueueMany` (same fields as `jobs.enqueue`). */
+export type EnqueueInput = z.input<typeof enqueueInputSchema>;
+
+/** Input of `jobs.enqueueMany`: all are validated before any is inserted. */
+export const enqueueManyInputSchema = z.object({ jobs: z.array(enqueueInputSchema).min(1).max(LIMITS.enqueueBatch) }).strict();
+
+/** What an enqueue returns for each job. `created` is false when a live job with the same uniqueKey was returned instead. */
+export interface EnqueuedJob {
+  id: string;
+  type: string;
+  queue: string;
+  status: z.infer<typeof jobStatusSchema>;
+  priority: number;
+  scheduledFor: Date;
+  created: boolean;
+}
+
+/** Input of `jobs.get`, `jobs.cancel`, `jobs.retry`. */
+export const jobRefInputSchema = z.object({ id: jobIdSchema }).strict();
+
+/** Input of `jobs.list`: filters, newest first, keyset cursor. */
+export const listInputSchema = z
+  .object({
+    queue: nameSchema.optional(),
+    type: nameSchema.optional(),
+    status: z.union([jobStatusSchema, z.array(jobStatusSchema).min(1)]).optional(),
+    limit: z.number().int().min(1).max(LIMITS.listLimit).default(50),
+    cursor: jobIdSchema.optional(),
+  })
+  .strict();
+
+/** Input of `worker.claim`. */
+export const claimInputSchema = z
+  .object({
+    workerId: workerIdSchema,
+    types: z.array(nameSchema).min(1).max(100).optional(),
+    queues: z.array(nameSchema).min(1).max(100).optional(),
+    limit: z.number().int().min(1).max(LIMITS.claimLimit).default(1),
+    leaseMs: z.number().int().min(LIMITS.minLeaseMs).max(LIMITS.maxLeaseMs).default(LIMITS.defaultLeaseMs),
+    waitMs: z.number().int().min(0).max(LIMITS.maxWaitMs).default(0),
+  })
+  .strict();
+
+/** A job as the worker receives it. `payload` is unvalidated here: the worker parses it with the registry. */
+export interface ClaimedJob {
+  id: string;
+  type: string;
+  queue: string;
+  payload: unknown;
+  priority: number;
+  attempt: number;
+  retryCount: number;
+  maxRetries: number;
+  leaseExpiresAt: Date;
+  createdAt: Date;
+}
+
+/** A held job: its id and the attempt (fencing token) the worker got at claim. */
+export const heldJobSchema = z.object({ id: jobIdSchema, attempt: z.number().int().min(1) }).strict();
+
+/** Input of `worker.start`, `worker.release`. */
+export const heldJobsInputSchema = z
+  .object({ workerId: workerIdSchema, jobs: z.array(heldJobSchema).min(1).max(LIMITS.workerBatch) })
+  .strict();
+
+/** Input of `worker.heartbeat`: extends leases (by `leaseMs`, default the claim's default) and stores progress. */
+export const heartbeatInputSchema = z
+  .object({
+    workerId: workerIdSchema,
+    leaseMs: z.number().int().min(LIMITS.minLeaseMs).max(LIMITS.maxLeaseMs).default(LIMITS.defaultLeaseMs),
+    jobs: z
+      .array(heldJobSchema.extend({ progress: z.unknown().optional() }).strict())
+      .min(1)
+      .max(LIMITS.workerBatch),
+  })
+  .strict();
+
+/** Input of `worker.complete`. */
+export const completeInputSchema = z
+  .object({ workerId: workerIdSchema, id: jobIdSchema, attempt: z.number().int().min(1), result: z.unknown().optional() })
+  .strict();
+
+/** Input of `worker.completeMany`. */
+export const completeManyInputSchema = z
+  .object({
+    workerId: workerIdSchema,
+    jobs: z
+      .array(heldJobSchema.extend({ result: z.unknown().optional() }).strict())
+      .min(1)
+      .max(LIMITS.workerBatch),
+  })
+  .strict();
+
+/** Per-job outcome of `worker.completeMany`: `completed` (also for a repeated call), or why not. */
+export type CompleteOutcome = 'completed' | 'lease_lost' | 'cancelled' | 'not_found';
+
+/** Input of `worker.fail`. `retry: false` fails for good; `retryDelayMs` overrides the backoff. */
+export const failInputSchema = z
+  .object({
+    workerId: workerIdSchema,
+    id: jobIdSchema,
+    attempt: z.number().int().min(1),
+    error: z.string().transform((s) => s.replaceAll('\u0000', '').slice(0, LIMITS.errorMessage)),
+    retry: z.boolean().default(true),
+    retryDelayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),
+  })
+  .strict();
+
+/** Input of `queues.stats`. */
+export const statsInputSchema = z.object({}).strict().optional();
+
+/** Everything about one job, as `jobs.get`, `jobs.list`, `jobs.cancel` and `jobs.retry` return it. */
+export interface JobView {
+  id: string;
+  type: string;
+  queue: string;
+  status: z.infer<typeof jobStatusSchema>;
+  payload: unknown;
+  priority: number;
+  /** Claims so far; the fencing token of the current holder. */
+  attempt: number;
+  retryCount: number;
+  maxRetries: number;
+  scheduledFor: Date;
+  startedAt: Date | null;
+  completedAt: Date | null;
+  failedAt: Date | null;
+  workerId: string | null;
+  leaseExpiresAt: Date | null;
+  error: string | null;
+  result: unknown;
+  progress: unknown;
+  uniqueKey: string | null;
+  cancelRequestedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}

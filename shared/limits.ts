@@ -1,0 +1,29 @@
+/** Bounds every procedure enforces, so one call cannot hold the server or the database for long. */
+export const LIMITS = Object.freeze({
+  /** Jobs in one `jobs.enqueueMany`. */
+  enqueueBatch: 1000,
+  /** Jobs in one `worker.completeMany`, `start`, `heartbeat` or `release`. */
+  workerBatch: 1000,
+  /** Jobs one `worker.claim` may take. */
+  claimLimit: 1000,
+  /** Longest long-poll of `worker.claim`, in ms. */
+  maxWaitMs: 60_000,
+  /** Shortest and longest lease, in ms. */
+  minLeaseMs: 100,
+  maxLeaseMs: 24 * 3_600_000,
+  /** Default lease, in ms. */
+  defaultLeaseMs: 30_000,
+  /** Furthest a job may be scheduled ahead, in ms (10 years). */
+  maxDelayMs: 10 * 365 * 86_400_000,
+  /** Retries one job may have. */
+  maxRetries: 1000,
+  /** Characters of an error message stored per failure; longer ones are cut. */
+  errorMessage: 16_384,
+  /** Characters of a worker id or unique key. */
+  workerId: 200,
+  uniqueKey: 255,
+  /** Nesting depth of a payload, result or progress value. */
+  jsonDepth: 64,
+  /** Rows one `jobs.list` page may hold. */
+  listLimit: 500,
+});

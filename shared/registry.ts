@@ -1,0 +1,122 @@
+import { z } from 'zod';
+import { NAME_PATTERN } from './names.js';
+
+/**
+ * How long a failed job waits before its next attempt. `retryCount` is how many
+ * retries already happened (0 before the first retry).
+ * - `fixed`: always `delayMs`.
+ * - `linear`: `delayMs * (retryCount + 1)`; the established task_queue rule is linear 60 s.
+ * - `exponential`: `delayMs * factor^retryCount` (factor 2 by default).
+ * Both growing kinds stop at `maxDelayMs`; `jitter` (0..1) spreads each delay by up to that fraction.
+ */
+export type BackoffPolicy =
+  | { kind: 'fixed'; delayMs: number; jitter?: number }
+  | { kind: 'linear'; delayMs: number; maxDelayMs?: number; jitter?: number }
+  | { kind: 'exponential'; delayMs: number; factor?: number; maxDelayMs?: number; jitter?: number };
+
+/** The backoff the SQL `fail_task` uses: linear, 60 s x (retry_count + 1). */
+export const DEFAULT_BACKOFF: BackoffPolicy = Object.freeze({ kind: 'linear', delayMs: 60_000 });
+
+/**
+ * The delay before the next attempt under `policy`, in milliseconds.
+ * @example backoffDelayMs({ kind: 'exponential', delayMs: 1000 }, 3) // 8000
+ */
+export function backoffDelayMs(policy: BackoffPolicy, retryCount: number, random: () => number = Math.random): number {
+  let delay: number;
+  if (policy.kind === 'fixed') delay = policy.delayMs;
+  else if (policy.kind === 'linear') delay = policy.delayMs * (retryCount + 1);
+  else delay = policy.delayMs * Math.pow(policy.factor ?? 2, retryCount);
+  if (policy.kind !== 'fixed' && policy.maxDelayMs !== undefined) delay = Math.min(delay, policy.maxDelayMs);
+  const jitter = policy.jitter ?? 0;
+  if (jitter > 0) delay = delay * (1 - jitter + 2 * jitter * random());
+  return Math.max(0, Math.round(delay));
+}
+
+/** One job type: its payload schema and the defaults its jobs get. */
+export interface JobDefinition<Payload extends z.ZodType = z.ZodType, Result extends z.ZodType = z.ZodType> {
+  /** Validates the payload at enqueue (client and server) and again before the handler runs. Keep it JSON-shaped: payloads are stored as JSON. */
+  payload: Payload;
+  /** Validates what the handler returns before it is stored. */
+  result?: Result;
+  /** Queue for jobs of this type unless the call names one. Default `default`. */
+  queue?: string;
+  /** Priority 0..10, higher first. Default 0. */
+  priority?: number;
+  /** Retries after the first attempt. Default 3. */
+  maxRetries?: number;
+  /** Delay between attempts. Default {@link DEFAULT_BACKOFF}. */
+  backoff?: BackoffPolicy;
+}
+
+/** A map of job type name to definition. */
+export type JobDefinitions = Record<string, JobDefinition>;
+
+/** A frozen registry of job types, shared by server, producer and worker. */
+export type JobRegistry<Defs extends JobDefinitions = JobDefinitions> = Readonly<Defs>;
+
+/** Job type names of a registry. */
+export type JobType<R extends JobDefinitions> = Extract<keyof R, string>;
+
+/** What a producer passes as the payload of type `K`. */
+export type PayloadInput<R extends JobDefinitions, K extends keyof R> = z.input<R[K]['payload']>;
+
+/** What a handler of type `K` receives, after validation. */
+export type PayloadOf<R extends JobDefinitions, K extends keyof R> = z.output<R[K]['payload']>;
+
+/** What a handler of type `K` returns: the result schema's input, or any JSON value without one. */
+export type ResultOf<R extends JobDefinitions, K extends keyof R> = R[K]['result'] extends z.ZodType
+  ? z.input<R[K]['result']>
+  : unknown;
+
+const backoffSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('fixed'), delayMs: z.number().int().min(0), jitter: z.number().min(0).max(1).optional() }),
+  z.object({
+    kind: z.literal('linear'),
+    delayMs: z.number().int().min(0),
+    maxDelayMs: z.number().int().min(0).optional(),
+    jitter: z.number().min(0).max(1).optional(),
+  }),
+  z.object({
+    kind: z.literal('exponential'),
+    delayMs: z.number().int().min(0),
+    factor: z.number().min(1).optional(),
+    maxDelayMs: z.number().int().min(0).optional(),
+    jitter: z.number().min(0).max(1).optional(),
+  }),
+]);
+
+/**
+ * Declares the job types. The same object is handed to the server, the producer
+ * client and the worker, so a wrong payload is a compile error at every end.
+ * @example
+ * const jobs = defineJobs({
+ *   ingestion: { payload: z.object({ chainId: z.string(), targetDate: z.iso.date() }), maxRetries: 5 },
+ * });
+ */
+export function defineJobs<const Defs extends JobDefinitions>(definitions: Defs): JobRegistry<Defs> {
+  for (const [name, def] of Object.entries(definitions)) {
+    if (!NAME_PATTERN.test(name)) throw new TypeError(`job type "${name}" is not a valid name (${NAME_PATTERN})`);
+    if (!(def.payload instanceof z.ZodType)) throw new TypeError(`job type "${name}" needs a zod payload schema`);
+    if (def.queue !== undefined && !NAME_PATTERN.test(def.queue)) throw new TypeError(`job type "${name}": queue "${def.queue}" is not a valid name`);
+    if (def.priority !== undefined && !(Number.isInteger(def.priority) && def.priority >= 0 && def.priority <= 10)) {
+      throw new TypeError(`job type "${name}": priority must be an integer 0..10`);
+    }
+    if (def.maxRetries !== undefined && !(Number.isInteger(def.maxRetries) && def.maxRetries >= 0 && def.maxRetries <= 1000)) {
+      throw new TypeError(`job type "${name}": maxRetries must be an integer 0..1000`);
+    }
+    if (def.backoff !== undefined) {
+      const parsed = backoffSchema.safeParse(def.backoff);
+      if (!parsed.success) throw new TypeError(`job type "${name}": invalid backoff: ${parsed.error.message}`);
+    }
+  }
+  return Object.freeze({ ...definitions });
+}
+
+/** True when `value` looks like a registry made by {@link defineJobs}. */
+export function isJobRegistry(value: unknown): value is JobRegistry {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Object.values(value).every((d) => typeof d === 'object' && d !== null && (d as JobDefinition).payload instanceof z.ZodType)
+  );
+}
