@@ -1,0 +1,131 @@
+import {
+  createBatcher,
+  LIMITS,
+  type EnqueuedJob,
+  type EnqueueInput,
+  type JobDefinitions,
+  type JobRegistry,
+  type JobStatus,
+  type JobType,
+  type JobView,
+  type PayloadInput,
+} from '../shared/index.js';
+import { InvalidPayloadError, errorCodeOf } from './errors.js';
+import { createTrpc, type ConnectionOptions } from './trpc.js';
+
+/** Per-call options of `enqueue`; each overrides the job type's default. */
+export interface EnqueueOptions {
+  queue?: string;
+  /** 0..10, higher first. */
+  priority?: number;
+  /** Run at this time (not before). */
+  runAt?: Date;
+  /** Run after this many milliseconds. */
+  delayMs?: number;
+  maxRetries?: number;
+  /** While a job with this key (and type) is pending or running, enqueueing again returns that job. */
+  uniqueKey?: string;
+}
+
+/** One job for `enqueueMany`. */
+export type EnqueueItem<R extends JobDefinitions> = {
+  [K in JobType<R>]: { type: K; payload: PayloadInput<R, K> } & EnqueueOptions;
+}[JobType<R>];
+
+/** Options of {@link createQueueClient}. */
+export interface QueueClientOptions<R extends JobDefinitions> extends ConnectionOptions {
+  /** The registry shared with the server and the workers. */
+  jobs: JobRegistry<R>;
+  /**
+   * Coalesce concurrent `enqueue` calls into one `jobs.enqueueMany` request
+   * (each caller still gets its own id or error). Default true.
+   */
+  coalesce?: boolean;
+}
+
+/** The typed producer client. */
+export interface QueueClient<R extends JobDefinitions> {
+  /**
+   * Enqueues one job; a payload that does not match the type is a compile error.
+   * @example const job = await queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' });
+   */
+  enqueue<K extends JobType<R>>(type: K, payload: PayloadInput<R, K>, options?: EnqueueOptions): Promise<EnqueuedJob>;
+  /** Enqueues many jobs atomically (all validated first); answers in input order. Splits inputs over the server's batch limit. */
+  enqueueMany(items: ReadonlyArray<EnqueueItem<R>>): Promise<EnqueuedJob[]>;
+  /** One job with its status, result and error. */
+  get(id: string): Promise<JobView>;
+  /** Jobs, newest first. */
+  list(filter?: { queue?: string; type?: JobType<R>; status?: JobStatus | JobStatus[]; limit?: number; cursor?: string }): Promise<{ jobs: JobView[]; nextCursor: string | null }>;
+  /** Cancels a pending or running job. */
+  cancel(id: string): Promise<JobView>;
+  /** Re-queues a failed or cancelled job (admin key). */
+  retry(id: string): Promise<JobView>;
+  /** Counts per queue, type and status (admin key). */
+  stats(): Promise<{ counts: Array<{ queue: string; type: string; status: string; count: number; oldestScheduledFor: Date | null }> }>;
+  /** Closes the connections. */
+  close(): Promise<void>;
+}
+
+function toInput(registry: JobRegistry, type: string, payload: unknown, options: EnqueueOptions = {}): EnqueueInput {
+  const def = registry[type];
+  if (!def) throw new InvalidPayloadError(type, [{ path: [], message: `unknown job type "${type}"` }]);
+  const parsed = def.payload.safeParse(payload);
+  if (!parsed.success) throw new InvalidPayloadError(type, parsed.error.issues.map((i) => ({ path: i.path, message: i.message })));
+  // The input goes to the server as given; the server parses it with the same schema.
+  return { type, payload, ...options };
+}
+
+/**
+ * Creates the typed producer client.
+ * @example
+ * const queue = createQueueClient({ url: 'http://127.0.0.1:3000/trpc', jobs });
+ * await queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' }, { priority: 5 });
+ */
+export function createQueueClient<R extends JobDefinitions>(options: QueueClientOptions<R>): QueueClient<R> {
+  const { trpc, transport } = createTrpc(options);
+  const registry = options.jobs;
+
+  // Measured on this machine: one tRPC call costs about 0.3 ms of client CPU and
+  // 0.25 ms of server CPU, so one call per job caps near 3,000 jobs/s. Calls made
+  // while a request is in flight leave together as one enqueueMany.
+  const coalescer = createBatcher<EnqueueInput, EnqueuedJob>({
+    maxBatch: LIMITS.enqueueBatch,
+    maxInFlight: 4,
+    async send(inputs) {
+      if (inputs.length === 1) return [await trpc.jobs.enqueue.mutate(inputs[0] as EnqueueInput)];
+      try {
+        return (await trpc.jobs.enqueueMany.mutate({ jobs: inputs })).jobs;
+      } catch (error) {
+        // enqueueMany is all-or-nothing; when the server refuses one job, send
+        // each alone so every caller gets its own answer.
+        const code = errorCodeOf(error);
+        if (code === undefined || code === 'DATABASE_UNAVAILABLE' || code === 'SHUTTING_DOWN' || code === 'INTERNAL') throw error;
+        return Promise.all(inputs.map((input) => trpc.jobs.enqueue.mutate(input).catch((e: unknown) => e as Error)));
+      }
+    },
+  });
+
+  return {
+    enqueue(type, payload, opts) {
+      const input = toInput(registry, type, payload, opts);
+      return options.coalesce === false ? trpc.jobs.enqueue.mutate(input) : coalescer.add(input);
+    },
+    async enqueueMany(items) {
+      const inputs = items.map(({ type, payload, ...opts }) => toInput(registry, type, payload, opts));
+      const out: EnqueuedJob[] = [];
+      for (let i = 0; i < inputs.length; i += LIMITS.enqueueBatch) {
+        out.push(...(await trpc.jobs.enqueueMany.mutate({ jobs: inputs.slice(i, i + LIMITS.enqueueBatch) })).jobs);
+      }
+      return out;
+    },
+    get: (id) => trpc.jobs.get.query({ id }),
+    list: (filter = {}) => trpc.jobs.list.query(filter),
+    cancel: (id) => trpc.jobs.cancel.mutate({ id }),
+    retry: (id) => trpc.jobs.retry.mutate({ id }),
+    stats: () => trpc.queues.stats.query({}),
+    async close() {
+      await coalescer.drain();
+      await transport.close();
+    },
+  };
+}
