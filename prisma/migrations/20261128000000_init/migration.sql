@@ -46,12 +46,6 @@ CREATE TABLE "task_queue" (
     CONSTRAINT "task_queue_pkey" PRIMARY KEY ("id")
 );
 
--- CreateIndex
-CREATE INDEX "task_queue_lease_idx" ON "task_queue"("status", "lease_expires_at");
-
--- CreateIndex
-CREATE INDEX "task_queue_finished_idx" ON "task_queue"("status", "completed_at");
-
 -- What Prisma cannot say: the invariants, the claim index, HOT-friendly storage.
 
 -- Every status a job can have (documented in shared/statuses.ts).
@@ -69,6 +63,15 @@ ALTER TABLE "task_queue" ADD CONSTRAINT "task_queue_holder_check"
 -- however many finished rows the table keeps; ordered like the claim query.
 CREATE INDEX "task_queue_claim_idx" ON "task_queue" ("priority" DESC, "scheduled_for", "id")
   WHERE "status" = 'pending';
+
+-- The rescuer's scan: only held jobs, by lease expiry.
+CREATE INDEX "task_queue_lease_idx" ON "task_queue" ("lease_expires_at")
+  WHERE "status" IN ('claimed', 'processing');
+
+-- Retention's scan: only finished jobs it may delete, oldest first. A
+-- cancelled job has no completed_at; its last update is when it was cancelled.
+CREATE INDEX "task_queue_finished_idx" ON "task_queue" ((coalesce("completed_at", "updated_at")))
+  WHERE "status" IN ('completed', 'cancelled');
 
 -- uniqueKey: one live job per (task_type, unique_key). Enforced here, never by
 -- read-then-insert; a finished job frees its key.
