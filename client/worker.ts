@@ -123,7 +123,11 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
   let started = false;
   let stopping = false;
   let loop: Promise<void> | undefined;
+  // stopSignal ends sleeps; claimAbort drops a claim request, the last resort
+  // when the server cannot be asked to end it (a dropped claim's jobs wait out their lease).
+  const stopController = new AbortController();
   const claimAbort = new AbortController();
+  let claimInFlight = false;
   let slotFreed: (() => void) | undefined;
   let heartbeatTimer: NodeJS.Timeout | undefined;
 
@@ -277,18 +281,22 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
         continue;
       }
       try {
+        claimInFlight = true;
         const { jobs } = await trpc.worker.claim.mutate(
           { workerId, types, ...(options.queues ? { queues: options.queues } : {}), limit: Math.min(free, LIMITS.claimLimit), leaseMs, waitMs },
           { signal: claimAbort.signal },
         );
+        claimInFlight = false;
         failures = 0;
+        // Jobs that arrive while stopping still run: stop() waits for them.
         for (const job of jobs) launch(job);
       } catch (error) {
+        claimInFlight = false;
         if (stopping) break;
         emit({ kind: 'error', error });
         failures++;
         // Back off while the server or its database is down; resume by itself.
-        await sleep(Math.min(100 * 2 ** Math.min(failures, 6), 5000), claimAbort.signal);
+        await sleep(Math.min(100 * 2 ** Math.min(failures, 6), 5000), stopController.signal);
       }
     }
   };
@@ -309,8 +317,14 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
     async stop() {
       if (stopping) return;
       stopping = true;
-      claimAbort.abort();
+      stopController.abort();
       slotFreed?.();
+      if (claimInFlight) {
+        // Ask the server to end the long-poll, so jobs it claims are delivered, not dropped.
+        const interrupted = await trpc.worker.interrupt.mutate({ workerId }).then(() => true, () => false);
+        const ended = interrupted && (await Promise.race([loop?.then(() => true), sleep(5000).then(() => false)]));
+        if (!ended) claimAbort.abort();
+      }
       await loop;
       const settled = Promise.all([...running.values()].map((r) => r.done));
       const graceOver = await Promise.race([settled.then(() => false), sleep(graceMs).then(() => true)]);

@@ -115,7 +115,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     await embedded?.stop();
     throw error;
   }
-  const hub = createNotifyHub(databaseUrl, log);
+  const hub = createNotifyHub(pool, databaseUrl, log);
   await hub.start();
   const registry = options.jobs ?? null;
   const deps: ServerDeps = {

@@ -73,7 +73,7 @@ export interface ClaimRequest {
 export async function claimJobs(deps: LeaseDeps, req: ClaimRequest, signal?: AbortSignal): Promise<ClaimedJob[]> {
   const deadline = Date.now() + req.waitMs;
   for (;;) {
-    const ticket = deps.hub.ticket(req.queues);
+    const ticket = deps.hub.ticket(req.queues, req.workerId);
     const rows = await jobClaim(deps.db, req);
     if (rows.length > 0) {
       ticket.cancel();
@@ -90,6 +90,7 @@ export async function claimJobs(deps: LeaseDeps, req: ClaimRequest, signal?: Abo
       return [];
     }
     await ticket.wait(Math.min(remaining, deps.pollIntervalMs), signal);
+    if (ticket.interrupted) return [];
   }
 }
 

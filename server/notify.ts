@@ -6,14 +6,18 @@ export interface WakeTicket {
   /** Resolves on a wake-up for one of the ticket's queues, after `timeoutMs`, or when the hub closes. */
   wait(timeoutMs: number, signal?: AbortSignal): Promise<void>;
   cancel(): void;
+  /** True once the ticket's worker was interrupted (it is stopping): its claim should answer at once. */
+  readonly interrupted: boolean;
 }
 
 /** Wakes waiting claims: from NOTIFY (other servers, SQL callers) and directly from this server's own enqueues. */
 export interface NotifyHub {
-  /** Registers interest in `queues` (null: every queue). */
-  ticket(queues: readonly string[] | null): WakeTicket;
+  /** Registers interest in `queues` (null: every queue) for the claim of `workerId`. */
+  ticket(queues: readonly string[] | null, workerId?: string): WakeTicket;
   /** Wakes the waiters of these queues in this process. */
   wake(queues: Iterable<string>): void;
+  /** Ends the waiting claims of a stopping worker, on every server (through NOTIFY). */
+  interrupt(workerId: string): Promise<void>;
   /** Connects the LISTEN connection; reconnects by itself after. */
   start(): Promise<void>;
   /** Stops listening and releases every waiter. */
@@ -24,12 +28,17 @@ export interface NotifyHub {
 
 interface Waiter {
   queues: ReadonlySet<string> | null;
+  workerId: string | undefined;
   fire: () => void;
   fired: boolean;
+  interrupted: boolean;
 }
 
+/** The NOTIFY channel for interrupts; its payload is a worker id. */
+const INTERRUPT_CHANNEL = 'skipq_interrupt';
+
 /** Creates the hub. `connectionString` is used for one dedicated LISTEN connection. */
-export function createNotifyHub(connectionString: string, log: (message: string) => void = () => {}): NotifyHub {
+export function createNotifyHub(pool: pg.Pool, connectionString: string, log: (message: string) => void = () => {}): NotifyHub {
   const waiters = new Set<Waiter>();
   let client: pg.Client | undefined;
   let listening = false;
@@ -50,10 +59,20 @@ export function createNotifyHub(connectionString: string, log: (message: string)
     }
   };
 
+  const interruptLocal = (workerId: string): void => {
+    for (const w of waiters) {
+      if (w.workerId === workerId) {
+        w.interrupted = true;
+        w.fire();
+      }
+    }
+  };
+
   const connect = async (): Promise<void> => {
     const c = new pg.Client({ connectionString, application_name: 'skipq-listen', connectionTimeoutMillis: 5000 });
     c.on('notification', (msg) => {
       if (msg.channel === JOBS_CHANNEL) wake([msg.payload ?? '']);
+      else if (msg.channel === INTERRUPT_CHANNEL) interruptLocal(msg.payload ?? '');
     });
     const lost = (): void => {
       if (client !== c) return;
@@ -69,7 +88,7 @@ export function createNotifyHub(connectionString: string, log: (message: string)
     c.on('error', lost);
     c.on('end', lost);
     await c.connect();
-    await c.query(`LISTEN ${JOBS_CHANNEL}`);
+    await c.query(`LISTEN ${JOBS_CHANNEL}; LISTEN ${INTERRUPT_CHANNEL}`);
     if (closed) {
       await c.end();
       return;
@@ -97,11 +116,13 @@ export function createNotifyHub(connectionString: string, log: (message: string)
     get listening() {
       return listening;
     },
-    ticket(queues) {
+    ticket(queues, workerId) {
       let resolveWait: (() => void) | undefined;
       const waiter: Waiter = {
         queues: queues ? new Set(queues) : null,
+        workerId,
         fired: false,
+        interrupted: false,
         fire() {
           waiter.fired = true;
           waiters.delete(waiter);
@@ -131,9 +152,16 @@ export function createNotifyHub(connectionString: string, log: (message: string)
         cancel() {
           waiters.delete(waiter);
         },
+        get interrupted() {
+          return waiter.interrupted;
+        },
       };
     },
     wake,
+    async interrupt(workerId) {
+      interruptLocal(workerId);
+      await pool.query('SELECT pg_notify($1, $2)', [INTERRUPT_CHANNEL, workerId]);
+    },
     async start() {
       try {
         await connect();

@@ -5,7 +5,9 @@ import {
   failInputSchema,
   heartbeatInputSchema,
   heldJobsInputSchema,
+  workerIdSchema,
 } from '../../shared/index.js';
+import { z } from 'zod';
 import { claimJobs, completeJob, completeJobs, failJob, heartbeatJobs, releaseJobs, startJobs } from '../leases.js';
 import { assertQueueAllowed, router, workerProcedure } from '../trpc.js';
 
@@ -36,6 +38,14 @@ export const workerRouter = router({
 
   /** Fail one job: retried after its backoff, or failed when retries are spent or `retry` is false. */
   fail: workerProcedure.input(failInputSchema).mutation(({ ctx, input }) => failJob(ctx.deps, input)),
+
+  /** Ends this worker's waiting claims at once, on every server: a stopping worker calls it instead of dropping a claim in flight. */
+  interrupt: workerProcedure
+    .input(z.object({ workerId: workerIdSchema }).strict())
+    .mutation(async ({ ctx, input }) => {
+      await ctx.deps.hub.interrupt(input.workerId);
+      return { interrupted: true };
+    }),
 
   /** Hand unfinished jobs back to pending without using a retry (graceful worker stop). */
   release: workerProcedure.input(heldJobsInputSchema).mutation(({ ctx, input }) => releaseJobs(ctx.deps, input.workerId, input.jobs)),

@@ -1,0 +1,74 @@
+// Compile-time guarantees of the typed clients. vitest typechecks this file in
+// `npm test`: an @ts-expect-error that no longer errors fails the run.
+import { z } from 'zod';
+import { describe, expectTypeOf, it } from 'vitest';
+import { createQueueClient, createWorker } from '../client/index.js';
+import { defineJobs, type EnqueuedJob, type PayloadOf } from '../shared/index.js';
+
+const jobs = defineJobs({
+  ingestion: {
+    payload: z.object({ chainId: z.string(), targetDate: z.string() }),
+    result: z.object({ rows: z.number() }),
+  },
+  email: { payload: z.object({ to: z.string(), cc: z.array(z.string()).optional() }) },
+});
+
+const queue = createQueueClient({ url: 'http://127.0.0.1:3000/trpc', jobs });
+
+describe('createQueueClient', () => {
+  it('accepts a payload of the right shape and answers an EnqueuedJob', () => {
+    expectTypeOf(queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' })).toEqualTypeOf<Promise<EnqueuedJob>>();
+    expectTypeOf(queue.enqueue('email', { to: 'a@b.co' }, { priority: 3, uniqueKey: 'k' })).toEqualTypeOf<Promise<EnqueuedJob>>();
+  });
+
+  it('rejects a wrong payload, a missing field and an unknown type at compile time', () => {
+    // @ts-expect-error chainId must be a string
+    void queue.enqueue('ingestion', { chainId: 42, targetDate: '2026-01-23' });
+    // @ts-expect-error targetDate is missing
+    void queue.enqueue('ingestion', { chainId: 'konzum' });
+    // @ts-expect-error no such job type
+    void queue.enqueue('ingestoin', { chainId: 'konzum', targetDate: '2026-01-23' });
+    // @ts-expect-error the payload of email is not the payload of ingestion
+    void queue.enqueue('email', { chainId: 'konzum', targetDate: '2026-01-23' });
+    // @ts-expect-error enqueueMany checks each item against its own type
+    void queue.enqueueMany([{ type: 'email', payload: { chainId: 'x', targetDate: 'y' } }]);
+    // @ts-expect-error unknown option
+    void queue.enqueue('email', { to: 'a@b.co' }, { priorty: 3 });
+  });
+});
+
+describe('createWorker', () => {
+  it('types each handler payload from the registry and checks its result', () => {
+    createWorker({
+      url: 'http://127.0.0.1:3000/trpc',
+      jobs,
+      handlers: {
+        ingestion: async (payload, ctx) => {
+          expectTypeOf(payload).toEqualTypeOf<{ chainId: string; targetDate: string }>();
+          expectTypeOf(ctx.signal).toEqualTypeOf<AbortSignal>();
+          expectTypeOf(ctx.attempt).toEqualTypeOf<number>();
+          return { rows: 1 };
+        },
+        email: (payload) => {
+          expectTypeOf(payload).toEqualTypeOf<PayloadOf<typeof jobs, 'email'>>();
+        },
+      },
+    });
+    createWorker({
+      url: 'http://127.0.0.1:3000/trpc',
+      jobs,
+      handlers: {
+        // @ts-expect-error the result schema says rows is a number
+        ingestion: async () => ({ rows: 'many' }),
+      },
+    });
+    createWorker({
+      url: 'http://127.0.0.1:3000/trpc',
+      jobs,
+      handlers: {
+        // @ts-expect-error no such job type
+        sms: async () => undefined,
+      },
+    });
+  });
+});
