@@ -1,0 +1,96 @@
+// skipq in the bench: its server in its own process on a fresh database, and
+// producers and workers through the public clients over HTTP.
+import { createServer } from 'node:net';
+import { createQueueClient, createWorker } from '../client/index.js';
+import { sleep } from './lib/clock.js';
+import { createDatabase, databaseUrl, dropDatabase } from './lib/postgres.js';
+import { skipqVersion } from './lib/versions.js';
+import { jobs } from './jobs.js';
+import type { SystemDriver, SystemHost } from './systems.js';
+
+/**
+ * The worker's settings. Tried on this machine with W3 (10,000 no-op jobs):
+ * see bench/README.md for the sweep. Claims take up to `concurrency` jobs, so a
+ * larger value means fewer, bigger claim and completeMany round trips.
+ */
+export const SKIPQ_WORKER = Object.freeze({ concurrency: 100 });
+
+/** A free TCP port on 127.0.0.1 (the server gets it on its command line). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export const host: SystemHost = {
+  name: 'skipq',
+  label: 'skipq',
+  version: skipqVersion,
+  settings: `server: own process, pool ${process.env.SKIPQ_PG_POOL_SIZE ?? 10} connections, registry via --jobs, retention off; worker: concurrency ${SKIPQ_WORKER.concurrency}`,
+  async deploy(round, options = {}) {
+    const database = await createDatabase('skipq');
+    round.defer(() => dropDatabase(database));
+    const port = await freePort();
+    const server = round.spawn({
+      name: 'skipq server',
+      script: 'server/main.ts',
+      args: ['--port', String(port), '--host', '127.0.0.1', '--jobs', './bench/jobs.ts'],
+      nodeArgs: options.serverNodeArgs,
+      env: { DATABASE_URL: databaseUrl(database), SKIPQ_RETENTION_DAYS: '0' },
+    });
+    const url = `http://127.0.0.1:${port}/trpc`;
+    // Ready means migrated and answering: poll the public health procedure.
+    for (let tries = 0; ; tries++) {
+      const ok = await fetch(`${url}/health`).then((r) => r.ok, () => false);
+      if (ok) break;
+      if (tries > 300) throw new Error(`skipq server did not answer /trpc/health within 30 s:\n${server.tail()}`);
+      await round.wait(Promise.race([sleep(100), server.exited.then(() => { throw new Error(`skipq server exited:\n${server.tail()}`); })]));
+    }
+    return { endpoint: { system: 'skipq', url }, serverPid: server.pid, database };
+  },
+};
+
+export const driver: SystemDriver = {
+  async producer(endpoint) {
+    const queue = createQueueClient({ url: endpoint.url as string, jobs });
+    return {
+      // Concurrent calls leave the client as one jobs.enqueueMany (client-side coalescing).
+      enqueue: async (payload) => (await queue.enqueue('bench', payload)).id,
+      enqueueMany: async (payloads) => (await queue.enqueueMany(payloads.map((payload) => ({ type: 'bench' as const, payload })))).map((j) => j.id),
+      close: () => queue.close(),
+    };
+  },
+  async worker(endpoint, handle) {
+    let completed = 0;
+    let errors = 0;
+    const worker = createWorker({
+      url: endpoint.url as string,
+      jobs,
+      concurrency: SKIPQ_WORKER.concurrency,
+      handlers: {
+        bench(payload, ctx) {
+          handle(payload, ctx.id);
+        },
+      },
+      onEvent(event) {
+        // "completed" is emitted once the server acknowledged the completeMany that carried it.
+        if (event.kind === 'completed') completed++;
+        else if (event.kind === 'error' && ++errors <= 5) process.stderr.write(`skipq worker error: ${String((event.error as Error)?.message ?? event.error)}\n`);
+      },
+    });
+    return {
+      async start() {
+        worker.start();
+      },
+      async allCompleted(expected) {
+        return completed >= expected;
+      },
+      stop: () => worker.stop(),
+    };
+  },
+};
