@@ -1,12 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type pg from 'pg';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
-import type pg from 'pg';
 import { isJobRegistry, type JobRegistry } from '../shared/index.js';
-import { OPEN_PRINCIPAL, createContextInner, type Principal, type ServerDeps } from './context.js';
+import { createAuthenticator, isLoopback } from './auth.js';
+import { createContextInner, type ServerDeps } from './context.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
@@ -41,8 +42,8 @@ export interface QueueServerOptions {
   retentionDays?: number;
   /** Run rescue and cleanup in this process. Default true. */
   maintenance?: boolean;
-  /** Authenticates a request; default: everyone is admin (loopback use). */
-  authenticate?: (req: IncomingMessage) => Promise<Principal> | Principal;
+  /** Require API keys even on loopback (they are always required beyond it). Default: required once any key exists. */
+  requireAuth?: boolean;
   log?: (message: string) => void;
 }
 
@@ -68,6 +69,11 @@ export async function loadRegistry(modulePath: string): Promise<JobRegistry> {
   const candidate = mod.jobs ?? mod.default;
   if (!isJobRegistry(candidate)) throw new Error(`${modulePath} does not export a registry made by defineJobs (as "jobs" or default)`);
   return candidate;
+}
+
+async function hasActiveKey(pool: pg.Pool): Promise<boolean> {
+  const { rows } = await pool.query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL) AS any');
+  return rows[0]?.any ?? false;
 }
 
 function rejectTooLarge(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): boolean {
@@ -115,7 +121,17 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     await embedded?.stop();
     throw error;
   }
-  const hub = createNotifyHub(pool, databaseUrl, log);
+  const host = options.host ?? '127.0.0.1';
+  const auth = createAuthenticator(pool, options.requireAuth === true || !isLoopback(host));
+  if (!isLoopback(host) && !(await hasActiveKey(pool))) {
+    await pool.end();
+    await embedded?.stop();
+    throw new Error(
+      `refusing to listen on ${host} without API keys: anyone who reaches it could run and read jobs. ` +
+        'Create a key first (npm run keys -- create --role admin), or listen on 127.0.0.1.',
+    );
+  }
+  const hub = createNotifyHub(pool, databaseUrl, log, () => auth.invalidate());
   await hub.start();
   const registry = options.jobs ?? null;
   const deps: ServerDeps = {
@@ -139,13 +155,15 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   });
   if (options.maintenance !== false) maintenance.start();
 
-  const authenticate = options.authenticate ?? (() => OPEN_PRINCIPAL);
   const handler = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: maxBodyBytes,
     maxBatchSize: 100,
-    createContext: async ({ req }) => createContextInner(deps, await authenticate(req)),
+    createContext: async ({ req }) => {
+      const who = await auth.authenticate(req);
+      return createContextInner(deps, who.principal, who.error);
+    },
     onError({ error, path }) {
       if (error.code === 'INTERNAL_SERVER_ERROR') log(`internal error in ${path ?? '?'}: ${error.cause?.stack ?? error.stack}`);
     },
@@ -163,14 +181,14 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 3000, options.host ?? '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 3000, host, () => resolve());
   });
   const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${host}:${address.port}/trpc`,
+    url: `http://${shownHost}:${address.port}/trpc`,
     port: address.port,
     pool,
     deps,

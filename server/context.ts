@@ -28,13 +28,22 @@ export interface ServerDeps extends LeaseDeps {
   version: string;
 }
 
-/** The tRPC context. */
+/** The tRPC context: who is calling, or why they could not be identified. */
 export interface QueueContext {
   deps: ServerDeps;
-  principal: Principal;
+  principal: Principal | null;
+  authError: string | null;
 }
 
 /** Builds a context without HTTP; tests and `createCaller` use it directly. */
-export function createContextInner(deps: ServerDeps, principal: Principal = OPEN_PRINCIPAL): QueueContext {
-  return { deps, principal };
+export function createContextInner(deps: ServerDeps, principal: Principal | null = OPEN_PRINCIPAL, authError: string | null = null): QueueContext {
+  return { deps, principal, authError };
+}
+
+/**
+ * The worker id as stored: with API keys, prefixed by the key's id, so a key
+ * can only ever act on jobs claimed with that same key.
+ */
+export function storedWorkerId(principal: Principal, workerId: string): string {
+  return principal.keyId ? `${principal.keyId}/${workerId}` : workerId;
 }

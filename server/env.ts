@@ -15,6 +15,7 @@ const envSchema = z.object({
   SKIPQ_POLL_INTERVAL_MS: int(10, 60_000).default(1000),
   SKIPQ_RESCUE_INTERVAL_MS: int(50, 3_600_000).default(5000),
   SKIPQ_RETENTION_DAYS: int(0, 36_500).default(7),
+  SKIPQ_REQUIRE_AUTH: z.enum(['0', '1', 'true', 'false']).default('0').transform((v) => v === '1' || v === 'true'),
 });
 
 /** The server's settings, frozen after they are read. */

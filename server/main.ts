@@ -2,10 +2,12 @@
 import { parseArgs } from 'node:util';
 import { createQueueServer, loadRegistry } from './app.js';
 import { readEnv } from './env.js';
+import { keysCommand } from './keysCli.js';
 
 const HELP = `skipq: a type-safe job queue service on PostgreSQL
 
 Usage: npm start -- [options]        (or: npx tsx server/main.ts [options])
+       npm run keys -- create|list|revoke ...   (API keys; npm run keys for help)
 
 Options:
   --jobs <module>   module exporting the job registry (defineJobs) as "jobs" or default;
@@ -13,6 +15,9 @@ Options:
   --port <n>        port to listen on (env PORT, default 3000; 0 picks a free one)
   --host <addr>     address to listen on (env HOST, default 127.0.0.1)
   --migrate-only    apply pending migrations and exit (npm run db:migrate)
+  --require-auth    require API keys even on loopback (env SKIPQ_REQUIRE_AUTH=1);
+                    beyond loopback they are always required, and the server
+                    refuses to start until a key exists
   -h, --help        this text
 
 Environment:
@@ -24,11 +29,17 @@ Environment:
   SKIPQ_POLL_INTERVAL_MS    fallback poll of waiting claims, default 1000
   SKIPQ_RESCUE_INTERVAL_MS  expired-lease sweep, default 5000
   SKIPQ_RETENTION_DAYS      keep completed/cancelled jobs this long (0: forever), default 7
+  SKIPQ_REQUIRE_AUTH        1: require API keys on loopback too
 `;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
     options: {
+      role: { type: 'string' },
+      queues: { type: 'string' },
+      name: { type: 'string' },
+      'require-auth': { type: 'boolean', default: false },
       jobs: { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string' },
@@ -36,8 +47,14 @@ async function main(): Promise<void> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) {
+  if (positionals[0] === 'keys') {
+    const env = readEnv();
+    process.exitCode = await keysCommand(env, positionals.slice(1), values);
+    return;
+  }
+  if (values.help || positionals.length > 0) {
     process.stdout.write(HELP);
+    if (positionals.length > 0) process.exitCode = 2;
     return;
   }
   const env = readEnv({ ...process.env, ...(values.port ? { PORT: values.port } : {}), ...(values.host ? { HOST: values.host } : {}) });
@@ -60,6 +77,7 @@ async function main(): Promise<void> {
     pollIntervalMs: env.SKIPQ_POLL_INTERVAL_MS,
     rescueIntervalMs: env.SKIPQ_RESCUE_INTERVAL_MS,
     retentionDays: env.SKIPQ_RETENTION_DAYS,
+    requireAuth: values['require-auth'] || env.SKIPQ_REQUIRE_AUTH,
   });
   console.log(`[skipq] listening on ${server.url}${jobs ? ` with job types: ${Object.keys(jobs).join(', ')}` : ' (no registry: any JSON payload is accepted)'}`);
   let stopping = false;

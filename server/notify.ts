@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { KEYS_CHANNEL } from './auth.js';
 import { JOBS_CHANNEL } from './queries/insert.js';
 
 /** A registration for wake-ups, taken before looking for work so no wake-up between look and wait is lost. */
@@ -38,7 +39,12 @@ interface Waiter {
 const INTERRUPT_CHANNEL = 'skipq_interrupt';
 
 /** Creates the hub. `connectionString` is used for one dedicated LISTEN connection. */
-export function createNotifyHub(pool: pg.Pool, connectionString: string, log: (message: string) => void = () => {}): NotifyHub {
+export function createNotifyHub(
+  pool: pg.Pool,
+  connectionString: string,
+  log: (message: string) => void = () => {},
+  onKeysChanged: () => void = () => {},
+): NotifyHub {
   const waiters = new Set<Waiter>();
   let client: pg.Client | undefined;
   let listening = false;
@@ -73,6 +79,7 @@ export function createNotifyHub(pool: pg.Pool, connectionString: string, log: (m
     c.on('notification', (msg) => {
       if (msg.channel === JOBS_CHANNEL) wake([msg.payload ?? '']);
       else if (msg.channel === INTERRUPT_CHANNEL) interruptLocal(msg.payload ?? '');
+      else if (msg.channel === KEYS_CHANNEL) onKeysChanged();
     });
     const lost = (): void => {
       if (client !== c) return;
@@ -88,7 +95,7 @@ export function createNotifyHub(pool: pg.Pool, connectionString: string, log: (m
     c.on('error', lost);
     c.on('end', lost);
     await c.connect();
-    await c.query(`LISTEN ${JOBS_CHANNEL}; LISTEN ${INTERRUPT_CHANNEL}`);
+    await c.query(`LISTEN ${JOBS_CHANNEL}; LISTEN ${INTERRUPT_CHANNEL}; LISTEN ${KEYS_CHANNEL}`);
     if (closed) {
       await c.end();
       return;
@@ -98,6 +105,7 @@ export function createNotifyHub(pool: pg.Pool, connectionString: string, log: (m
     retryMs = 100;
     // Notifications sent while we were away are gone; let every waiter look once.
     wakeAll();
+    onKeysChanged();
   };
 
   const scheduleReconnect = (): void => {

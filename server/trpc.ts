@@ -1,7 +1,7 @@
 import { initTRPC } from '@trpc/server';
 import superjson from 'superjson';
 import { ERROR_CODES } from '../shared/index.js';
-import type { QueueContext, Role } from './context.js';
+import type { Principal, QueueContext, Role } from './context.js';
 import { QueueError, toQueueError, toTRPCError } from './errors.js';
 
 const t = initTRPC.context<QueueContext>().create({
@@ -42,10 +42,12 @@ const ROLE_ALLOWS: Record<Role, ReadonlySet<Role>> = {
 /** A procedure callable by keys of role `role` (and by admins). */
 function procedureFor(role: Role) {
   return t.procedure.use(mapErrors).use(({ ctx, next }) => {
-    if (!ROLE_ALLOWS[role].has(ctx.principal.role)) {
-      throw new QueueError(ERROR_CODES.FORBIDDEN, `this call needs a key with role "${role}"; yours has role "${ctx.principal.role}"`);
+    const principal = ctx.principal;
+    if (!principal) throw new QueueError(ERROR_CODES.UNAUTHORIZED, ctx.authError ?? 'this call needs an API key');
+    if (!ROLE_ALLOWS[role].has(principal.role)) {
+      throw new QueueError(ERROR_CODES.FORBIDDEN, `this call needs a key with role "${role}" or "admin"; this key has role "${principal.role}"`);
     }
-    return next();
+    return next({ ctx: { principal } });
   });
 }
 
@@ -63,7 +65,7 @@ export const adminProcedure = procedureFor('admin');
 export const createCallerFactory = t.createCallerFactory;
 
 /** Throws FORBIDDEN when the caller's key is limited to other queues. */
-export function assertQueueAllowed(ctx: QueueContext, queue: string): void {
+export function assertQueueAllowed(ctx: { principal: Principal }, queue: string): void {
   const allowed = ctx.principal.queues;
   if (allowed && !allowed.includes(queue)) {
     throw new QueueError(ERROR_CODES.FORBIDDEN, `this key may not use queue "${queue}"; it is limited to: ${allowed.join(', ')}`);

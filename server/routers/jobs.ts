@@ -12,9 +12,9 @@ import { jobCancel, jobGet, jobRetry } from '../queries/admin.js';
 import { jobList } from '../queries/list.js';
 import { toJobView } from '../queries/row.js';
 import { adminProcedure, assertQueueAllowed, producerProcedure, router } from '../trpc.js';
-import type { QueueContext } from '../context.js';
+import type { Principal, QueueContext } from '../context.js';
 
-async function getOrThrow(ctx: QueueContext, id: string): Promise<JobView> {
+async function getOrThrow(ctx: QueueContext & { principal: Principal }, id: string): Promise<JobView> {
   const row = await jobGet(ctx.deps.db, id);
   if (!row) throw new QueueError(ERROR_CODES.JOB_NOT_FOUND, `no job with id ${id}`);
   assertQueueAllowed(ctx, row.queue);
