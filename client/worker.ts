@@ -85,8 +85,11 @@ interface Running {
   progress: unknown;
   /** Set once the server said the job is no longer ours: its outcome is not reported. */
   abandoned: boolean;
+  /** Settles when the handler has returned (its report may still be on its way). */
   done: Promise<void>;
 }
+
+type Outcome = { ok: true; result: unknown } | { ok: false; error: unknown };
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
@@ -116,10 +119,13 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
   const waitMs = options.waitMs ?? 20_000;
   const graceMs = options.graceMs ?? 30_000;
   const startDelay = options.startReportDelayMs ?? 20;
+  const claimThreshold = Math.max(1, Math.floor(concurrency / 4));
   const workerId = options.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const emit = options.onEvent ?? (() => {});
 
   const running = new Map<string, Running>();
+  // Reports (completions, failures) still on their way; stop() waits for them.
+  const reports = new Set<Promise<void>>();
   let started = false;
   let stopping = false;
   let loop: Promise<void> | undefined;
@@ -127,7 +133,6 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
   // when the server cannot be asked to end it (a dropped claim's jobs wait out their lease).
   const stopController = new AbortController();
   const claimAbort = new AbortController();
-  let claimInFlight = false;
   let slotFreed: (() => void) | undefined;
   let heartbeatTimer: NodeJS.Timeout | undefined;
 
@@ -149,6 +154,9 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
   const completer = createBatcher<{ id: string; attempt: number; result?: unknown }, CompleteOutcome>({
     maxBatch: LIMITS.workerBatch,
     maxInFlight: 2,
+    // A millisecond's grace lets the claim loop, which runs on the next turn,
+    // take these completions along with its claim instead of a request of their own.
+    delayMs: 1,
     async send(items) {
       for (let tries = 0; ; tries++) {
         try {
@@ -187,7 +195,7 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
     }
   };
 
-  const report = async (run: Running, outcome: { ok: true; result: unknown } | { ok: false; error: unknown }): Promise<void> => {
+  const report = async (run: Running, outcome: Outcome): Promise<void> => {
     const { job } = run;
     if (run.abandoned) return;
     if (outcome.ok) {
@@ -217,11 +225,11 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
     }
   };
 
-  const execute = async (run: Running): Promise<void> => {
+  const execute = async (run: Running): Promise<Outcome> => {
     const { job } = run;
     const def = registry[job.type];
     const handler = handlers[job.type];
-    let outcome: { ok: true; result: unknown } | { ok: false; error: unknown };
+    let outcome: Outcome;
     // The payload came from the database: unknown until the registry's schema says otherwise.
     const parsed = def?.payload.safeParse(job.payload);
     if (!def || !handler || !parsed?.success) {
@@ -255,50 +263,92 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
       }
       pendingStarts.delete(job.id);
     }
-    try {
-      await report(run, outcome);
-    } catch (error) {
-      emit({ kind: 'error', error });
-    }
+    return outcome;
   };
 
   const launch = (job: ClaimedJob): void => {
     const run: Running = { job, controller: new AbortController(), progress: undefined, abandoned: false, done: Promise.resolve() };
     running.set(job.id, run);
-    run.done = execute(run).finally(() => {
+    run.done = execute(run).then((outcome) => {
+      // The slot frees when the handler returns, not when the server has the
+      // result: the next claim can leave (carrying this completion) at once.
       running.delete(job.id);
       slotFreed?.();
+      const sent = report(run, outcome).catch((error: unknown) => emit({ kind: 'error', error }));
+      reports.add(sent);
+      void sent.finally(() => reports.delete(sent));
     });
   };
 
+  // While there is a backlog, two claims may be in flight: one batch runs while
+  // the next batch's round trip is on the wire. Without a backlog, one claim
+  // long-polls. Completions waiting to be sent ride with the next claim.
+  let claimsInFlight = 0;
+  let requested = 0;
+  let backlog = false;
+  let failures = 0;
+  const claimTasks = new Set<Promise<void>>();
+
+  const claimOnce = async (limit: number): Promise<void> => {
+    const folded = completer.takeQueued();
+    try {
+      const answer = await trpc.worker.claim.mutate(
+        {
+          workerId,
+          types,
+          ...(options.queues ? { queues: options.queues } : {}),
+          ...(folded.items.length > 0 ? { complete: folded.items } : {}),
+          limit,
+          leaseMs,
+          // Never long-poll while holding completions (their callers wait) or when work is queued.
+          waitMs: folded.items.length > 0 || backlog ? 0 : waitMs,
+        },
+        { signal: claimAbort.signal },
+      );
+      folded.settle(answer.completed ?? []);
+      failures = 0;
+      backlog = answer.jobs.length > 0 && answer.jobs.length === limit;
+      // Jobs that arrive while stopping still run: stop() waits for them.
+      for (const job of answer.jobs) launch(job);
+    } catch (error) {
+      // The completions may or may not have been applied; resending them is
+      // safe (a repeated completion answers "completed" without a second write).
+      folded.requeue();
+      backlog = false;
+      if (stopping) return;
+      emit({ kind: 'error', error });
+      failures++;
+      // Back off while the server or its database is down; resume by itself.
+      await sleep(Math.min(100 * 2 ** Math.min(failures, 6), 5000), stopController.signal);
+    }
+  };
+
   const claimLoop = async (): Promise<void> => {
-    let failures = 0;
     while (!stopping) {
-      const free = concurrency - running.size;
-      if (free <= 0) {
+      const free = concurrency - running.size - requested;
+      const busy = running.size + requested > 0;
+      // Claim when a quarter of the slots are free (or all are): a claim per
+      // finished job would cost a round trip per job.
+      if (claimsInFlight >= (backlog ? 2 : 1) || free <= 0 || (free < claimThreshold && busy)) {
         await new Promise<void>((resolve) => { slotFreed = resolve; });
         slotFreed = undefined;
+        // Let handlers finishing in this same turn free their slots too.
+        await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
-      try {
-        claimInFlight = true;
-        const { jobs } = await trpc.worker.claim.mutate(
-          { workerId, types, ...(options.queues ? { queues: options.queues } : {}), limit: Math.min(free, LIMITS.claimLimit), leaseMs, waitMs },
-          { signal: claimAbort.signal },
-        );
-        claimInFlight = false;
-        failures = 0;
-        // Jobs that arrive while stopping still run: stop() waits for them.
-        for (const job of jobs) launch(job);
-      } catch (error) {
-        claimInFlight = false;
-        if (stopping) break;
-        emit({ kind: 'error', error });
-        failures++;
-        // Back off while the server or its database is down; resume by itself.
-        await sleep(Math.min(100 * 2 ** Math.min(failures, 6), 5000), stopController.signal);
-      }
+      // Under a backlog, half the slots per claim, so two claims overlap.
+      const limit = Math.min(free, LIMITS.claimLimit, backlog ? Math.ceil(concurrency / 2) : concurrency);
+      requested += limit;
+      claimsInFlight++;
+      const task: Promise<void> = claimOnce(limit).finally(() => {
+        requested -= limit;
+        claimsInFlight--;
+        claimTasks.delete(task);
+        slotFreed?.();
+      });
+      claimTasks.add(task);
     }
+    await Promise.all([...claimTasks]);
   };
 
   return {
@@ -319,14 +369,14 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
       stopping = true;
       stopController.abort();
       slotFreed?.();
-      if (claimInFlight) {
+      if (claimsInFlight > 0) {
         // Ask the server to end the long-poll, so jobs it claims are delivered, not dropped.
         const interrupted = await trpc.worker.interrupt.mutate({ workerId }).then(() => true, () => false);
         const ended = interrupted && (await Promise.race([loop?.then(() => true), sleep(5000).then(() => false)]));
         if (!ended) claimAbort.abort();
       }
       await loop;
-      const settled = Promise.all([...running.values()].map((r) => r.done));
+      const settled = Promise.all([...running.values()].map((r) => r.done)).then(() => Promise.all([...reports]));
       const graceOver = await Promise.race([settled.then(() => false), sleep(graceMs).then(() => true)]);
       if (graceOver && running.size > 0) {
         const left = [...running.values()].filter((r) => !r.abandoned);
@@ -340,6 +390,7 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
       }
       clearInterval(heartbeatTimer);
       clearTimeout(startTimer);
+      await Promise.all([...reports]);
       await completer.drain();
       await transport.close();
     },

@@ -13,6 +13,7 @@ import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
 import { createPrisma } from './db/prisma.js';
 import { createEnqueuer } from './enqueue.js';
+import { toQueueError, toTRPCError } from './errors.js';
 import { createMaintenance, type Maintenance } from './maintenance.js';
 import { createNotifyHub } from './notify.js';
 import { appRouter } from './routers/_app.js';
@@ -142,6 +143,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     prisma: createPrisma(pool),
     enqueuer: createEnqueuer({ db: pool, registry, hub, maxPayloadBytes, maxInFlight: Math.max(1, Math.floor((options.poolSize ?? 10) / 2)) }),
     maxPayloadBytes,
+    maxBodyBytes,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
     isClosing: () => closing,
     version: VERSION,
@@ -161,7 +163,14 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     maxBodySize: maxBodyBytes,
     maxBatchSize: 100,
     createContext: async ({ req }) => {
-      const who = await auth.authenticate(req);
+      let who;
+      try {
+        who = await auth.authenticate(req);
+      } catch (error) {
+        // Looking up a key needs the database: unreachable, that is a 503, not an internal error.
+        const domain = toQueueError(error);
+        throw domain ? toTRPCError(domain) : error;
+      }
       return createContextInner(deps, who.principal, who.error);
     },
     onError({ error, path }) {
@@ -198,10 +207,14 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
         closing = true;
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
+        // A keep-alive connection whose request was in flight turns idle once it is
+        // answered; without this, close waited out the 10 s below for the client to hang up.
+        const idleCloser = setInterval(() => server.closeIdleConnections(), 50).unref();
         // Releases waiting claims: they answer with no jobs at once.
         await hub.close();
         await deps.enqueuer.drain();
         await Promise.race([serverClosed, new Promise((r) => setTimeout(r, 10_000).unref())]);
+        clearInterval(idleCloser);
         server.closeAllConnections();
         await maintenance.stop();
         await deps.prisma.$disconnect().catch(() => {});

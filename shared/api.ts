@@ -8,6 +8,9 @@ export const jobIdSchema = z
   .string()
   .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a job id (a UUID such as 01931a3c-5c1e-7d2a-9f00-1b2c3d4e5f60)');
 
+/** The attempt a worker got at claim (the fencing token); `attempt` is an int4 column. */
+const attemptSchema = z.number().int().min(1).max(2_147_483_647);
+
 /** A worker's name; appears in `worker_id`. */
 export const workerIdSchema = textSchema(LIMITS.workerId).min(1);
 
@@ -57,10 +60,17 @@ export const listInputSchema = z
   })
   .strict();
 
-/** Input of `worker.claim`. */
+/** A completion: a held job and what its handler returned. */
+export const completionSchema = z.object({ id: jobIdSchema, attempt: attemptSchema, result: z.unknown().optional() }).strict();
+
+/**
+ * Input of `worker.claim`. `complete` carries finished jobs of the same worker,
+ * completed before the claim runs: one round trip per batch instead of two.
+ */
 export const claimInputSchema = z
   .object({
     workerId: workerIdSchema,
+    complete: z.array(completionSchema).max(LIMITS.workerBatch).optional(),
     types: z.array(nameSchema).min(1).max(100).optional(),
     queues: z.array(nameSchema).min(1).max(100).optional(),
     limit: z.number().int().min(1).max(LIMITS.claimLimit).default(1),
@@ -84,7 +94,7 @@ export interface ClaimedJob {
 }
 
 /** A held job: its id and the attempt (fencing token) the worker got at claim. */
-export const heldJobSchema = z.object({ id: jobIdSchema, attempt: z.number().int().min(1) }).strict();
+export const heldJobSchema = z.object({ id: jobIdSchema, attempt: attemptSchema }).strict();
 
 /** Input of `worker.start`, `worker.release`. */
 export const heldJobsInputSchema = z
@@ -105,17 +115,14 @@ export const heartbeatInputSchema = z
 
 /** Input of `worker.complete`. */
 export const completeInputSchema = z
-  .object({ workerId: workerIdSchema, id: jobIdSchema, attempt: z.number().int().min(1), result: z.unknown().optional() })
+  .object({ workerId: workerIdSchema, id: jobIdSchema, attempt: attemptSchema, result: z.unknown().optional() })
   .strict();
 
 /** Input of `worker.completeMany`. */
 export const completeManyInputSchema = z
   .object({
     workerId: workerIdSchema,
-    jobs: z
-      .array(heldJobSchema.extend({ result: z.unknown().optional() }).strict())
-      .min(1)
-      .max(LIMITS.workerBatch),
+    jobs: z.array(completionSchema).min(1).max(LIMITS.workerBatch),
   })
   .strict();
 
@@ -127,7 +134,7 @@ export const failInputSchema = z
   .object({
     workerId: workerIdSchema,
     id: jobIdSchema,
-    attempt: z.number().int().min(1),
+    attempt: attemptSchema,
     error: z.string().transform((s) => s.replaceAll('\u0000', '').slice(0, LIMITS.errorMessage)),
     retry: z.boolean().default(true),
     retryDelayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),

@@ -9,6 +9,8 @@ export interface BatcherOptions<Item, Result> {
   maxBatch: number;
   /** The most batches in flight at once; items added while all are busy wait and ride together in the next one. */
   maxInFlight: number;
+  /** Milliseconds to wait before sending when a slot is free. Default 0: the next turn of the event loop. */
+  delayMs?: number;
 }
 
 /** Coalesces single calls into batches. See {@link createBatcher}. */
@@ -17,6 +19,22 @@ export interface Batcher<Item, Result> {
   add(item: Item): Promise<Result>;
   /** Resolves when nothing is queued or in flight. */
   drain(): Promise<void>;
+  /**
+   * Takes the items still queued (not yet sent) so the caller can carry them in
+   * another request it is about to make; it must settle them with the answer.
+   */
+  takeQueued(): TakenBatch<Item, Result>;
+}
+
+/** Items taken out of a batcher's queue by `takeQueued`, to be settled by whoever sends them. */
+export interface TakenBatch<Item, Result> {
+  items: Item[];
+  /** Settles each item with its result or error, in order. */
+  settle(results: Array<Result | Error>): void;
+  /** Fails every item. */
+  fail(error: unknown): void;
+  /** Puts the items back at the front of the queue, to go out in the batcher's next batch. */
+  requeue(): void;
 }
 
 // setImmediate runs after the I/O callbacks of this loop turn, so calls made by
@@ -38,6 +56,7 @@ interface Waiting<Item, Result> {
  */
 export function createBatcher<Item, Result>(options: BatcherOptions<Item, Result>): Batcher<Item, Result> {
   const { send, maxBatch, maxInFlight } = options;
+  const schedule = options.delayMs ? (fn: () => void) => void setTimeout(fn, options.delayMs) : nextTurn;
   let queue: Array<Waiting<Item, Result>> = [];
   let inFlight = 0;
   let scheduled = false;
@@ -85,13 +104,50 @@ export function createBatcher<Item, Result>(options: BatcherOptions<Item, Result
         queue.push({ item, resolve, reject });
         if (!scheduled && inFlight < maxInFlight) {
           scheduled = true;
-          nextTurn(pump);
+          schedule(pump);
         }
       });
     },
     drain() {
       if (queue.length === 0 && inFlight === 0 && !scheduled) return Promise.resolve();
       return new Promise<void>((resolve) => idleWaiters.push(resolve));
+    },
+    takeQueued() {
+      const taken = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
+      queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
+      inFlight++;
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        inFlight--;
+        pump();
+      };
+      return {
+        items: taken.map((w) => w.item),
+        settle(results) {
+          taken.forEach((w, i) => {
+            const r = results[i];
+            if (r instanceof Error) w.reject(r);
+            else if (i >= results.length) w.reject(new Error('batch sender returned too few results'));
+            else w.resolve(r as Result);
+          });
+          finish();
+        },
+        fail(error) {
+          for (const w of taken) w.reject(error);
+          finish();
+        },
+        requeue() {
+          if (done) return;
+          queue = [...taken, ...queue];
+          if (!scheduled) {
+            scheduled = true;
+            schedule(pump);
+          }
+          finish();
+        },
+      };
     },
   };
 }

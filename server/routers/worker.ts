@@ -15,11 +15,13 @@ import { assertQueueAllowed, router, workerProcedure } from '../trpc.js';
 /** Worker-side procedures. Every call after claim is fenced by (id, attempt, workerId). */
 export const workerRouter = router({
   /** Claim up to `limit` jobs under a lease, waiting up to `waitMs` for work. */
-  claim: workerProcedure.input(claimInputSchema).mutation(({ ctx, input, signal }) => {
+  claim: workerProcedure.input(claimInputSchema).mutation(async ({ ctx, input, signal }) => {
     for (const q of input.queues ?? []) assertQueueAllowed(ctx, q);
     const queues = input.queues ?? (ctx.principal.queues ? [...ctx.principal.queues] : null);
     const workerId = storedWorkerId(ctx.principal, input.workerId);
-    return claimJobs(ctx.deps, { ...input, workerId, types: input.types ?? null, queues }, signal).then((jobs) => ({ jobs }));
+    const completed = input.complete?.length ? await completeJobs(ctx.deps, workerId, input.complete) : undefined;
+    const jobs = await claimJobs(ctx.deps, { ...input, workerId, types: input.types ?? null, queues }, signal);
+    return { jobs, ...(completed ? { completed: completed.map((c) => c.outcome) } : {}) };
   }),
 
   /** claimed -> processing for handlers that began. */

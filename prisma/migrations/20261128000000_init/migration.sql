@@ -18,9 +18,10 @@ LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
     'hex')::uuid::text
 $$;
 
--- CreateTable
+-- CreateTable (id is compared byte-wise, COLLATE "C": it is an identifier, not
+-- words, and every index on it is then a memcmp instead of a locale compare)
 CREATE TABLE "task_queue" (
-    "id" TEXT NOT NULL DEFAULT skipq_uuid_v7(),
+    "id" TEXT COLLATE "C" NOT NULL DEFAULT skipq_uuid_v7(),
     "queue" TEXT NOT NULL DEFAULT 'default',
     "task_type" TEXT NOT NULL,
     "payload" JSONB NOT NULL,
