@@ -36,6 +36,8 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
 /** Creates the authenticator. `alwaysRequired` is set when listening beyond loopback. */
 export function createAuthenticator(pool: pg.Pool, alwaysRequired: boolean): Authenticator {
   const cache = new Map<string, { row: KeyRow | null; at: number }>();
+  // Bumped by invalidate(): a lookup that started before a revocation must not cache its stale row.
+  let generation = 0;
   let anyKey: { value: boolean; at: number } | undefined;
 
   const required = async (): Promise<boolean> => {
@@ -57,15 +59,17 @@ export function createAuthenticator(pool: pg.Pool, alwaysRequired: boolean): Aut
   const lookup = async (id: string): Promise<KeyRow | null> => {
     const hit = cache.get(id);
     if (hit && Date.now() - hit.at < CACHE_TTL_MS) return hit.row;
+    const startedIn = generation;
     const { rows } = await pool.query<KeyRow>('SELECT id, role, queues, secret_hash, revoked_at FROM api_keys WHERE id = $1', [id]);
     const row = rows[0] ?? null;
-    cache.set(id, { row, at: Date.now() });
+    if (startedIn === generation) cache.set(id, { row, at: Date.now() });
     return row;
   };
 
   return {
     required,
     invalidate() {
+      generation++;
       cache.clear();
       anyKey = undefined;
     },

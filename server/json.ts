@@ -23,7 +23,8 @@ function depthOf(value: unknown, limit: number, depth = 0): number {
  * and the NUL character.
  */
 export function toJsonText(value: unknown, maxBytes: number, what: string): string {
-  if (depthOf(value, LIMITS.jsonDepth) > LIMITS.jsonDepth) {
+  // depthOf counts the outermost container as 0: 64 levels of nesting is depth 63.
+  if (depthOf(value, LIMITS.jsonDepth) >= LIMITS.jsonDepth) {
     throw new QueueError(ERROR_CODES.INVALID_INPUT, `${what} is nested deeper than ${LIMITS.jsonDepth} levels`);
   }
   let text: string | undefined;

@@ -21,7 +21,10 @@ export const enqueueInputSchema = z
     payload: z.unknown(),
     queue: nameSchema.optional(),
     priority: z.number().int().min(0).max(10).optional(),
-    runAt: z.date().optional(),
+    runAt: z
+      .date()
+      .refine((d) => d.getTime() >= 0 && d.getTime() <= Date.now() + LIMITS.maxDelayMs, 'must be between 1970 and 10 years from now')
+      .optional(),
     delayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),
     maxRetries: z.number().int().min(0).max(LIMITS.maxRetries).optional(),
     uniqueKey: textSchema(LIMITS.uniqueKey).min(1).optional(),
