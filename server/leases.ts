@@ -8,7 +8,7 @@ import type { Db } from './db/pool.js';
 import { QueueError } from './errors.js';
 import { toJsonText } from './json.js';
 import type { NotifyHub } from './notify.js';
-import { jobClaim } from './queries/claim.js';
+import { jobClaim, jobCompleteAndClaim } from './queries/claim.js';
 import { jobCompleteMany, jobFail, type FailedRow } from './queries/finish.js';
 import { jobGet } from './queries/admin.js';
 import { jobHeartbeat, jobHolders, jobReleaseMany, jobStartMany, type HeldRef, type HolderRow } from './queries/lease.js';
@@ -70,28 +70,66 @@ export interface ClaimRequest {
  * away while the claim ran, the jobs are released at once instead of waiting
  * out their lease.
  */
-export async function claimJobs(deps: LeaseDeps, req: ClaimRequest, signal?: AbortSignal): Promise<ClaimedJob[]> {
+export async function claimJobs(
+  deps: LeaseDeps,
+  req: ClaimRequest,
+  signal?: AbortSignal,
+  completions: ReadonlyArray<HeldRef & { result?: unknown }> = [],
+): Promise<{ jobs: ClaimedJob[]; completed: CompleteOutcome[] | undefined }> {
   const deadline = Date.now() + req.waitMs;
-  for (;;) {
+  let completed: CompleteOutcome[] | undefined;
+  for (let first = true; ; first = false) {
     const ticket = deps.hub.ticket(req.queues, req.workerId);
-    const rows = await jobClaim(deps.db, req);
+    let rows;
+    if (first && completions.length > 0) {
+      // The worker's finished jobs ride with its claim: one statement, one commit.
+      const refs = toCompletionRefs(deps, completions);
+      const both = await jobCompleteAndClaim(deps.db, req, refs);
+      completed = await outcomesOf(deps, req.workerId, completions, new Set(both.completed));
+      rows = both.claimed;
+    } else {
+      rows = await jobClaim(deps.db, req);
+    }
     if (rows.length > 0) {
       ticket.cancel();
       if (signal?.aborted) {
         const released = await jobReleaseMany(deps.db, req.workerId, rows.map((r) => ({ id: r.id, attempt: r.attempt })));
         deps.hub.wake(released.map((r) => r.queue));
-        return [];
+        return { jobs: [], completed };
       }
-      return rows.map(toClaimedJob);
+      return { jobs: rows.map(toClaimedJob), completed };
     }
     const remaining = deadline - Date.now();
     if (remaining <= 0 || signal?.aborted || deps.isClosing()) {
       ticket.cancel();
-      return [];
+      return { jobs: [], completed };
     }
     await ticket.wait(Math.min(remaining, deps.pollIntervalMs), signal);
-    if (ticket.interrupted) return [];
+    if (ticket.interrupted) return { jobs: [], completed };
   }
+}
+
+function toCompletionRefs(deps: LeaseDeps, jobs: ReadonlyArray<HeldRef & { result?: unknown }>) {
+  return jobs.map((j) => ({
+    id: j.id,
+    attempt: j.attempt,
+    resultJson: j.result === undefined ? null : toJsonText(j.result, deps.maxPayloadBytes, `result of job ${j.id}`),
+  }));
+}
+
+/** Outcome per completion: done now, a repeat of this holder's own completion, or why not. */
+async function outcomesOf(
+  deps: LeaseDeps,
+  workerId: string,
+  jobs: readonly HeldRef[],
+  done: ReadonlySet<string>,
+): Promise<CompleteOutcome[]> {
+  const misses = await missesOf(deps.db, workerId, jobs.filter((j) => !done.has(j.id)), ['completed']);
+  return jobs.map((j) => {
+    if (done.has(j.id)) return 'completed';
+    const miss = misses.get(j.id) as Miss;
+    return miss === 'repeat' ? 'completed' : miss;
+  });
 }
 
 /** claimed -> processing. Answers which jobs started and which this worker no longer holds. */
@@ -137,18 +175,9 @@ export async function completeJobs(
   workerId: string,
   jobs: ReadonlyArray<HeldRef & { result?: unknown }>,
 ): Promise<Array<{ id: string; outcome: CompleteOutcome }>> {
-  const refs = jobs.map((j) => ({
-    id: j.id,
-    attempt: j.attempt,
-    resultJson: j.result === undefined ? null : toJsonText(j.result, deps.maxPayloadBytes, `result of job ${j.id}`),
-  }));
-  const done = new Set(await jobCompleteMany(deps.db, workerId, refs));
-  const misses = await missesOf(deps.db, workerId, jobs.filter((j) => !done.has(j.id)), ['completed']);
-  return jobs.map((j) => {
-    if (done.has(j.id)) return { id: j.id, outcome: 'completed' };
-    const miss = misses.get(j.id) as Miss;
-    return { id: j.id, outcome: miss === 'repeat' ? 'completed' : miss };
-  });
+  const done = new Set(await jobCompleteMany(deps.db, workerId, toCompletionRefs(deps, jobs)));
+  const outcomes = await outcomesOf(deps, workerId, jobs, done);
+  return jobs.map((j, i) => ({ id: j.id, outcome: outcomes[i] as CompleteOutcome }));
 }
 
 /** Completes one job or throws the reason it could not. */

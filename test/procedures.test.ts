@@ -219,6 +219,25 @@ describe('tRPC procedures over HTTP', () => {
       expect(await failure(t.trpc.worker.claim.mutate({ workerId: 'w1', waitMs: 3_600_000 }))).toMatchObject({ status: 400 });
     });
 
+    it('completes the jobs a claim carries, in the same call, with an outcome each', async () => {
+      const held = await insertJob(t.db.pool, { status: 'processing', worker_id: 'w1' });
+      const stale = await insertJob(t.db.pool, { status: 'processing', worker_id: 'w1', attempt: 2 });
+      const next = await insertJob(t.db.pool);
+      const answer = await t.trpc.worker.claim.mutate({
+        workerId: 'w1',
+        limit: 5,
+        complete: [{ id: held.id, attempt: 1, result: { rows: 3 } }, { id: stale.id, attempt: 1 }],
+      });
+      expect(answer.completed).toEqual(['completed', 'lease_lost']);
+      expect(answer.jobs.map((j) => j.id)).toEqual([next.id]);
+      expect(await readJob(t.db.pool, held.id)).toMatchObject({ status: 'completed', result: { rows: 3 } });
+      expect((await readJob(t.db.pool, stale.id)).status).toBe('processing');
+      // Carried again after a lost reply: still "completed", nothing written twice.
+      const again = await t.trpc.worker.claim.mutate({ workerId: 'w1', complete: [{ id: held.id, attempt: 1, result: { rows: 4 } }] });
+      expect(again).toEqual({ jobs: [], completed: ['completed'] });
+      expect((await readJob(t.db.pool, held.id)).result).toEqual({ rows: 3 });
+    });
+
     it('long-polls: a waiting claim is woken by an enqueue, not by its timeout', async () => {
       const started = Date.now();
       const claim = t.trpc.worker.claim.mutate({ workerId: 'w1', waitMs: 10_000 });

@@ -1,4 +1,5 @@
 import type { Db } from '../db/pool.js';
+import { completeUpdate, completionArrays, type CompletionRef } from './finish.js';
 import { CLAIM_COLUMNS, type TaskRow } from './row.js';
 
 /** Parameters of {@link jobClaim}. `null` types or queues mean any. */
@@ -23,7 +24,51 @@ export async function jobClaim(db: Db, params: ClaimParams): Promise<TaskRow[]> 
   const { rows } = await db.query<TaskRow>({
     name: 'jobClaim',
     text: `
-WITH next AS (
+WITH ${CLAIM_CTES}
+SELECT * FROM claimed`,
+    values: claimValues(params),
+  });
+  return rows;
+}
+
+/**
+ * jobCompleteAndClaim: a worker's finished jobs and its next claim in one
+ * statement, one round trip and one commit. The claim cannot pick the rows
+ * being completed (they are not pending). Answers the claimed rows and the ids
+ * that completed now.
+ */
+export async function jobCompleteAndClaim(
+  db: Db,
+  params: ClaimParams,
+  completions: readonly CompletionRef[],
+): Promise<{ claimed: TaskRow[]; completed: string[] }> {
+  const { rows } = await db.query<TaskRow & { completed_id: string | null }>({
+    name: 'jobCompleteAndClaim',
+    text: `
+WITH done AS (${completeUpdate('$1', '$6', '$7', '$8')}
+  RETURNING t.id
+),
+${CLAIM_CTES}
+SELECT claimed.*, NULL::text AS completed_id FROM claimed
+UNION ALL
+SELECT ${CLAIM_COLUMNS.split(', ').map(() => 'NULL').join(', ')}, done.id FROM done`,
+    values: [...claimValues(params), ...completionArrays(completions)],
+  });
+  const claimed: TaskRow[] = [];
+  const completed: string[] = [];
+  for (const row of rows) {
+    if (row.completed_id === null) claimed.push(row);
+    else completed.push(row.completed_id);
+  }
+  return { claimed, completed };
+}
+
+function claimValues(p: ClaimParams): unknown[] {
+  return [p.workerId, p.types, p.queues, p.limit, p.leaseMs];
+}
+
+// The one claim: $1 worker id, $2 types (null: any), $3 queues (null: any), $4 limit, $5 lease in ms.
+const CLAIM_CTES = `next AS (
   SELECT id
   FROM task_queue
   WHERE status = 'pending'
@@ -33,18 +78,16 @@ WITH next AS (
   ORDER BY priority DESC, scheduled_for, id
   LIMIT $4::int
   FOR UPDATE SKIP LOCKED
-)
-UPDATE task_queue AS t
-SET status = 'claimed',
-    worker_id = $1::text,
-    attempt = t.attempt + 1,
-    started_at = now(),
-    lease_expires_at = now() + $5::int * interval '1 millisecond',
-    updated_at = now()
-FROM next
-WHERE t.id = next.id
-RETURNING ${CLAIM_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}`,
-    values: [params.workerId, params.types, params.queues, params.limit, params.leaseMs],
-  });
-  return rows;
-}
+),
+claimed AS (
+  UPDATE task_queue AS t
+  SET status = 'claimed',
+      worker_id = $1::text,
+      attempt = t.attempt + 1,
+      started_at = now(),
+      lease_expires_at = now() + $5::int * interval '1 millisecond',
+      updated_at = now()
+  FROM next
+  WHERE t.id = next.id
+  RETURNING ${CLAIM_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}
+)`;

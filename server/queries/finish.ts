@@ -15,22 +15,36 @@ export interface CompletionRef extends HeldRef {
 export async function jobCompleteMany(db: Db, workerId: string, jobs: readonly CompletionRef[]): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>({
     name: 'jobCompleteMany',
-    text: `
+    text: `${completeUpdate('$1', '$2', '$3', '$4')}
+RETURNING t.id`,
+    values: [workerId, ...completionArrays(jobs)],
+  });
+  return rows.map((r) => r.id);
+}
+
+/**
+ * The completion UPDATE, fenced per row, shared by jobCompleteMany and
+ * jobCompleteAndClaim. The arguments name the parameters (constants only):
+ * the worker id and the arrays of ids, attempts and results.
+ */
+export function completeUpdate(worker: string, ids: string, attempts: string, results: string): string {
+  return `
 UPDATE task_queue AS t
 SET status = 'completed',
     result = j.result::jsonb,
     completed_at = now(),
     lease_expires_at = NULL,
     updated_at = now()
-FROM unnest($2::text[], $3::int[], $4::text[]) AS j(id, attempt, result)
+FROM unnest(${ids}::text[], ${attempts}::int[], ${results}::text[]) AS j(id, attempt, result)
 WHERE t.id = j.id
   AND t.attempt = j.attempt
-  AND t.worker_id = $1::text
-  AND t.status IN ('claimed', 'processing')
-RETURNING t.id`,
-    values: [workerId, jobs.map((j) => j.id), jobs.map((j) => j.attempt), jobs.map((j) => j.resultJson)],
-  });
-  return rows.map((r) => r.id);
+  AND t.worker_id = ${worker}::text
+  AND t.status IN ('claimed', 'processing')`;
+}
+
+/** The three parameter arrays of a completion batch. */
+export function completionArrays(jobs: readonly CompletionRef[]): [string[], number[], Array<string | null>] {
+  return [jobs.map((j) => j.id), jobs.map((j) => j.attempt), jobs.map((j) => j.resultJson)];
 }
 
 /** Parameters of {@link jobFail}. */

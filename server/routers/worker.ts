@@ -19,9 +19,8 @@ export const workerRouter = router({
     for (const q of input.queues ?? []) assertQueueAllowed(ctx, q);
     const queues = input.queues ?? (ctx.principal.queues ? [...ctx.principal.queues] : null);
     const workerId = storedWorkerId(ctx.principal, input.workerId);
-    const completed = input.complete?.length ? await completeJobs(ctx.deps, workerId, input.complete) : undefined;
-    const jobs = await claimJobs(ctx.deps, { ...input, workerId, types: input.types ?? null, queues }, signal);
-    return { jobs, ...(completed ? { completed: completed.map((c) => c.outcome) } : {}) };
+    const { jobs, completed } = await claimJobs(ctx.deps, { ...input, workerId, types: input.types ?? null, queues }, signal, input.complete);
+    return { jobs, ...(completed ? { completed } : {}) };
   }),
 
   /** claimed -> processing for handlers that began. */
