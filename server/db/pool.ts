@@ -13,6 +13,11 @@ export function createPool(connectionString: string, max: number): pg.Pool {
   // An idle client losing its connection (database restart) emits here; without a
   // listener Node would crash the process. The next checkout reconnects.
   pool.on('error', () => {});
+  // pg-pool drops its own 'error' listener while a client is checked out (the
+  // rescuer's sweep transaction, migrations, Prisma transactions); a connection
+  // lost then would be an uncaught exception that ends the process. The query in
+  // flight still fails, and the pool discards the client on release.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 
