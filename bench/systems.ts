@@ -19,6 +19,8 @@ export interface Endpoint {
   databaseUrl?: string;
   /** BullMQ: the Redis database the round owns. */
   redis?: { host: string; port: number; db: number };
+  /** Deployed for W4: a system whose fastest wake-up costs throughput turns it on only here. */
+  latency?: boolean;
 }
 
 /** One system ready for a round. */
@@ -34,6 +36,8 @@ export interface Deployment {
 export interface DeployOptions {
   /** Node flags for a server process (e.g. --cpu-prof). */
   serverNodeArgs?: string[];
+  /** For W4 (see {@link Endpoint.latency}). */
+  latency?: boolean;
 }
 
 /** Orchestrator side of a system: a fresh store (and server) per round, torn down by the round. */

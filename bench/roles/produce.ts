@@ -1,0 +1,91 @@
+// Child process: enqueues jobs through one system's client and reports timing.
+// Started by bench/run.ts with BENCH_CONFIG; prints one "result" message.
+import { readConfig, send } from '../lib/children.js';
+import { now, sleep } from '../lib/clock.js';
+import { loadSystem, type BenchProducer, type Endpoint } from '../systems.js';
+
+/** What the orchestrator asks of a producer. */
+export interface ProduceConfig {
+  endpoint: Endpoint;
+  /** single: one call per job from `concurrency` loops; batch: calls of `batchSize`; paced: one at a time, `intervalMs` apart, payload carries t. */
+  mode: 'single' | 'batch' | 'paced';
+  count: number;
+  concurrency?: number;
+  batchSize?: number;
+  intervalMs?: number;
+}
+
+/** What a producer reports. */
+export interface ProduceResult {
+  event: 'result';
+  startedAt: number;
+  endedAt: number;
+  enqueued: number;
+  distinctIds: number;
+  failures: number;
+  firstError?: string;
+  /** paced only: how long each enqueue call took, ms (to split W4 latency into enqueue and pickup). */
+  callMs?: number[];
+}
+
+const config = readConfig<ProduceConfig>();
+const { driver } = await loadSystem(config.endpoint.system);
+const producer: BenchProducer = await driver.producer(config.endpoint);
+const ids = new Set<string>();
+let enqueued = 0;
+let failures = 0;
+let firstError: string | undefined;
+const callMs: number[] = [];
+const failed = (error: unknown): void => {
+  failures++;
+  firstError ??= error instanceof Error ? error.message : String(error);
+};
+
+const startedAt = now();
+if (config.mode === 'single') {
+  // `concurrency` independent callers, each awaiting its own call, sharing one counter.
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: config.concurrency ?? 1 }, async () => {
+      while (next < config.count) {
+        const n = next++;
+        try {
+          ids.add(await producer.enqueue({ n }));
+          enqueued++;
+        } catch (error) {
+          failed(error);
+        }
+      }
+    }),
+  );
+} else if (config.mode === 'batch') {
+  const size = config.batchSize ?? 500;
+  for (let from = 0; from < config.count; from += size) {
+    const payloads = Array.from({ length: Math.min(size, config.count - from) }, (_, i) => ({ n: from + i }));
+    try {
+      for (const id of await producer.enqueueMany(payloads)) ids.add(id);
+      enqueued += payloads.length;
+    } catch (error) {
+      failed(error);
+    }
+  }
+} else {
+  // Paced: job i leaves at start + i * interval (or at once when late), one call at a time.
+  const interval = config.intervalMs ?? 10;
+  for (let n = 0; n < config.count; n++) {
+    const wait = startedAt + n * interval - now();
+    if (wait > 0) await sleep(wait);
+    try {
+      const t = now();
+      ids.add(await producer.enqueue({ n, t }));
+      callMs.push(now() - t);
+      enqueued++;
+    } catch (error) {
+      failed(error);
+    }
+  }
+}
+const endedAt = now();
+await producer.close();
+send({ event: 'result', startedAt, endedAt, enqueued, distinctIds: ids.size, failures, ...(firstError ? { firstError } : {}), ...(config.mode === 'paced' ? { callMs } : {}) } satisfies ProduceResult);
+process.exit(0);

@@ -1,0 +1,133 @@
+// Child process: runs one system's worker over `expected` jobs, counts every
+// handler execution per job, and reports timing, latency and peak memory.
+// Started by bench/run.ts with BENCH_CONFIG; prints "started", then "result".
+import { readConfig, send } from '../lib/children.js';
+import { now, sleep } from '../lib/clock.js';
+import { cpuTimeMs, machineCpuMs, peakRssMiB } from '../lib/procfs.js';
+import { loadSystem, type Endpoint } from '../systems.js';
+
+/** What the orchestrator asks of a worker. */
+export interface WorkConfig {
+  endpoint: Endpoint;
+  /** Jobs n = 0..expected-1 are coming. */
+  expected: number;
+  /** A process whose CPU time over the timed window is reported too (the skipq server). */
+  observePid?: number;
+  /** Give up when no new job arrived for this long (a lost job, not a slow one). */
+  stallMs: number;
+  /** Record enqueue-to-handler latency from payload.t. */
+  latency: boolean;
+  /** After the last job: how long to keep listening for a second execution. */
+  graceMs: number;
+}
+
+/** What a worker reports. */
+export interface WorkResult {
+  event: 'result';
+  /** Just before the worker was started. */
+  startedAt: number;
+  /** The handler of the last new job began. */
+  handledAt: number;
+  /** The system recorded the last job as completed (NaN if it never did). */
+  completedAt: number;
+  executions: number;
+  /** Jobs n never executed, executed more than once, and n outside 0..expected-1. */
+  missing: number;
+  duplicates: number;
+  outOfRange: number;
+  distinctIds: number;
+  latenciesMs?: number[];
+  peakRssMiB: number | null;
+  /** CPU used from start to last completion: this worker process, the observed process, and the whole machine (busy %, all cores = 100). */
+  workerCpuMs: number;
+  observedCpuMs: number | null;
+  machineBusyPct: number;
+}
+
+const config = readConfig<WorkConfig>();
+const { driver } = await loadSystem(config.endpoint.system);
+const runs = new Uint32Array(config.expected);
+const ids = new Set<string>();
+const latencies: number[] = [];
+let executions = 0;
+let distinct = 0;
+let outOfRange = 0;
+let handledAt = Number.NaN;
+let lastArrival = now();
+let allSeen: () => void = () => {};
+const seen = new Promise<void>((resolve) => (allSeen = resolve));
+
+const worker = await driver.worker(config.endpoint, (payload, jobId) => {
+  const at = now();
+  executions++;
+  lastArrival = at;
+  ids.add(jobId);
+  const n = payload.n;
+  if (!Number.isInteger(n) || n < 0 || n >= config.expected) {
+    outOfRange++;
+    return;
+  }
+  if ((runs[n] = (runs[n] as number) + 1) === 1) {
+    distinct++;
+    if (config.latency && typeof payload.t === 'number') latencies.push(at - payload.t);
+    if (distinct === config.expected) {
+      handledAt = at;
+      allSeen();
+    }
+  }
+});
+
+const cpuBefore = { self: process.cpuUsage(), observed: config.observePid ? cpuTimeMs(config.observePid) : null, machine: machineCpuMs() };
+const startedAt = now();
+await worker.start();
+send({ event: 'started' });
+
+// Every job seen, or stalled: a lost job shows as "missing", not as a hang.
+for (;;) {
+  const stalled = sleep(250).then(() => 'tick' as const);
+  if ((await Promise.race([seen.then(() => 'all' as const), stalled])) === 'all') break;
+  if (now() - lastArrival > config.stallMs) break;
+}
+
+// Handlers done is not the end: wait until the system recorded every completion.
+let completedAt = Number.NaN;
+if (distinct === config.expected) {
+  const until = now() + 30_000;
+  while (now() < until) {
+    if (await worker.allCompleted(config.expected)) {
+      completedAt = now();
+      break;
+    }
+    await sleep(2);
+  }
+}
+const selfCpu = process.cpuUsage(cpuBefore.self);
+const observedAfter = config.observePid ? cpuTimeMs(config.observePid) : null;
+const machineAfter = machineCpuMs();
+// A job run twice would most likely show up right after the first run.
+await sleep(config.graceMs);
+await Promise.race([worker.stop(), sleep(10_000)]);
+
+let missing = 0;
+let duplicates = 0;
+for (const r of runs) {
+  if (r === 0) missing++;
+  else if (r > 1) duplicates++;
+}
+send({
+  event: 'result',
+  startedAt,
+  handledAt,
+  completedAt,
+  executions,
+  missing,
+  duplicates,
+  outOfRange,
+  distinctIds: ids.size,
+  ...(config.latency ? { latenciesMs: latencies } : {}),
+  peakRssMiB: peakRssMiB('self'),
+  workerCpuMs: (selfCpu.user + selfCpu.system) / 1000,
+  observedCpuMs: observedAfter !== null && cpuBefore.observed !== null ? observedAfter - cpuBefore.observed : null,
+  machineBusyPct: (100 * (machineAfter.busy - cpuBefore.machine.busy)) / Math.max(1, machineAfter.total - cpuBefore.machine.total),
+} satisfies WorkResult);
+process.exit(0);

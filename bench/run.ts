@@ -1,0 +1,150 @@
+// npm run bench [-- --quick] [--only W1,W3] [--systems skipq,pgboss] [--rounds N] [--jobs N]
+//                [--out FILE] [--cpu-prof DIR] [--verbose]
+// Runs each workload against skipq and its peers, one workload and one system
+// at a time, and prints one table (stdout) with progress on stderr.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { REPO_ROOT, killAllChildren } from './lib/children.js';
+import { machineInfo } from './lib/machine.js';
+import { waitForQuiet } from './lib/quiet.js';
+import { cellKey, renderProblems, renderReport, renderTable, type Cell, type RunResults } from './lib/report.js';
+import { RoundTimeout, withRound } from './lib/round.js';
+import { SYSTEM_NAMES, loadSystem, type SystemHost, type SystemName } from './systems.js';
+import { ceiling } from './workloads/ceiling.js';
+import { enqueueBatch, enqueueSingle } from './workloads/enqueue.js';
+import { latency } from './workloads/latency.js';
+import { processJobs, processWithHistory } from './workloads/process.js';
+import type { Sizes, Workload } from './workloads/types.js';
+
+const WORKLOADS: Workload[] = [enqueueSingle, enqueueBatch, processJobs, processWithHistory, latency, ceiling];
+const FULL: Sizes = { jobs: 10_000, latencyJobs: 300, finishedRows: 1_000_000, ceilingJobs: 50_000 };
+const QUICK: Sizes = { jobs: 2_000, latencyJobs: 100, finishedRows: 100_000, ceilingJobs: 10_000 };
+/** A round that takes longer is aborted and its cell marked TIMEOUT. */
+const ROUND_LIMIT_MS = 120_000;
+
+const NOTES = [
+  'Every process is separate: the skipq server (`node --import tsx server/main.ts`, fresh database, SKIPQ_RETENTION_DAYS=0), each producer and each worker run as child processes; skipq producers and workers use the public clients over HTTP. Peers run their producer and worker in separate processes on a fresh database (Redis db flushed for BullMQ) per round.',
+  'W1: 16 concurrent `enqueue` calls in one process until all jobs are in (skipq coalesces concurrent calls on the client; graphile `addJob`, pg-boss `send`, BullMQ `add`). W2: sequential calls of 500 (`enqueueMany`, `addJobs`, `insert`, `addBulk`). Time: first call to last answer.',
+  'W1/W2 exactly-once check: after the timed part, the system\'s own worker drains the jobs (untimed).',
+  'W3: jobs pre-enqueued in batches of 500 (untimed), then one worker process; time from just before the worker is started (connections included) until the system has recorded the last job as completed (skipq/BullMQ: completion acknowledged; graphile-worker: no job rows left; pg-boss: all rows completed). Peak RSS: VmHWM of the worker process and of the skipq server process from /proc.',
+  'W3 with finished rows: the same on skipq after one INSERT ... SELECT generate_series of completed rows into task_queue, then VACUUM ANALYZE and CHECKPOINT (the steady state autovacuum reaches; the load\'s own checkpoint stays out of the timed part).',
+  'W4: the worker sits idle 1 s, then one producer enqueues one job every 10 ms, one call at a time; latency = handler start minus the time taken just before the enqueue call, both from performance.timeOrigin + performance.now() (sub-ms, comparable across processes on one machine).',
+  'Exactly once: every handler counts executions per job index n; a job never run, run twice, or a job id count that differs marks the cell INVALID (listed above the notes when it happens).',
+  'W5: pgbench on a bare table shaped like task_queue (partial index on pending rows, fillfactor 80): each transaction claims 50 rows with FOR UPDATE SKIP LOCKED and completes them in the same UPDATE; jobs/s = tps x rows completed / transactions. It is PostgreSQL\'s ceiling for W3\'s work with no queue system, HTTP or worker in the way.',
+  'CPU rows (W3): CPU time of the worker process (and of the skipq server) from worker start to last completion, per 1,000 jobs; "machine CPU busy" is all cores over the same window (100% = both cores), so what the listed processes do not use is mostly PostgreSQL (or Redis).',
+  'Before each round the bench waits up to 45 s for the machine to be under 20% busy with other work (2 cores are easily disturbed); it says so on stderr when it had to wait or measured anyway.',
+  'Ratio: skipq median / best peer median; above 1 is better for jobs/s, below 1 is better for latency, memory and CPU.',
+];
+
+function parseOptions() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      systems: { type: 'string' },
+      rounds: { type: 'string' },
+      jobs: { type: 'string' },
+      out: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      verbose: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`npm run bench -- [--quick] [--only W1,W2,W3,W3-1M,W4,W5] [--systems ${SYSTEM_NAMES.join(',')}] [--rounds N] [--jobs N] [--out FILE] [--cpu-prof DIR] [--verbose]\n`);
+    process.exit(0);
+  }
+  const only = values.only?.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+  const workloads = only ? WORKLOADS.filter((w) => only.includes(w.id.toUpperCase())) : WORKLOADS;
+  if (workloads.length === 0) throw new Error(`--only ${values.only} matches no workload (${WORKLOADS.map((w) => w.id).join(', ')})`);
+  const systems = (values.systems?.split(',').map((s) => s.trim()) ?? [...SYSTEM_NAMES]) as SystemName[];
+  for (const s of systems) if (!SYSTEM_NAMES.includes(s)) throw new Error(`unknown system "${s}" (${SYSTEM_NAMES.join(', ')})`);
+  const sizes = { ...(values.quick ? QUICK : FULL) };
+  if (values.jobs) sizes.jobs = Number(values.jobs);
+  const rounds = values.rounds ? Number(values.rounds) : values.quick ? 1 : 3;
+  // A partial or quick run must not overwrite the full results.
+  const full = !values.quick && !values.only && !values.systems && !values.rounds && !values.jobs;
+  const out = values.out ?? (full ? join(REPO_ROOT, 'bench', 'RESULTS.md') : undefined);
+  const cpuProf = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']] : undefined;
+  return { workloads, systems, sizes, rounds, out, cpuProf, verbose: values.verbose };
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  const started = new Date();
+  const log = (message: string): void => void process.stderr.write(`${message}\n`);
+  const hosts: SystemHost[] = [];
+  for (const name of SYSTEM_NAMES) if (options.systems.includes(name)) hosts.push((await loadSystem(name)).host);
+  const machine = await machineInfo();
+  log(`bench: ${machine.cpu}, ${machine.cores} cores; ${machine.postgres.version}; Redis ${machine.redis}`);
+  log(`bench: ${options.rounds} round(s), ${options.sizes.jobs} jobs; workloads ${options.workloads.map((w) => w.id).join(' ')}; systems ${hosts.map((h) => h.name).join(' ')}`);
+
+  const cells = new Map<string, Cell>();
+  for (const workload of options.workloads) {
+    const targets: Array<SystemHost | undefined> =
+      workload.scope === 'database' ? [undefined] : hosts.filter((h) => workload.scope === 'all' || h.name === 'skipq');
+    log(`\n${workload.title(options.sizes)}`);
+    // Rounds interleave systems, so a slow drift of the machine hits every system alike.
+    for (let r = 1; r <= options.rounds; r++) {
+      for (const system of targets) {
+        const name = system?.name ?? 'postgres';
+        const key = cellKey(workload.id, name);
+        const cell = cells.get(key) ?? { rounds: [], failures: [] };
+        cells.set(key, cell);
+        await waitForQuiet({ log });
+        const began = Date.now();
+        const prefix = `  ${workload.id} ${name} round ${r}/${options.rounds}`;
+        try {
+          const m = await withRound(ROUND_LIMIT_MS, options.verbose, (round) =>
+            workload.run({
+              round,
+              system,
+              sizes: options.sizes,
+              profileArgs: workload.id.startsWith('W3') ? options.cpuProf : undefined,
+              log: (msg) => log(`${prefix}: ${msg}`),
+            }),
+          );
+          cell.rounds.push(m);
+          const shown = Object.entries(m.values).map(([k, v]) => `${k} ${v >= 100 ? Math.round(v) : v.toFixed(2)}`).join(', ');
+          log(`${prefix}: ${shown}${m.problems.length ? `  INVALID: ${m.problems.join('; ')}` : ''} (${((Date.now() - began) / 1000).toFixed(1)} s)`);
+        } catch (error) {
+          const why = error instanceof RoundTimeout ? `TIMEOUT: ${error.message}` : `ERROR: ${(error as Error).stack ?? error}`;
+          cell.failures.push(`round ${r}: ${why}`.replace(/^round \d+: (TIMEOUT|ERROR)/, `$1 in round ${r}`));
+          log(`${prefix}: ${why}`);
+        }
+      }
+    }
+  }
+
+  const results: RunResults = { workloads: options.workloads, systems: hosts, sizes: options.sizes, rounds: options.rounds, cells };
+  process.stdout.write(`\n${renderTable(results)}\n`);
+  const problems = renderProblems(results);
+  if (problems.length > 0) process.stdout.write(`\n${problems.map((p) => `- ${p}`).join('\n')}\n`);
+  process.stdout.write(`\n${hosts.map((h) => `${h.label}: ${h.version()}. ${h.settings}`).join('\n')}\n`);
+  if (options.out) {
+    const minutes = (Date.now() - started.getTime()) / 60_000;
+    const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+    writeFileSync(options.out, renderReport(results, machine, { command, startedAt: started, minutes, notes: NOTES }));
+    log(`\nwrote ${options.out}`);
+  } else {
+    log('\n(quick or partial run: RESULTS.md left as it was; pass --out FILE to write one)');
+  }
+}
+
+// Ctrl-C: end the children we started (each by its process group), then leave.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    killAllChildren();
+    process.exit(130);
+  });
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    killAllChildren();
+    process.stderr.write(`bench: ${(error as Error).stack ?? error}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,80 @@
+// W3: how fast one worker process drains pre-enqueued no-op jobs; and the same
+// with a million finished rows in skipq's table, which must not slow claims.
+import { peakRssMiB } from '../lib/procfs.js';
+import { withClient } from '../lib/postgres.js';
+import { checkProduced, checkWorked, produce, rate, work } from './steps.js';
+import type { Measurement, RunContext, Workload } from './types.js';
+
+const PRELOAD_BATCH = 500;
+
+/**
+ * Fills skipq's task_queue with finished jobs in one statement, as a queue
+ * that has run for a while (retention off) would hold, then VACUUM ANALYZE as
+ * autovacuum would have by then: a steady state, not a freshly bulk-loaded heap.
+ * The CHECKPOINT keeps the load's own checkpoint (hundreds of MB of WAL) out of
+ * the timed part, where its full-page writes would be charged to the worker.
+ */
+async function fillFinished(database: string, rows: number): Promise<void> {
+  await withClient(database, async (c) => {
+    await c.query(
+      `INSERT INTO task_queue (task_type, payload, status, attempt, started_at, completed_at, scheduled_for, created_at, updated_at)
+       SELECT 'bench', jsonb_build_object('n', g), 'completed', 1, x.t, x.t, x.t, x.t, x.t
+       FROM generate_series(1, $1::int) AS g, (SELECT now() - interval '1 hour' AS t) AS x`,
+      [rows],
+    );
+    await c.query('VACUUM (ANALYZE) task_queue');
+    await c.query('CHECKPOINT');
+  });
+}
+
+async function runProcess(ctx: RunContext, finishedRows: number): Promise<Measurement> {
+  const { round, sizes } = ctx;
+  const system = ctx.system!;
+  const deployment = await system.deploy(round, { serverNodeArgs: ctx.profileArgs });
+  if (finishedRows > 0) {
+    ctx.log(`inserting ${finishedRows.toLocaleString('en-US')} finished rows`);
+    await round.wait(fillFinished(deployment.database as string, finishedRows));
+  }
+  // Untimed: the jobs are there before the worker starts.
+  const preloaded = await produce(round, deployment.endpoint, { mode: 'batch', count: sizes.jobs, batchSize: PRELOAD_BATCH });
+  const problems = checkProduced(preloaded, sizes.jobs);
+  const worked = await work(round, deployment.endpoint, { expected: sizes.jobs, latency: false, observePid: deployment.serverPid, nodeArgs: ctx.profileArgs });
+  problems.push(...checkWorked(worked, sizes.jobs));
+  const values: Record<string, number> = {
+    rate: rate(sizes.jobs, worked.startedAt, worked.completedAt),
+    // CPU per 1,000 jobs says where the time goes: worker, server, or (the rest of the machine) PostgreSQL.
+    workerCpu: (1000 * worked.workerCpuMs) / sizes.jobs,
+    busy: worked.machineBusyPct,
+  };
+  if (worked.observedCpuMs !== null) values.serverCpu = (1000 * worked.observedCpuMs) / sizes.jobs;
+  if (worked.peakRssMiB !== null) values.workerRss = worked.peakRssMiB;
+  // The server is still up: its kernel high-water mark covers the whole round.
+  const serverRss = deployment.serverPid ? peakRssMiB(deployment.serverPid) : null;
+  if (serverRss !== null) values.serverRss = serverRss;
+  return { values, problems };
+}
+
+/** W3 on an empty table. */
+export const processJobs: Workload = {
+  id: 'W3',
+  title: (s) => `W3 process: ${s.jobs.toLocaleString('en-US')} no-op jobs, one worker process`,
+  metrics: [
+    { key: 'rate', label: 'jobs/s', better: 'higher' },
+    { key: 'workerRss', label: 'worker peak RSS, MiB', better: 'lower' },
+    { key: 'serverRss', label: 'server peak RSS, MiB', better: 'lower', compare: false },
+    { key: 'workerCpu', label: 'worker CPU ms / 1k jobs', better: 'lower' },
+    { key: 'serverCpu', label: 'server CPU ms / 1k jobs', better: 'lower', compare: false },
+    { key: 'busy', label: 'machine CPU busy %', better: 'lower', compare: false },
+  ],
+  scope: 'all',
+  run: (ctx) => runProcess(ctx, 0),
+};
+
+/** W3 with finished rows already in skipq's table. */
+export const processWithHistory: Workload = {
+  id: 'W3-1M',
+  title: (s) => `W3 (${s.finishedRows >= 1e6 ? `${s.finishedRows / 1e6}M` : `${s.finishedRows / 1e3}k`} finished rows)`,
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
+  scope: 'skipq',
+  run: (ctx) => runProcess(ctx, ctx.sizes.finishedRows),
+};
