@@ -82,7 +82,7 @@ function toInput(registry: JobRegistry, type: string, payload: unknown, options:
  * await queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' }, { priority: 5 });
  */
 export function createQueueClient<R extends JobDefinitions>(options: QueueClientOptions<R>): QueueClient<R> {
-  const { trpc, transport } = createTrpc(options);
+  const { trpc, transport } = createTrpc(options, false);
   const registry = options.jobs;
 
   // Measured on this machine: one tRPC call costs about 0.3 ms of client CPU and

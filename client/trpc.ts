@@ -17,10 +17,12 @@ export interface ConnectionOptions {
 export type SkipqTrpc = ReturnType<typeof createTRPCClient<AppRouter>>;
 
 /**
- * Creates the tRPC client. Long-polling claims go alone (a batch waits for its
- * slowest call); everything else is batched into as few requests as possible.
+ * Creates the tRPC client. With `batch`, calls made together share a request
+ * (tRPC's batch link waits a timer tick, about 1 ms, to gather them), but
+ * long-polling claims always go alone: a batch waits for its slowest call.
+ * Without it every call leaves at once: the producer coalesces enqueues itself.
  */
-export function createTrpc(options: ConnectionOptions): { trpc: SkipqTrpc; transport: Transport } {
+export function createTrpc(options: ConnectionOptions, batch: boolean): { trpc: SkipqTrpc; transport: Transport } {
   const transport = createTransport(options.url, {
     connections: options.connections,
     headers: options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {},
@@ -28,11 +30,13 @@ export function createTrpc(options: ConnectionOptions): { trpc: SkipqTrpc; trans
   const common = { url: options.url, transformer: superjson, fetch: transport.fetch } as const;
   const trpc = createTRPCClient<AppRouter>({
     links: [
-      splitLink({
-        condition: (op) => op.path === 'worker.claim',
-        true: httpLink(common),
-        false: httpBatchLink({ ...common, maxItems: 50 }),
-      }),
+      batch
+        ? splitLink({
+            condition: (op) => op.path === 'worker.claim',
+            true: httpLink(common),
+            false: httpBatchLink({ ...common, maxItems: 50 }),
+          })
+        : httpLink(common),
     ],
   });
   return { trpc, transport };

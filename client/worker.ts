@@ -81,7 +81,10 @@ export interface Worker {
 
 interface Running {
   job: ClaimedJob;
-  controller: AbortController;
+  /** Made on first use of ctx.signal: most handlers never look, and one per job showed in profiles. */
+  controller: AbortController | undefined;
+  /** Why the job was abandoned; a signal made later starts out aborted with it. */
+  abortReason: Error | undefined;
   progress: unknown;
   /** Set once the server said the job is no longer ours: its outcome is not reported. */
   abandoned: boolean;
@@ -90,6 +93,11 @@ interface Running {
 }
 
 type Outcome = { ok: true; result: unknown } | { ok: false; error: unknown };
+
+function abortRun(run: Running, reason: Error): void {
+  run.abortReason = reason;
+  run.controller?.abort(reason);
+}
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
@@ -108,7 +116,7 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
  * worker.start();
  */
 export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>): Worker {
-  const { trpc, transport } = createTrpc(options);
+  const { trpc, transport } = createTrpc(options, true);
   const registry = options.jobs as JobRegistry;
   const handlers = options.handlers as Record<string, ((payload: unknown, ctx: JobContext) => unknown) | undefined>;
   const types = Object.keys(handlers).filter((t) => handlers[t]);
@@ -176,7 +184,7 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
     const run = running.get(id);
     if (!run || run.abandoned) return;
     run.abandoned = true;
-    run.controller.abort(new Error(reason === 'cancelled' ? `job ${id} was cancelled` : `lease on job ${id} was lost`));
+    abortRun(run, new Error(reason === 'cancelled' ? `job ${id} was cancelled` : `lease on job ${id} was lost`));
     emit({ kind: 'lost', id, reason });
   }
 
@@ -246,7 +254,13 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
           attempt: job.attempt,
           retryCount: job.retryCount,
           maxRetries: job.maxRetries,
-          signal: run.controller.signal,
+          get signal() {
+            if (!run.controller) {
+              run.controller = new AbortController();
+              if (run.abortReason) run.controller.abort(run.abortReason);
+            }
+            return run.controller.signal;
+          },
           progress(value) {
             run.progress = value;
           },
@@ -267,7 +281,7 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
   };
 
   const launch = (job: ClaimedJob): void => {
-    const run: Running = { job, controller: new AbortController(), progress: undefined, abandoned: false, done: Promise.resolve() };
+    const run: Running = { job, controller: undefined, abortReason: undefined, progress: undefined, abandoned: false, done: Promise.resolve() };
     running.set(job.id, run);
     run.done = execute(run).then((outcome) => {
       // The slot frees when the handler returns, not when the server has the
@@ -382,7 +396,7 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
         const left = [...running.values()].filter((r) => !r.abandoned);
         for (const r of left) {
           r.abandoned = true;
-          r.controller.abort(new Error('worker is stopping'));
+          abortRun(r, new Error('worker is stopping'));
         }
         if (left.length > 0) {
           await trpc.worker.release.mutate({ workerId, jobs: left.map((r) => ({ id: r.job.id, attempt: r.job.attempt })) }).catch((error: unknown) => emit({ kind: 'error', error }));

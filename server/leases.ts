@@ -75,7 +75,7 @@ export async function claimJobs(
   req: ClaimRequest,
   signal?: AbortSignal,
   completions: ReadonlyArray<HeldRef & { result?: unknown }> = [],
-): Promise<{ jobs: ClaimedJob[]; completed: CompleteOutcome[] | undefined }> {
+): Promise<{ jobs: ClaimedJob[]; leaseExpiresAt: Date | null; completed: CompleteOutcome[] | undefined }> {
   const deadline = Date.now() + req.waitMs;
   let completed: CompleteOutcome[] | undefined;
   for (let first = true; ; first = false) {
@@ -95,17 +95,17 @@ export async function claimJobs(
       if (signal?.aborted) {
         const released = await jobReleaseMany(deps.db, req.workerId, rows.map((r) => ({ id: r.id, attempt: r.attempt })));
         deps.hub.wake(released.map((r) => r.queue));
-        return { jobs: [], completed };
+        return { jobs: [], leaseExpiresAt: null, completed };
       }
-      return { jobs: rows.map(toClaimedJob), completed };
+      return { jobs: rows.map(toClaimedJob), leaseExpiresAt: rows[0]?.lease_expires_at ?? null, completed };
     }
     const remaining = deadline - Date.now();
     if (remaining <= 0 || signal?.aborted || deps.isClosing()) {
       ticket.cancel();
-      return { jobs: [], completed };
+      return { jobs: [], leaseExpiresAt: null, completed };
     }
     await ticket.wait(Math.min(remaining, deps.pollIntervalMs), signal);
-    if (ticket.interrupted) return { jobs: [], completed };
+    if (ticket.interrupted) return { jobs: [], leaseExpiresAt: null, completed };
   }
 }
 

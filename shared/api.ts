@@ -82,7 +82,11 @@ export const claimInputSchema = z
   })
   .strict();
 
-/** A job as the worker receives it. `payload` is unvalidated here: the worker parses it with the registry. */
+/**
+ * A job as the worker receives it. `payload` is unvalidated here: the worker
+ * parses it with the registry. Every job of one claim shares the claim's
+ * `leaseExpiresAt` (sent once per claim, not per job).
+ */
 export interface ClaimedJob {
   id: string;
   type: string;
@@ -92,8 +96,6 @@ export interface ClaimedJob {
   attempt: number;
   retryCount: number;
   maxRetries: number;
-  leaseExpiresAt: Date;
-  createdAt: Date;
 }
 
 /** A held job: its id and the attempt (fencing token) the worker got at claim. */

@@ -206,11 +206,11 @@ describe('tRPC procedures over HTTP', () => {
       await t.trpc.jobs.enqueue.mutate({ type: 'email', payload: { to: 'a@b.co' } });
       const none = await t.trpc.worker.claim.mutate({ workerId: 'w1', queues: ['elsewhere'], limit: 10 });
       expect(none.jobs).toHaveLength(0);
-      const { jobs: claimed } = await t.trpc.worker.claim.mutate({ workerId: 'w1', types: ['ingestion'], limit: 3, leaseMs: 10_000 });
+      const { jobs: claimed, leaseExpiresAt } = await t.trpc.worker.claim.mutate({ workerId: 'w1', types: ['ingestion'], limit: 3, leaseMs: 10_000 });
       expect(claimed).toHaveLength(3);
+      expect((leaseExpiresAt as Date).getTime() - Date.now()).toBeGreaterThan(8000);
       for (const job of claimed) {
         expect(job).toMatchObject({ type: 'ingestion', attempt: 1, payload: good });
-        expect(job.leaseExpiresAt.getTime() - Date.now()).toBeGreaterThan(8000);
         expect((await readJob(t.db.pool, job.id))).toMatchObject({ status: 'claimed', worker_id: 'w1' });
       }
       const rest = await t.trpc.worker.claim.mutate({ workerId: 'w2', limit: 10 });
@@ -234,7 +234,7 @@ describe('tRPC procedures over HTTP', () => {
       expect((await readJob(t.db.pool, stale.id)).status).toBe('processing');
       // Carried again after a lost reply: still "completed", nothing written twice.
       const again = await t.trpc.worker.claim.mutate({ workerId: 'w1', complete: [{ id: held.id, attempt: 1, result: { rows: 4 } }] });
-      expect(again).toEqual({ jobs: [], completed: ['completed'] });
+      expect(again).toEqual({ jobs: [], leaseExpiresAt: null, completed: ['completed'] });
       expect((await readJob(t.db.pool, held.id)).result).toEqual({ rows: 3 });
     });
 

@@ -12,13 +12,13 @@ export interface ClaimParams {
 }
 
 /**
- * jobClaim: the one claim query. Takes up to `limit` due pending jobs in
- * priority order (higher first, then earliest scheduled, then oldest id) and
- * hands them to one worker under a lease. SKIP LOCKED means concurrent claims
- * never wait for each other and never get the same row; `attempt` goes up by
- * one and is the fencing token every later call of this holder must present.
- * The scan walks the partial index task_queue_claim_idx, so finished rows cost
- * nothing however many the table keeps.
+ * jobClaim: takes up to `limit` due pending jobs in priority order (higher
+ * first, then earliest scheduled, then oldest id) and hands them to one worker
+ * under a lease. SKIP LOCKED means concurrent claims never wait for each other
+ * and never get the same row; `attempt` goes up by one and is the fencing token
+ * every later call of this holder must present. The scan walks the partial
+ * index task_queue_claim_idx in order, so finished rows cost nothing however
+ * many the table keeps.
  */
 export async function jobClaim(db: Db, params: ClaimParams): Promise<TaskRow[]> {
   const { rows } = await db.query<TaskRow>({
@@ -67,27 +67,10 @@ function claimValues(p: ClaimParams): unknown[] {
   return [p.workerId, p.types, p.queues, p.limit, p.leaseMs];
 }
 
-// The one claim: $1 worker id, $2 types (null: any), $3 queues (null: any), $4 limit, $5 lease in ms.
-const CLAIM_CTES = `next AS (
-  SELECT id
-  FROM task_queue
-  WHERE status = 'pending'
-    AND scheduled_for <= now()
-    AND ($2::text[] IS NULL OR task_type = ANY ($2::text[]))
-    AND ($3::text[] IS NULL OR queue = ANY ($3::text[]))
-  ORDER BY priority DESC, scheduled_for, id
-  LIMIT $4::int
-  FOR UPDATE SKIP LOCKED
-),
-claimed AS (
-  UPDATE task_queue AS t
-  SET status = 'claimed',
-      worker_id = $1::text,
-      attempt = t.attempt + 1,
-      started_at = now(),
-      lease_expires_at = now() + $5::int * interval '1 millisecond',
-      updated_at = now()
-  FROM next
-  WHERE t.id = next.id
-  RETURNING ${CLAIM_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}
+// The one claim lives in the database (skipq_claim, see the claim_function
+// migration), shared with the SQL API's claim_tasks.
+// $1 worker id, $2 types (null: any), $3 queues (null: any), $4 limit, $5 lease in ms.
+const CLAIM_CTES = `claimed AS (
+  SELECT ${CLAIM_COLUMNS}
+  FROM skipq_claim($1::text, $2::text[], $3::text[], $4::int, $5::int)
 )`;

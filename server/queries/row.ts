@@ -27,7 +27,7 @@ export interface TaskRow {
 }
 
 /** The columns a claim returns, in the order {@link toClaimedJob} reads them. */
-export const CLAIM_COLUMNS = 'id, task_type, queue, payload, priority, attempt, retry_count, max_retries, lease_expires_at, created_at';
+export const CLAIM_COLUMNS = 'id, task_type, queue, payload, priority, attempt, retry_count, max_retries, lease_expires_at';
 
 /** Maps a claimed row to the API shape. */
 export function toClaimedJob(row: TaskRow): ClaimedJob {
@@ -40,8 +40,6 @@ export function toClaimedJob(row: TaskRow): ClaimedJob {
     attempt: row.attempt,
     retryCount: row.retry_count,
     maxRetries: row.max_retries,
-    leaseExpiresAt: row.lease_expires_at as Date,
-    createdAt: row.created_at,
   };
 }
 

@@ -19,8 +19,8 @@ export const workerRouter = router({
     for (const q of input.queues ?? []) assertQueueAllowed(ctx, q);
     const queues = input.queues ?? (ctx.principal.queues ? [...ctx.principal.queues] : null);
     const workerId = storedWorkerId(ctx.principal, input.workerId);
-    const { jobs, completed } = await claimJobs(ctx.deps, { ...input, workerId, types: input.types ?? null, queues }, signal, input.complete);
-    return { jobs, ...(completed ? { completed } : {}) };
+    const { jobs, leaseExpiresAt, completed } = await claimJobs(ctx.deps, { ...input, workerId, types: input.types ?? null, queues }, signal, input.complete);
+    return { jobs, leaseExpiresAt, ...(completed ? { completed } : {}) };
   }),
 
   /** claimed -> processing for handlers that began. */
