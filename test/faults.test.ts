@@ -288,7 +288,7 @@ describe('SIGTERM on a server process (server/main.ts)', () => {
 
         const termAt = Date.now();
         srv.signal('SIGTERM');
-        expect(await claim).toEqual({ jobs: [] });
+        expect(await claim).toEqual({ jobs: [], leaseExpiresAt: null });
         const claimMs = claimAnsweredAt - termAt;
         expect(claimMs).toBeLessThan(1000);
         // Still finishing the cancel: the process has not exited.
