@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import type { TRPCError } from '@trpc/server';
 import { isJobRegistry, type JobRegistry } from '../shared/index.js';
 import { createAuthenticator, isLoopback } from './auth.js';
 import { createContextInner, type ServerDeps } from './context.js';
@@ -16,6 +17,7 @@ import { createEnqueuer } from './enqueue.js';
 import { toQueueError, toTRPCError } from './errors.js';
 import { createMaintenance, type Maintenance } from './maintenance.js';
 import { createNotifyHub } from './notify.js';
+import { createFastCall } from './fastCall.js';
 import { appRouter } from './routers/_app.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -157,26 +159,29 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   });
   if (options.maintenance !== false) maintenance.start();
 
+  const createContext = async (req: IncomingMessage) => {
+    let who;
+    try {
+      who = await auth.authenticate(req);
+    } catch (error) {
+      // Looking up a key needs the database: unreachable, that is a 503, not an internal error.
+      const domain = toQueueError(error);
+      throw domain ? toTRPCError(domain) : error;
+    }
+    return createContextInner(deps, who.principal, who.error);
+  };
+  const onError = (error: TRPCError, path: string | undefined): void => {
+    if (error.code === 'INTERNAL_SERVER_ERROR') log(`internal error in ${path ?? '?'}: ${error.cause?.stack ?? error.stack}`);
+  };
   const handler = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: maxBodyBytes,
     maxBatchSize: 100,
-    createContext: async ({ req }) => {
-      let who;
-      try {
-        who = await auth.authenticate(req);
-      } catch (error) {
-        // Looking up a key needs the database: unreachable, that is a 503, not an internal error.
-        const domain = toQueueError(error);
-        throw domain ? toTRPCError(domain) : error;
-      }
-      return createContextInner(deps, who.principal, who.error);
-    },
-    onError({ error, path }) {
-      if (error.code === 'INTERNAL_SERVER_ERROR') log(`internal error in ${path ?? '?'}: ${error.cause?.stack ?? error.stack}`);
-    },
+    createContext: ({ req }) => createContext(req),
+    onError: ({ error, path }) => onError(error, path),
   });
+  const fastCall = createFastCall({ createContext, maxBodyBytes, onError });
   const server: Server = createServer((req, res) => {
     if (closing) res.setHeader('connection', 'close');
     if (rejectTooLarge(req, res, maxBodyBytes)) return;
@@ -185,7 +190,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       res.end(JSON.stringify({ error: 'not found: the tRPC endpoint is /trpc/<procedure>' }));
       return;
     }
-    handler(req, res);
+    if (!fastCall(req, res)) handler(req, res);
   });
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {

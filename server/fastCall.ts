@@ -1,0 +1,115 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { callTRPCProcedure, getTRPCErrorFromUnknown, getTRPCErrorShape, transformTRPCResponse, TRPCError } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { ERROR_CODES } from '../shared/index.js';
+import type { QueueContext } from './context.js';
+import { QueueError, toTRPCError } from './errors.js';
+import { appRouter } from './routers/_app.js';
+
+/**
+ * The mutations every producer and worker call on the hot path. A single
+ * (unbatched) POST to one of these is served here, through the same router,
+ * middleware, validation and error formatter, and answered in tRPC's own wire
+ * format; batched calls and everything else go through tRPC's HTTP adapter.
+ *
+ * Why: measured on this machine, the adapter's conversion of each request to a
+ * Web Request and back costs about 0.5 ms per call (a bare tRPC health call
+ * 0.6-0.7 ms against 0.12 ms for plain node:http), which is most of what a
+ * batched claim or enqueue spends outside PostgreSQL.
+ */
+const FAST_PATHS: ReadonlySet<string> = new Set([
+  'jobs.enqueue',
+  'jobs.enqueueMany',
+  'worker.claim',
+  'worker.start',
+  'worker.heartbeat',
+  'worker.complete',
+  'worker.completeMany',
+  'worker.fail',
+  'worker.release',
+]);
+
+/** Options of {@link createFastCall}. */
+export interface FastCallOptions {
+  createContext(req: IncomingMessage): Promise<QueueContext>;
+  maxBodyBytes: number;
+  onError(error: TRPCError, path: string): void;
+}
+
+function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        reject(new QueueError(ERROR_CODES.PAYLOAD_TOO_LARGE, `request body is over the limit of ${maxBytes} bytes`));
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** Answers a hot-path call and returns true, or returns false to leave the request to tRPC's adapter. */
+export function createFastCall(options: FastCallOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const config = appRouter._def._config;
+
+  const serve = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
+    // The claim's long-poll ends, and jobs it took are handed back, when the caller goes away.
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    let ctx: QueueContext | undefined;
+    try {
+      const text = await readBody(req, options.maxBodyBytes);
+      ctx = await options.createContext(req);
+      const data: unknown = await callTRPCProcedure({
+        router: appRouter,
+        path,
+        type: 'mutation',
+        ctx,
+        signal: abort.signal,
+        batchIndex: 0,
+        // Runs inside the procedure, so a bad body is mapped like any other input error.
+        getRawInput: async () => {
+          if (text.length === 0) return undefined;
+          let body: unknown;
+          try {
+            body = JSON.parse(text);
+          } catch (error) {
+            throw new QueueError(ERROR_CODES.INVALID_INPUT, `request body is not JSON: ${(error as Error).message}`);
+          }
+          return config.transformer.input.deserialize(body);
+        },
+      });
+      send(res, 200, transformTRPCResponse(config, { result: { data } }));
+    } catch (cause) {
+      const error = cause instanceof QueueError ? toTRPCError(cause) : getTRPCErrorFromUnknown(cause);
+      options.onError(error, path);
+      const shape = getTRPCErrorShape({ config, error, type: 'mutation', path, input: undefined, ctx });
+      send(res, getHTTPStatusCodeFromError(error), transformTRPCResponse(config, { error: shape }));
+    }
+  };
+
+  return (req, res) => {
+    if (req.method !== 'POST' || !req.url?.startsWith('/trpc/')) return false;
+    // Anything but a JSON body gets the adapter's own answer (415).
+    if (!req.headers['content-type']?.startsWith('application/json')) return false;
+    const path = req.url.slice('/trpc/'.length);
+    // A query string (?batch=1) or any other path is the adapter's.
+    if (!FAST_PATHS.has(path)) return false;
+    void serve(req, res, path);
+    return true;
+  };
+}
