@@ -1,7 +1,7 @@
 import {
   createBatcher,
   LIMITS,
-  type EnqueuedJob,
+  type EnqueuedRef,
   type EnqueueInput,
   type JobDefinitions,
   type JobRegistry,
@@ -47,11 +47,12 @@ export interface QueueClientOptions<R extends JobDefinitions> extends Connection
 export interface QueueClient<R extends JobDefinitions> {
   /**
    * Enqueues one job; a payload that does not match the type is a compile error.
+   * Answers its id, and `created: false` when a live job with the same uniqueKey was returned instead.
    * @example const job = await queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' });
    */
-  enqueue<K extends JobType<R>>(type: K, payload: PayloadInput<R, K>, options?: EnqueueOptions): Promise<EnqueuedJob>;
+  enqueue<K extends JobType<R>>(type: K, payload: PayloadInput<R, K>, options?: EnqueueOptions): Promise<EnqueuedRef>;
   /** Enqueues many jobs atomically (all validated first); answers in input order. Splits inputs over the server's batch limit. */
-  enqueueMany(items: ReadonlyArray<EnqueueItem<R>>): Promise<EnqueuedJob[]>;
+  enqueueMany(items: ReadonlyArray<EnqueueItem<R>>): Promise<EnqueuedRef[]>;
   /** One job with its status, result and error. */
   get(id: string): Promise<JobView>;
   /** Jobs, newest first. */
@@ -88,11 +89,14 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
   // Measured on this machine: one tRPC call costs about 0.3 ms of client CPU and
   // 0.25 ms of server CPU, so one call per job caps near 3,000 jobs/s. Calls made
   // while a request is in flight leave together as one enqueueMany.
-  const coalescer = createBatcher<EnqueueInput, EnqueuedJob>({
+  const coalescer = createBatcher<EnqueueInput, EnqueuedRef>({
     maxBatch: LIMITS.enqueueBatch,
     maxInFlight: 4,
     async send(inputs) {
-      if (inputs.length === 1) return [await trpc.jobs.enqueue.mutate(inputs[0] as EnqueueInput)];
+      if (inputs.length === 1) {
+        const { id, created } = await trpc.jobs.enqueue.mutate(inputs[0] as EnqueueInput);
+        return [{ id, created }];
+      }
       try {
         return (await trpc.jobs.enqueueMany.mutate({ jobs: inputs })).jobs;
       } catch (error) {
@@ -100,7 +104,9 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
         // each alone so every caller gets its own answer.
         const code = errorCodeOf(error);
         if (code === undefined || code === 'DATABASE_UNAVAILABLE' || code === 'SHUTTING_DOWN' || code === 'INTERNAL') throw error;
-        return Promise.all(inputs.map((input) => trpc.jobs.enqueue.mutate(input).catch((e: unknown) => e as Error)));
+        return Promise.all(
+          inputs.map((input) => trpc.jobs.enqueue.mutate(input).then(({ id, created }) => ({ id, created }), (e: unknown) => e as Error)),
+        );
       }
     },
   });
@@ -108,11 +114,12 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
   return {
     enqueue(type, payload, opts) {
       const input = toInput(registry, type, payload, opts);
-      return options.coalesce === false ? trpc.jobs.enqueue.mutate(input) : coalescer.add(input);
+      if (options.coalesce !== false) return coalescer.add(input);
+      return trpc.jobs.enqueue.mutate(input).then(({ id, created }) => ({ id, created }));
     },
     async enqueueMany(items) {
       const inputs = items.map(({ type, payload, ...opts }) => toInput(registry, type, payload, opts));
-      const out: EnqueuedJob[] = [];
+      const out: EnqueuedRef[] = [];
       for (let i = 0; i < inputs.length; i += LIMITS.enqueueBatch) {
         out.push(...(await trpc.jobs.enqueueMany.mutate({ jobs: inputs.slice(i, i + LIMITS.enqueueBatch) })).jobs);
       }

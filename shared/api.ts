@@ -38,15 +38,23 @@ export type EnqueueInput = z.input<typeof enqueueInputSchema>;
 /** Input of `jobs.enqueueMany`: all are validated before any is inserted. */
 export const enqueueManyInputSchema = z.object({ jobs: z.array(enqueueInputSchema).min(1).max(LIMITS.enqueueBatch) }).strict();
 
-/** What an enqueue returns for each job. `created` is false when a live job with the same uniqueKey was returned instead. */
-export interface EnqueuedJob {
+/**
+ * What `jobs.enqueueMany` (and the producer client) answer per job: its id, and
+ * `created: false` when a live job with the same uniqueKey was returned instead.
+ * Kept to two fields: a batch of 500 answers is serialised on every call.
+ */
+export interface EnqueuedRef {
   id: string;
+  created: boolean;
+}
+
+/** What `jobs.enqueue` answers: the job summary. */
+export interface EnqueuedJob extends EnqueuedRef {
   type: string;
   queue: string;
   status: z.infer<typeof jobStatusSchema>;
   priority: number;
   scheduledFor: Date;
-  created: boolean;
 }
 
 /** Input of `jobs.get`, `jobs.cancel`, `jobs.retry`. */

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { describe, expectTypeOf, it } from 'vitest';
 import { createQueueClient, createWorker } from '../client/index.js';
-import { defineJobs, type EnqueuedJob, type PayloadOf } from '../shared/index.js';
+import { defineJobs, type EnqueuedRef, type PayloadOf } from '../shared/index.js';
 
 const jobs = defineJobs({
   ingestion: {
@@ -16,9 +16,9 @@ const jobs = defineJobs({
 const queue = createQueueClient({ url: 'http://127.0.0.1:3000/trpc', jobs });
 
 describe('createQueueClient', () => {
-  it('accepts a payload of the right shape and answers an EnqueuedJob', () => {
-    expectTypeOf(queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' })).toEqualTypeOf<Promise<EnqueuedJob>>();
-    expectTypeOf(queue.enqueue('email', { to: 'a@b.co' }, { priority: 3, uniqueKey: 'k' })).toEqualTypeOf<Promise<EnqueuedJob>>();
+  it('accepts a payload of the right shape and answers an EnqueuedRef', () => {
+    expectTypeOf(queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' })).toEqualTypeOf<Promise<EnqueuedRef>>();
+    expectTypeOf(queue.enqueue('email', { to: 'a@b.co' }, { priority: 3, uniqueKey: 'k' })).toEqualTypeOf<Promise<EnqueuedRef>>();
   });
 
   it('rejects a wrong payload, a missing field and an unknown type at compile time', () => {

@@ -4,6 +4,7 @@ import {
   ERROR_CODES,
   jobRefInputSchema,
   listInputSchema,
+  type EnqueuedRef,
   type JobView,
 } from '../../shared/index.js';
 import { QueueError } from '../errors.js';
@@ -29,11 +30,11 @@ export const jobsRouter = router({
     return ctx.deps.enqueuer.enqueue(input);
   }),
 
-  /** Enqueue many jobs atomically; answers in input order. */
+  /** Enqueue many jobs atomically; answers `{ id, created }` per job, in input order. */
   enqueueMany: producerProcedure.input(enqueueManyInputSchema).mutation(async ({ ctx, input }) => {
     for (const job of input.jobs) assertQueueAllowed(ctx, queueOf(ctx.deps.registry, job));
     const jobs = await ctx.deps.enqueuer.enqueueMany(input.jobs);
-    return { jobs };
+    return { jobs: jobs.map(({ id, created }): EnqueuedRef => ({ id, created })) };
   }),
 
   /** One job with its result, error and attempts. */
