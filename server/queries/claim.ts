@@ -1,5 +1,5 @@
 import type { Db } from '../db/pool.js';
-import { completeUpdate, completionArrays, type CompletionRef } from './finish.js';
+import { completeCall, completionArrays, type CompletionRef } from './finish.js';
 import { CLAIM_COLUMNS, type TaskRow } from './row.js';
 
 /** Parameters of {@link jobClaim}. `null` types or queues mean any. */
@@ -45,8 +45,8 @@ export async function jobCompleteAndClaim(
   const { rows } = await db.query<TaskRow & { completed_id: string | null }>({
     name: 'jobCompleteAndClaim',
     text: `
-WITH done AS (${completeUpdate('$1', '$6', '$7', '$8')}
-  RETURNING t.id
+WITH done AS (
+  SELECT id FROM ${completeCall('$1', '$6', '$7', '$8')} AS id
 ),
 ${CLAIM_CTES}
 SELECT claimed.*, NULL::text AS completed_id FROM claimed

@@ -15,31 +15,20 @@ export interface CompletionRef extends HeldRef {
 export async function jobCompleteMany(db: Db, workerId: string, jobs: readonly CompletionRef[]): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>({
     name: 'jobCompleteMany',
-    text: `${completeUpdate('$1', '$2', '$3', '$4')}
-RETURNING t.id`,
+    text: `SELECT id FROM ${completeCall('$1', '$2', '$3', '$4')} AS id`,
     values: [workerId, ...completionArrays(jobs)],
   });
   return rows.map((r) => r.id);
 }
 
 /**
- * The completion UPDATE, fenced per row, shared by jobCompleteMany and
- * jobCompleteAndClaim. The arguments name the parameters (constants only):
- * the worker id and the arrays of ids, attempts and results.
+ * The fenced completion of a batch (skipq_complete, see the lease_index
+ * migration), shared by jobCompleteMany and jobCompleteAndClaim. The arguments
+ * name the parameters (constants only): the worker id and the arrays of ids,
+ * attempts and results.
  */
-export function completeUpdate(worker: string, ids: string, attempts: string, results: string): string {
-  return `
-UPDATE task_queue AS t
-SET status = 'completed',
-    result = j.result::jsonb,
-    completed_at = now(),
-    lease_expires_at = NULL,
-    updated_at = now()
-FROM unnest(${ids}::text[], ${attempts}::int[], ${results}::text[]) AS j(id, attempt, result)
-WHERE t.id = j.id
-  AND t.attempt = j.attempt
-  AND t.worker_id = ${worker}::text
-  AND t.status IN ('claimed', 'processing')`;
+export function completeCall(worker: string, ids: string, attempts: string, results: string): string {
+  return `skipq_complete(${worker}::text, ${ids}::text[], ${attempts}::int[], ${results}::text[])`;
 }
 
 /** The three parameter arrays of a completion batch. */

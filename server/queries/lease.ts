@@ -8,7 +8,9 @@ export interface HeldRef {
 
 // Every statement here is fenced the same way: the row must still be held
 // (claimed or processing) by this worker under this attempt. A row that does
-// not match is simply not returned; the caller classifies it.
+// not match is simply not returned; the caller classifies it. The extra
+// "t.id = ANY (ids)" gives the planner the primary key as a way in even when
+// its statistics say nothing is held (see skipq_complete for the figures).
 
 /** jobStartMany: claimed -> processing for the handlers that began. Returns the ids that moved. */
 export async function jobStartMany(db: Db, workerId: string, jobs: readonly HeldRef[]): Promise<string[]> {
@@ -20,7 +22,8 @@ SET status = 'processing',
     started_at = now(),
     updated_at = now()
 FROM unnest($2::text[], $3::int[]) AS j(id, attempt)
-WHERE t.id = j.id
+WHERE t.id = ANY ($2::text[])
+  AND t.id = j.id
   AND t.attempt = j.attempt
   AND t.worker_id = $1::text
   AND t.status = 'claimed'
@@ -50,7 +53,8 @@ SET lease_expires_at = now() + $2::int * interval '1 millisecond',
     progress = coalesce(j.progress::jsonb, t.progress),
     updated_at = now()
 FROM unnest($3::text[], $4::int[], $5::text[]) AS j(id, attempt, progress)
-WHERE t.id = j.id
+WHERE t.id = ANY ($3::text[])
+  AND t.id = j.id
   AND t.attempt = j.attempt
   AND t.worker_id = $1::text
   AND t.status IN ('claimed', 'processing')
@@ -75,7 +79,8 @@ SET status = 'pending',
     lease_expires_at = NULL,
     updated_at = now()
 FROM unnest($2::text[], $3::int[]) AS j(id, attempt)
-WHERE t.id = j.id
+WHERE t.id = ANY ($2::text[])
+  AND t.id = j.id
   AND t.attempt = j.attempt
   AND t.worker_id = $1::text
   AND t.status IN ('claimed', 'processing')
