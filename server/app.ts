@@ -134,6 +134,9 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
         'Create a key first (npm run keys -- create --role admin), or listen on 127.0.0.1.',
     );
   }
+  // Open the pool's connections now, not on the first requests: a connection
+  // takes a few milliseconds to establish, which the first burst of calls would pay.
+  await Promise.all(Array.from({ length: options.poolSize ?? 10 }, () => pool.connect())).then((clients) => clients.forEach((c) => c.release()));
   const hub = createNotifyHub(pool, databaseUrl, log, () => auth.invalidate());
   await hub.start();
   const registry = options.jobs ?? null;
