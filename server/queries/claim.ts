@@ -67,7 +67,7 @@ function claimValues(p: ClaimParams): unknown[] {
   return [p.workerId, p.types, p.queues, p.limit, p.leaseMs];
 }
 
-// The one claim lives in the database (skipq_claim, see the claim_function
+// The one claim lives in the database (skipq_claim in the init
 // migration), shared with the SQL API's claim_tasks.
 // $1 worker id, $2 types (null: any), $3 queues (null: any), $4 limit, $5 lease in ms.
 const CLAIM_CTES = `claimed AS (

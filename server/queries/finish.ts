@@ -22,7 +22,7 @@ export async function jobCompleteMany(db: Db, workerId: string, jobs: readonly C
 }
 
 /**
- * The fenced completion of a batch (skipq_complete, see the lease_index
+ * The fenced completion of a batch (skipq_complete in the init
  * migration), shared by jobCompleteMany and jobCompleteAndClaim. The arguments
  * name the parameters (constants only): the worker id and the arrays of ids,
  * attempts and results.
