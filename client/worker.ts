@@ -105,6 +105,12 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
   });
 
+/** A deadline for a race: resolves after `ms` without keeping the process alive for it. */
+const deadline = (ms: number): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+
 /**
  * Creates the bundled worker: claims in batches with long-polling, validates
  * each payload with the registry before its handler runs, validates the result
@@ -386,12 +392,12 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
       if (claimsInFlight > 0) {
         // Ask the server to end the long-poll, so jobs it claims are delivered, not dropped.
         const interrupted = await trpc.worker.interrupt.mutate({ workerId }).then(() => true, () => false);
-        const ended = interrupted && (await Promise.race([loop?.then(() => true), sleep(5000).then(() => false)]));
+        const ended = interrupted && (await Promise.race([loop?.then(() => true), deadline(5000).then(() => false)]));
         if (!ended) claimAbort.abort();
       }
       await loop;
       const settled = Promise.all([...running.values()].map((r) => r.done)).then(() => Promise.all([...reports]));
-      const graceOver = await Promise.race([settled.then(() => false), sleep(graceMs).then(() => true)]);
+      const graceOver = await Promise.race([settled.then(() => false), deadline(graceMs).then(() => true)]);
       if (graceOver && running.size > 0) {
         const left = [...running.values()].filter((r) => !r.abandoned);
         for (const r of left) {
