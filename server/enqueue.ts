@@ -48,6 +48,8 @@ function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPayloadBy
  * uniqueKey is held by a live job gets that job; if the holder finished in
  * between, the job is inserted again (bounded), so every caller gets a live job.
  */
+const keyOf = (type: string, uniqueKey: string | null): string => `${type}\u0000${uniqueKey}`;
+
 async function insertJobs(db: Db, jobs: readonly InsertJob[]): Promise<EnqueuedJob[]> {
   const answers = new Map<string, EnqueuedJob>();
   const keyAnswers = new Map<string, EnqueuedJob>();
@@ -56,22 +58,22 @@ async function insertJobs(db: Db, jobs: readonly InsertJob[]): Promise<EnqueuedJ
     if (round === 5) throw new Error('uniqueKey contention: the live job kept finishing while enqueueing; try again');
     const inserted = await jobInsertMany(db, todo);
     for (const row of inserted) {
-      answers.set(row.id, { id: row.id, type: '', queue: row.queue, status: row.status, priority: row.priority, scheduledFor: row.scheduled_for, created: true });
+      answers.set(row.id, { id: row.id, type: row.task_type, queue: row.queue, status: row.status, priority: row.priority, scheduledFor: row.scheduled_for, created: true });
     }
     const skipped = todo.filter((j) => !answers.has(j.id));
     if (skipped.length === 0) break;
     const live = await jobFindLiveByKey(db, skipped.map((j) => ({ type: j.type, uniqueKey: j.uniqueKey as string })));
     for (const row of live) {
-      keyAnswers.set(`${row.task_type}\u0000${row.unique_key}`, {
+      keyAnswers.set(keyOf(row.task_type, row.unique_key), {
         id: row.id, type: row.task_type, queue: row.queue, status: row.status, priority: row.priority, scheduledFor: row.scheduled_for, created: false,
       });
     }
-    todo = skipped.filter((j) => !keyAnswers.has(`${j.type}\u0000${j.uniqueKey}`));
+    todo = skipped.filter((j) => !keyAnswers.has(keyOf(j.type, j.uniqueKey)));
   }
   return jobs.map((j) => {
     const own = answers.get(j.id);
-    if (own) return { ...own, type: j.type };
-    const existing = keyAnswers.get(`${j.type}\u0000${j.uniqueKey}`) as EnqueuedJob;
+    if (own) return own;
+    const existing = keyAnswers.get(keyOf(j.type, j.uniqueKey)) as EnqueuedJob;
     // Another job of this same call may have taken the key: that one is "created", this one is not.
     return { ...existing, created: false };
   });

@@ -31,8 +31,6 @@ export interface TakenBatch<Item, Result> {
   items: Item[];
   /** Settles each item with its result or error, in order. */
   settle(results: Array<Result | Error>): void;
-  /** Fails every item. */
-  fail(error: unknown): void;
   /** Puts the items back at the front of the queue, to go out in the batcher's next batch. */
   requeue(): void;
 }
@@ -132,10 +130,6 @@ export function createBatcher<Item, Result>(options: BatcherOptions<Item, Result
             else if (i >= results.length) w.reject(new Error('batch sender returned too few results'));
             else w.resolve(r as Result);
           });
-          finish();
-        },
-        fail(error) {
-          for (const w of taken) w.reject(error);
           finish();
         },
         requeue() {

@@ -16,6 +16,7 @@ export interface InsertJob {
 /** A row the insert wrote. */
 export interface InsertedRow {
   id: string;
+  task_type: string;
   queue: string;
   status: 'pending';
   priority: number;
@@ -44,7 +45,7 @@ WITH inserted AS (
     AS i(id, queue, task_type, payload, priority, run_at, delay_ms, max_retries, unique_key)
   ON CONFLICT (task_type, unique_key) WHERE unique_key IS NOT NULL AND status IN ('pending', 'claimed', 'processing')
   DO NOTHING
-  RETURNING id, queue, status, priority, scheduled_for
+  RETURNING id, task_type, queue, status, priority, scheduled_for
 ),
 woken AS (
   SELECT count(pg_notify('${JOBS_CHANNEL}', q.queue)) AS n
