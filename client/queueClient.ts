@@ -25,6 +25,8 @@ export interface EnqueueOptions {
   maxRetries?: number;
   /** While a job with this key (and type) is pending or running, enqueueing again returns that job. */
   uniqueKey?: string;
+  /** Per-attempt time limit in ms; overrides the type's `timeoutMs`. */
+  timeoutMs?: number;
 }
 
 /** One job for `enqueueMany`. */

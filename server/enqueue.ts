@@ -40,6 +40,7 @@ function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPayloadBy
     delayMs: input.delayMs ?? null,
     maxRetries: input.maxRetries ?? defaults.maxRetries,
     uniqueKey: input.uniqueKey ?? null,
+    timeoutMs: input.timeoutMs ?? defaults.timeoutMs,
   };
 }
 

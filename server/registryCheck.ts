@@ -6,9 +6,10 @@ export interface TypeDefaults {
   queue: string;
   priority: number;
   maxRetries: number;
+  timeoutMs: number | null;
 }
 
-const NO_REGISTRY_DEFAULTS: TypeDefaults = Object.freeze({ queue: DEFAULT_QUEUE, priority: 0, maxRetries: 3 });
+const NO_REGISTRY_DEFAULTS: TypeDefaults = Object.freeze({ queue: DEFAULT_QUEUE, priority: 0, maxRetries: 3, timeoutMs: null });
 
 /**
  * Validates a payload against the server's registry and returns what to store
@@ -34,6 +35,7 @@ export function checkPayload(registry: JobRegistry | null, type: string, payload
       queue: def.queue ?? DEFAULT_QUEUE,
       priority: def.priority ?? 0,
       maxRetries: def.maxRetries ?? 3,
+      timeoutMs: def.timeoutMs ?? null,
     },
   };
 }

@@ -28,6 +28,13 @@ export const enqueueInputSchema = z
     delayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),
     maxRetries: z.number().int().min(0).max(LIMITS.maxRetries).optional(),
     uniqueKey: textSchema(LIMITS.uniqueKey).min(1).optional(),
+    /** Per-attempt time limit in ms; overrides the type's `timeoutMs`. */
+    timeoutMs: z.number().int().min(1).max(LIMITS.maxTimeoutMs).optional(),
+    /**
+     * The job's id, chosen by the caller (the clients generate a UUIDv7), so a
+     * retried enqueue whose reply was lost returns the job it already made.
+     */
+    id: jobIdSchema.optional(),
   })
   .strict()
   .refine((v) => v.runAt === undefined || v.delayMs === undefined, { message: 'give runAt or delayMs, not both', path: ['runAt'] });
@@ -104,6 +111,8 @@ export interface ClaimedJob {
   attempt: number;
   retryCount: number;
   maxRetries: number;
+  /** This attempt's time limit in ms (null: none), counted from the claim. */
+  timeoutMs: number | null;
 }
 
 /** A held job: its id and the attempt (fencing token) the worker got at claim. */
@@ -176,6 +185,10 @@ export interface JobView {
   workerId: string | null;
   leaseExpiresAt: Date | null;
   error: string | null;
+  /** Why the last attempt failed, as a code ({@link FAILURE_CODES}); null when it did not or nobody said. */
+  errorCode: string | null;
+  /** Per-attempt time limit in ms (null: none). */
+  timeoutMs: number | null;
   result: unknown;
   progress: unknown;
   uniqueKey: string | null;

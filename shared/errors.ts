@@ -27,9 +27,35 @@ export const ERROR_CODES = {
   FORBIDDEN: 'FORBIDDEN',
   /** The server is shutting down. (tRPC SERVICE_UNAVAILABLE) */
   SHUTTING_DOWN: 'SHUTTING_DOWN',
+  /** A job id given by the caller belongs to another job this caller may not reuse. (tRPC CONFLICT) */
+  JOB_ID_CONFLICT: 'JOB_ID_CONFLICT',
+  /** The server is reading as many request bytes as it allows; retry shortly. (tRPC TOO_MANY_REQUESTS) */
+  SERVER_BUSY: 'SERVER_BUSY',
   /** Anything unexpected; the server logged it. (tRPC INTERNAL_SERVER_ERROR) */
   INTERNAL: 'INTERNAL',
 } as const;
 
 /** One of {@link ERROR_CODES}. */
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+/**
+ * Why an attempt failed, stored in the job's `error_code` next to its
+ * human-readable `error`. Programs branch on these; people read the message.
+ */
+export const FAILURE_CODES = {
+  /** The handler threw (or rejected). Retried per the type's policy unless permanent. */
+  HANDLER_ERROR: 'HANDLER_ERROR',
+  /** The attempt ran past its `timeoutMs`. Retried per policy. */
+  TIMEOUT: 'TIMEOUT',
+  /** The payload failed the type's schema when a worker claimed it. Not retried. */
+  INVALID_PAYLOAD: 'INVALID_PAYLOAD',
+  /** The handler's result failed the result schema, is not JSON, or is over the size limit. Not retried. */
+  INVALID_RESULT: 'INVALID_RESULT',
+  /** The worker that claimed the job has no handler for its type. Not retried. */
+  NO_HANDLER: 'NO_HANDLER',
+  /** The worker stopped heartbeating and its lease ran out (set by the rescuer). */
+  LEASE_EXPIRED: 'LEASE_EXPIRED',
+} as const;
+
+/** One of {@link FAILURE_CODES}. */
+export type FailureCode = (typeof FAILURE_CODES)[keyof typeof FAILURE_CODES];

@@ -17,8 +17,10 @@ export const LIMITS = Object.freeze({
   maxDelayMs: 10 * 365 * 86_400_000,
   /** Retries one job may have. */
   maxRetries: 1000,
-  /** Characters of an error message stored per failure; longer ones are cut. */
+  /** Characters of an error message stored per failure; longer ones are cut (client and server). */
   errorMessage: 16_384,
+  /** Longest per-attempt timeout a job may have, in ms (24 h, the longest lease). */
+  maxTimeoutMs: 24 * 3_600_000,
   /** Characters of a worker id or unique key. */
   workerId: 200,
   uniqueKey: 255,

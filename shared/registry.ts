@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LIMITS } from './limits.js';
 import { NAME_PATTERN } from './names.js';
 
 /**
@@ -46,6 +47,13 @@ export interface JobDefinition<Payload extends z.ZodType = z.ZodType, Result ext
   maxRetries?: number;
   /** Delay between attempts. Default {@link DEFAULT_BACKOFF}. */
   backoff?: BackoffPolicy;
+  /**
+   * How long one attempt may run, in ms, counted from its claim. Past it the
+   * handler's signal aborts, the attempt fails with code `TIMEOUT` (retried per
+   * policy) and the worker's slot is freed even if the handler ignores the
+   * signal; heartbeats never extend the lease beyond it. Default: no limit.
+   */
+  timeoutMs?: number;
 }
 
 /** A map of job type name to definition. */
@@ -103,6 +111,9 @@ export function defineJobs<const Defs extends JobDefinitions>(definitions: Defs)
     }
     if (def.maxRetries !== undefined && !(Number.isInteger(def.maxRetries) && def.maxRetries >= 0 && def.maxRetries <= 1000)) {
       throw new TypeError(`job type "${name}": maxRetries must be an integer 0..1000`);
+    }
+    if (def.timeoutMs !== undefined && !(Number.isInteger(def.timeoutMs) && def.timeoutMs >= 1 && def.timeoutMs <= LIMITS.maxTimeoutMs)) {
+      throw new TypeError(`job type "${name}": timeoutMs must be an integer 1..${LIMITS.maxTimeoutMs}`);
     }
     if (def.backoff !== undefined) {
       const parsed = backoffSchema.safeParse(def.backoff);

@@ -11,6 +11,7 @@ export interface InsertJob {
   delayMs: number | null;
   maxRetries: number;
   uniqueKey: string | null;
+  timeoutMs: number | null;
 }
 
 /** A row the insert wrote. */
@@ -37,12 +38,12 @@ export async function jobInsertMany(db: Db, jobs: readonly InsertJob[]): Promise
     name: 'jobInsertMany',
     text: `
 WITH inserted AS (
-  INSERT INTO task_queue (id, queue, task_type, payload, priority, scheduled_for, max_retries, unique_key)
+  INSERT INTO task_queue (id, queue, task_type, payload, priority, scheduled_for, max_retries, unique_key, timeout_ms)
   SELECT i.id, i.queue, i.task_type, i.payload::jsonb, i.priority,
          coalesce(i.run_at, now() + coalesce(i.delay_ms, 0) * interval '1 millisecond'),
-         i.max_retries, i.unique_key
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[])
-    AS i(id, queue, task_type, payload, priority, run_at, delay_ms, max_retries, unique_key)
+         i.max_retries, i.unique_key, i.timeout_ms
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[], $10::int[])
+    AS i(id, queue, task_type, payload, priority, run_at, delay_ms, max_retries, unique_key, timeout_ms)
   ON CONFLICT (task_type, unique_key) WHERE unique_key IS NOT NULL AND status IN ('pending', 'claimed', 'processing')
   DO NOTHING
   RETURNING id, task_type, queue, status, priority, scheduled_for
@@ -63,6 +64,7 @@ FROM inserted, woken`,
       jobs.map((j) => j.delayMs),
       jobs.map((j) => j.maxRetries),
       jobs.map((j) => j.uniqueKey),
+      jobs.map((j) => j.timeoutMs),
     ],
   });
   return rows;

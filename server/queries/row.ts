@@ -22,12 +22,14 @@ export interface TaskRow {
   unique_key: string | null;
   progress: unknown;
   cancel_requested_at: Date | null;
+  timeout_ms: number | null;
+  error_code: string | null;
   created_at: Date;
   updated_at: Date;
 }
 
 /** The columns a claim returns, in the order {@link toClaimedJob} reads them. */
-export const CLAIM_COLUMNS = 'id, task_type, queue, payload, priority, attempt, retry_count, max_retries, lease_expires_at';
+export const CLAIM_COLUMNS = 'id, task_type, queue, payload, priority, attempt, retry_count, max_retries, timeout_ms, lease_expires_at';
 
 /** Maps a claimed row to the API shape. */
 export function toClaimedJob(row: TaskRow): ClaimedJob {
@@ -40,6 +42,7 @@ export function toClaimedJob(row: TaskRow): ClaimedJob {
     attempt: row.attempt,
     retryCount: row.retry_count,
     maxRetries: row.max_retries,
+    timeoutMs: row.timeout_ms,
   };
 }
 
@@ -62,6 +65,8 @@ export function toJobView(row: TaskRow): JobView {
     workerId: row.worker_id,
     leaseExpiresAt: row.lease_expires_at,
     error: row.error_message,
+    errorCode: row.error_code,
+    timeoutMs: row.timeout_ms,
     result: row.result ?? null,
     progress: row.progress ?? null,
     uniqueKey: row.unique_key,
