@@ -215,6 +215,7 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
     if (outcome.ok) {
       const result = await completer.add({ id: job.id, attempt: job.attempt, ...(outcome.result !== undefined ? { result: outcome.result } : {}) });
       if (result === 'completed') emit({ kind: 'completed', id: job.id, type: job.type, attempt: job.attempt });
+      else if (result === 'failed') emit({ kind: 'failed', id: job.id, type: job.type, attempt: job.attempt, error: 'the server refused the result', willRetry: false });
       else emit({ kind: 'lost', id: job.id, reason: result });
       return;
     }

@@ -1,7 +1,11 @@
 import { z } from 'zod';
 import { LIMITS } from './limits.js';
 import { nameSchema, textSchema } from './names.js';
+import { FAILURE_CODES } from './errors.js';
 import { jobStatusSchema } from './statuses.js';
+
+/** Zod schema of a {@link FAILURE_CODES} value. */
+export const failureCodeSchema = z.enum(FAILURE_CODES);
 
 /** A job id: the text form of a UUID. */
 export const jobIdSchema = z
@@ -148,8 +152,35 @@ export const completeManyInputSchema = z
   })
   .strict();
 
-/** Per-job outcome of `worker.completeMany`: `completed` (also for a repeated call), or why not. */
-export type CompleteOutcome = 'completed' | 'lease_lost' | 'cancelled' | 'not_found';
+/**
+ * Per-job outcome of a completion (`worker.completeMany`, and `completed` of a
+ * claim that carried completions): `completed` (also for a repeated call of
+ * the same attempt), `failed` (the server refused this result, e.g. over the
+ * size limit or not JSON, and failed the job with code INVALID_RESULT, no
+ * retry), or why this worker's attempt no longer counts. Each item stands on
+ * its own: one bad result never affects the others in its batch.
+ */
+export type CompleteOutcome = 'completed' | 'failed' | 'lease_lost' | 'cancelled' | 'not_found';
+
+/** One answer of `worker.completeMany`; `error` says why when the outcome is `failed`. */
+export interface CompleteAnswer {
+  id: string;
+  outcome: CompleteOutcome;
+  error?: string;
+}
+
+/**
+ * What `worker.heartbeat` answers. `extended` leases carry their new expiry
+ * (never past the attempt's timeout). A progress value the server refuses is
+ * named in `rejected` with the reason; that job's lease is still extended and
+ * no other job is affected.
+ */
+export interface HeartbeatAnswer {
+  extended: Array<{ id: string; leaseExpiresAt: Date }>;
+  lost: string[];
+  cancelled: string[];
+  rejected: Array<{ id: string; error: string }>;
+}
 
 /** Input of `worker.fail`. `retry: false` fails for good; `retryDelayMs` overrides the backoff. */
 export const failInputSchema = z
@@ -158,6 +189,8 @@ export const failInputSchema = z
     id: jobIdSchema,
     attempt: attemptSchema,
     error: z.string().transform((s) => s.replaceAll('\u0000', '').slice(0, LIMITS.errorMessage)),
+    /** Why, as a code programs can branch on; stored in `error_code`. Default HANDLER_ERROR. */
+    code: failureCodeSchema.optional(),
     retry: z.boolean().default(true),
     retryDelayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),
   })
