@@ -178,8 +178,8 @@ export function Job({ id }: { id: string }) {
                   <td data-label="Attempt">
                     {job.attempt} (latest)
                   </td>
-                  <td data-label="Worker" class="mono">
-                    {job.workerId ?? <span class="muted">—</span>}
+                  <td data-label="Worker">
+                    {job.workerId ? <span class="mono">{job.workerId}</span> : <span class="muted">—</span>}
                   </td>
                   <td data-label="Started">
                     <Time at={job.startedAt} />

@@ -85,8 +85,8 @@ export function Workers() {
             <tbody>
               {rows.map((row) => (
                 <tr key={row.workerId}>
-                  <th scope="row" data-label="Worker" class="mono">
-                    {row.workerId}
+                  <th scope="row" data-label="Worker">
+                    <span class="mono">{row.workerId}</span>
                   </th>
                   <td class="num" data-label="Jobs held">
                     {row.jobs.length}
