@@ -31,7 +31,17 @@ export function throughput(samples: readonly Sample[], queues: readonly string[]
 
 const cssVar = (name: string): string => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
-function options(queues: readonly string[], width: number): uPlot.Options {
+/**
+ * The x range: the last 15 minutes, or less while the page has been open for
+ * less (at least a minute), so a fresh page's first readings are not a sliver at the edge.
+ */
+function timeRange(first: number | undefined): [number, number] {
+  const now = Date.now();
+  const start = Math.max(now - WINDOW_MS, Math.min(first ?? now, now - 60_000));
+  return [start / 1000, now / 1000];
+}
+
+function options(queues: readonly string[], width: number, firstAt: () => number | undefined): uPlot.Options {
   const fg = cssVar('--muted');
   const grid = cssVar('--grid');
   const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
@@ -41,7 +51,7 @@ function options(queues: readonly string[], width: number): uPlot.Options {
     legend: { show: true },
     cursor: { drag: { x: false, y: false } },
     scales: {
-      x: { time: true, range: () => [(Date.now() - WINDOW_MS) / 1000, Date.now() / 1000] },
+      x: { time: true, range: () => timeRange(firstAt()) },
       y: { range: (_u, _min, max) => [0, Math.max(1, (max ?? 0) * 1.15)] },
     },
     axes: [axis, { ...axis, size: 48, label: 'jobs/s', labelSize: 18 }],
@@ -51,7 +61,6 @@ function options(queues: readonly string[], width: number): uPlot.Options {
         label: queue,
         stroke: cssVar(`--series-${i % 6}`),
         width: 2,
-        points: { show: false },
         value: (_u: uPlot, v: number | null) => (v === null ? '—' : `${v.toFixed(1)}/s`),
       })),
     ],
@@ -72,7 +81,7 @@ export function ThroughputChart({ samples, queues }: { samples: readonly Sample[
     if (!el) return;
     const make = () => {
       plot.current?.destroy();
-      plot.current = new uPlot(options(queues, el.clientWidth || 600), throughput(current.current, queues), el);
+      plot.current = new uPlot(options(queues, el.clientWidth || 600, () => current.current[0]?.at), throughput(current.current, queues), el);
     };
     make();
     const scheme = matchMedia('(prefers-color-scheme: dark)');
