@@ -9,6 +9,7 @@ import type { TRPCError } from '@trpc/server';
 import { isJobRegistry, type JobRegistry } from '../shared/index.js';
 import { createAuthenticator, isLoopback } from './auth.js';
 import { createContextInner, type ServerDeps } from './context.js';
+import { createDashboard, type DashboardOptions } from './dashboard.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
@@ -47,6 +48,8 @@ export interface QueueServerOptions {
   maintenance?: boolean;
   /** Require API keys even on loopback (they are always required beyond it). Default: required once any key exists. */
   requireAuth?: boolean;
+  /** The web dashboard at `/` (false: not served). Default: served, payloads shown on click. */
+  dashboard?: DashboardOptions | false;
   log?: (message: string) => void;
 }
 
@@ -162,6 +165,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   });
   if (options.maintenance !== false) maintenance.start();
 
+  const dashboard = createDashboard(options.dashboard);
   const createContext = async (req: IncomingMessage) => {
     let who;
     try {
@@ -171,7 +175,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       const domain = toQueueError(error);
       throw domain ? toTRPCError(domain) : error;
     }
-    return createContextInner(deps, who.principal, who.error);
+    return { ...createContextInner(deps, who.principal, who.error), hidePayloads: dashboard.hidesPayloadsFor(req) };
   };
   const onError = (error: TRPCError, path: string | undefined): void => {
     if (error.code === 'INTERNAL_SERVER_ERROR') log(`internal error in ${path ?? '?'}: ${error.cause?.stack ?? error.stack}`);
@@ -188,6 +192,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   const server: Server = createServer((req, res) => {
     if (closing) res.setHeader('connection', 'close');
     if (rejectTooLarge(req, res, maxBodyBytes)) return;
+    if (dashboard.serve(req, res)) return;
     if (!req.url?.startsWith('/trpc/')) {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: 'not found: the tRPC endpoint is /trpc/<procedure>' }));

@@ -35,6 +35,8 @@ export interface QueueContext {
   deps: ServerDeps;
   principal: Principal | null;
   authError: string | null;
+  /** Leave payloads and results out of job views (a browser, with the dashboard's `showPayloads: false`). */
+  hidePayloads?: boolean;
 }
 
 /** Builds a context without HTTP; tests and `createCaller` use it directly. */

@@ -16,6 +16,7 @@ const envSchema = z.object({
   SKIPQ_RESCUE_INTERVAL_MS: int(50, 3_600_000).default(5000),
   SKIPQ_RETENTION_DAYS: int(0, 36_500).default(7),
   SKIPQ_REQUIRE_AUTH: z.enum(['0', '1', 'true', 'false']).default('0').transform((v) => v === '1' || v === 'true'),
+  SKIPQ_DASHBOARD_PAYLOADS: z.enum(['0', '1', 'true', 'false']).default('1').transform((v) => v === '1' || v === 'true'),
 });
 
 /** The server's settings, frozen after they are read. */

@@ -30,6 +30,7 @@ Environment:
   SKIPQ_RESCUE_INTERVAL_MS  expired-lease sweep, default 5000
   SKIPQ_RETENTION_DAYS      keep completed/cancelled jobs this long (0: forever), default 7
   SKIPQ_REQUIRE_AUTH        1: require API keys on loopback too
+  SKIPQ_DASHBOARD_PAYLOADS  0: the dashboard (at /) never shows job payloads or results
 `;
 
 async function main(): Promise<void> {
@@ -78,6 +79,7 @@ async function main(): Promise<void> {
     rescueIntervalMs: env.SKIPQ_RESCUE_INTERVAL_MS,
     retentionDays: env.SKIPQ_RETENTION_DAYS,
     requireAuth: values['require-auth'] || env.SKIPQ_REQUIRE_AUTH,
+    dashboard: { showPayloads: env.SKIPQ_DASHBOARD_PAYLOADS },
   });
   console.log(`[skipq] listening on ${server.url}${jobs ? ` with job types: ${Object.keys(jobs).join(', ')}` : ' (no registry: any JSON payload is accepted)'}`);
   let stopping = false;

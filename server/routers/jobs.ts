@@ -7,6 +7,7 @@ import {
   type EnqueuedRef,
   type JobView,
 } from '../../shared/index.js';
+import { withoutPayloads } from '../dashboard.js';
 import { QueueError } from '../errors.js';
 import { queueOf } from '../registryCheck.js';
 import { jobCancel, jobGet, jobRetry } from '../queries/admin.js';
@@ -21,6 +22,9 @@ async function getOrThrow(ctx: QueueContext & { principal: Principal }, id: stri
   assertQueueAllowed(ctx, row.queue);
   return toJobView(row);
 }
+
+/** The view as this caller may see it: browsers get no payloads when the dashboard hides them. */
+const shown = (ctx: QueueContext, view: JobView): JobView => (ctx.hidePayloads ? withoutPayloads(view) : view);
 
 /** Producer-side procedures: enqueue, inspect, cancel, retry. */
 export const jobsRouter = router({
@@ -38,7 +42,7 @@ export const jobsRouter = router({
   }),
 
   /** One job with its result, error and attempts. */
-  get: producerProcedure.input(jobRefInputSchema).query(({ ctx, input }) => getOrThrow(ctx, input.id)),
+  get: producerProcedure.input(jobRefInputSchema).query(async ({ ctx, input }) => shown(ctx, await getOrThrow(ctx, input.id))),
 
   /** Jobs newest first, filtered, with a keyset cursor. */
   list: producerProcedure.input(listInputSchema).query(async ({ ctx, input }) => {
@@ -47,16 +51,16 @@ export const jobsRouter = router({
     const queues = input.queue ? [input.queue] : ctx.principal.queues;
     const rows = await jobList(ctx.deps.prisma, { queues, type: input.type ?? null, statuses, cursor: input.cursor ?? null, limit: input.limit + 1 });
     const page = rows.slice(0, input.limit);
-    return { jobs: page, nextCursor: rows.length > input.limit ? (page.at(-1)?.id ?? null) : null };
+    return { jobs: page.map((view) => shown(ctx, view)), nextCursor: rows.length > input.limit ? (page.at(-1)?.id ?? null) : null };
   }),
 
   /** Cancel a pending or running job; a running handler's AbortSignal fires at its next heartbeat. */
   cancel: producerProcedure.input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
     const before = await getOrThrow(ctx, input.id);
     const row = await jobCancel(ctx.deps.db, input.id);
-    if (row) return toJobView(row);
+    if (row) return shown(ctx, toJobView(row));
     const now = await getOrThrow(ctx, input.id);
-    if (now.status === 'cancelled') return now;
+    if (now.status === 'cancelled') return shown(ctx, now);
     throw new QueueError(ERROR_CODES.WRONG_STATE, `job ${input.id} is ${now.status} (was ${before.status}); only pending, claimed or processing jobs can be cancelled`);
   }),
 
@@ -66,7 +70,7 @@ export const jobsRouter = router({
     const row = await jobRetry(ctx.deps.db, input.id);
     if (row) {
       ctx.deps.hub.wake([row.queue]);
-      return toJobView(row);
+      return shown(ctx, toJobView(row));
     }
     const now = await getOrThrow(ctx, input.id);
     throw new QueueError(ERROR_CODES.WRONG_STATE, `job ${input.id} is ${now.status}; only failed or cancelled jobs can be retried`);

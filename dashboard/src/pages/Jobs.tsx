@@ -1,0 +1,279 @@
+import { useEffect, useState } from 'preact/hooks';
+import type { JobView } from '../../../shared/api.js';
+import type { JobStatus } from '../../../shared/statuses.js';
+import { CANCELLABLE, RETRYABLE, cancelJobs, describe, retryJobs } from '../actions.js';
+import { api, report, type Failure } from '../api.js';
+import { Confirm, type ConfirmRequest } from '../components/Confirm.js';
+import { Problem } from '../components/Problem.js';
+import { Status } from '../components/Status.js';
+import { Time } from '../components/Time.js';
+import { clip } from '../format.js';
+import { useLiveStats } from '../live.js';
+import { Link, navigate } from '../router.js';
+
+const STATUS_CHOICES: Array<{ value: string; label: string }> = [
+  { value: '', label: 'any' },
+  { value: 'pending', label: 'pending' },
+  { value: 'claimed,processing', label: 'held (claimed or processing)' },
+  { value: 'claimed', label: 'claimed' },
+  { value: 'processing', label: 'processing' },
+  { value: 'completed', label: 'completed' },
+  { value: 'failed', label: 'failed' },
+  { value: 'cancelled', label: 'cancelled' },
+];
+const PAGE_SIZE = 50;
+
+interface Filters {
+  queue: string;
+  type: string;
+  status: string;
+  cursor: string;
+}
+
+const filtersOf = (query: URLSearchParams): Filters => ({
+  queue: query.get('queue') ?? '',
+  type: query.get('type') ?? '',
+  status: query.get('status') ?? '',
+  cursor: query.get('cursor') ?? '',
+});
+
+function hrefOf(filters: Filters): string {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(filters)) if (value) query.set(name, value);
+  const text = query.toString();
+  return text ? `/jobs?${text}` : '/jobs';
+}
+
+/** How many "older" pages deep this page is, so "newer" can go back. */
+const depth = (): number => ((history.state as { jobsDepth?: number } | null)?.jobsDepth ?? 0);
+
+/** Jobs newest first, filtered by queue, type and status, with cursor pages and bulk retry/cancel. */
+export function Jobs({ query }: { query: URLSearchParams }) {
+  const filters = filtersOf(query);
+  const key = hrefOf(filters);
+  const { rows } = useLiveStats(false);
+  const [page, setPage] = useState<{ jobs: JobView[]; nextCursor: string | null } | null>(null);
+  const [failure, setFailure] = useState<Failure | null>(null);
+  const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
+  const [confirm, setConfirm] = useState<ConfirmRequest | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [version, setVersion] = useState(0);
+
+  useEffect(() => {
+    let current = true;
+    api.jobs.list
+      .query({
+        queue: filters.queue || undefined,
+        type: filters.type || undefined,
+        status: filters.status ? (filters.status.split(',') as JobStatus[]) : undefined,
+        cursor: filters.cursor || undefined,
+        limit: PAGE_SIZE,
+      })
+      .then(
+        (answer) => {
+          if (!current) return;
+          setPage(answer);
+          setFailure(null);
+          // Keep only the selected jobs still on the page.
+          setSelected((was) => new Set(answer.jobs.filter((j) => was.has(j.id)).map((j) => j.id)));
+        },
+        (error: unknown) => current && setFailure(report(error)),
+      );
+    return () => {
+      current = false;
+    };
+  }, [key, version]);
+
+  useEffect(() => setSelected(new Set()), [key]);
+
+  const change = (name: keyof Filters, value: string) => navigate(hrefOf({ ...filters, [name]: value, cursor: '' }), { focus: false });
+  const refresh = () => setVersion((v) => v + 1);
+  const jobs = page?.jobs ?? [];
+  const chosen = jobs.filter((j) => selected.has(j.id));
+  const toggle = (id: string) =>
+    setSelected((was) => {
+      const next = new Set(was);
+      if (next.has(id)) next.delete(id);
+      else next.add(id);
+      return next;
+    });
+  const allOnPage = jobs.length > 0 && chosen.length === jobs.length;
+
+  const run = async (verb: string, ids: readonly string[], action: typeof retryJobs) => {
+    setBusy(true);
+    setNotice(null);
+    const outcome = await action(ids);
+    setBusy(false);
+    setNotice(describe(verb, outcome));
+    refresh();
+  };
+  const ask = (kind: 'retry' | 'cancel', ids: readonly string[]) => {
+    const n = ids.length;
+    const jobsText = `${n} job${n === 1 ? '' : 's'}`;
+    setConfirm(
+      kind === 'retry'
+        ? {
+            title: `Retry ${jobsText}?`,
+            body: <p>Failed and cancelled jobs go back to pending with a fresh retry budget; the server refuses the others and says why.</p>,
+            confirmLabel: `Retry ${jobsText}`,
+            onConfirm: () => void run('Retried', ids, retryJobs),
+          }
+        : {
+            title: `Cancel ${jobsText}?`,
+            body: <p>Pending jobs will not run; running handlers are asked to stop (their AbortSignal fires). This cannot be undone, but a cancelled job can be retried.</p>,
+            confirmLabel: `Cancel ${jobsText}`,
+            danger: true,
+            onConfirm: () => void run('Cancelled', ids, cancelJobs),
+          },
+    );
+  };
+
+  const queues = [...new Set([...rows.map((r) => r.queue), ...(filters.queue ? [filters.queue] : [])])].sort();
+  const types = [...new Set([...rows.flatMap((r) => r.types), ...(filters.type ? [filters.type] : [])])].sort();
+
+  return (
+    <>
+      <h1 tabIndex={-1}>Jobs</h1>
+      <form class="filters" role="search" aria-label="Filter jobs" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Queue
+          <select value={filters.queue} onChange={(e) => change('queue', e.currentTarget.value)}>
+            <option value="">any</option>
+            {queues.map((q) => (
+              <option key={q} value={q}>
+                {q}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Type
+          <select value={filters.type} onChange={(e) => change('type', e.currentTarget.value)}>
+            <option value="">any</option>
+            {types.map((t) => (
+              <option key={t} value={t}>
+                {t}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Status
+          <select value={filters.status} onChange={(e) => change('status', e.currentTarget.value)}>
+            {STATUS_CHOICES.map((s) => (
+              <option key={s.value} value={s.value}>
+                {s.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="button" onClick={refresh}>
+          Refresh
+        </button>
+      </form>
+      {/* Filters by error text and time range go in the form above once jobs.list takes them. */}
+      <p class="muted small">Filtering by error text and by time range will come once jobs.list supports them.</p>
+
+      <div class="bulk" role="toolbar" aria-label="Selected jobs">
+        <span data-testid="selected-count">{chosen.length} selected</span>
+        <button type="button" disabled={busy || chosen.length === 0} onClick={() => ask('retry', chosen.map((j) => j.id))}>
+          Retry selected ({chosen.length})
+        </button>
+        <button type="button" class="danger" disabled={busy || chosen.length === 0} onClick={() => ask('cancel', chosen.map((j) => j.id))}>
+          Cancel selected ({chosen.length})
+        </button>
+      </div>
+      <p role="status" class="notice" data-testid="notice">
+        {busy ? 'Working…' : notice}
+      </p>
+      <Problem failure={failure} what="list jobs" />
+
+      {page && jobs.length === 0 && <p>No jobs match these filters.</p>}
+      {jobs.length > 0 && (
+        <div class="table-wrap">
+          <table class="cards jobs" data-testid="jobs">
+            <caption class="visually-hidden">Jobs, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col" class="check">
+                  <input
+                    type="checkbox"
+                    aria-label="Select every job on this page"
+                    checked={allOnPage}
+                    onChange={() => setSelected(allOnPage ? new Set() : new Set(jobs.map((j) => j.id)))}
+                  />
+                </th>
+                <th scope="col">Job</th>
+                <th scope="col">Status</th>
+                <th scope="col">Queue</th>
+                <th scope="col" class="num">
+                  Attempt
+                </th>
+                <th scope="col">Created</th>
+                <th scope="col">Last error</th>
+                <th scope="col">
+                  <span class="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {jobs.map((job) => (
+                <tr key={job.id} data-job={job.id} data-status={job.status} class={selected.has(job.id) ? 'selected' : undefined}>
+                  <td class="check">
+                    <input type="checkbox" aria-label={`Select job ${job.id}`} checked={selected.has(job.id)} onChange={() => toggle(job.id)} />
+                  </td>
+                  <td data-label="Job">
+                    <Link href={`/jobs/${job.id}`} class="mono">
+                      {job.id}
+                    </Link>
+                    <div class="small">{job.type}</div>
+                  </td>
+                  <td data-label="Status">
+                    <Status status={job.status} />
+                  </td>
+                  <td data-label="Queue">{job.queue}</td>
+                  <td class="num" data-label="Attempt">
+                    {job.attempt}
+                  </td>
+                  <td data-label="Created">
+                    <Time at={job.createdAt} />
+                  </td>
+                  <td data-label="Last error" class="error-cell" title={job.error ?? undefined}>
+                    {job.error ? clip(job.error, 90) : <span class="muted">—</span>}
+                  </td>
+                  <td class="row-actions">
+                    {RETRYABLE.has(job.status) && (
+                      <button type="button" class="small" disabled={busy} onClick={() => void run('Retried', [job.id], retryJobs)} aria-label={`Retry job ${job.id}`}>
+                        Retry
+                      </button>
+                    )}
+                    {CANCELLABLE.has(job.status) && (
+                      <button type="button" class="small danger" disabled={busy} onClick={() => ask('cancel', [job.id])} aria-label={`Cancel job ${job.id}`}>
+                        Cancel
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <nav class="pager" aria-label="Pages">
+        {depth() > 0 && (
+          <button type="button" onClick={() => history.back()}>
+            ← Newer
+          </button>
+        )}
+        {filters.cursor && <Link href={hrefOf({ ...filters, cursor: '' })}>Newest</Link>}
+        {page?.nextCursor && (
+          <Link href={hrefOf({ ...filters, cursor: page.nextCursor })} state={{ jobsDepth: depth() + 1 }}>
+            Older →
+          </Link>
+        )}
+      </nav>
+      <Confirm request={confirm} onClose={() => setConfirm(null)} />
+    </>
+  );
+}

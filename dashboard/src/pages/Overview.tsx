@@ -1,0 +1,89 @@
+import { ThroughputChart } from '../components/Chart.js';
+import { Problem } from '../components/Problem.js';
+import { Time } from '../components/Time.js';
+import { count, duration } from '../format.js';
+import { POLL_MS, samples, useLiveStats, type QueueRow } from '../live.js';
+import { Link } from '../router.js';
+import { useStore } from '../store.js';
+
+const COLUMNS = [
+  { status: 'pending', label: 'Pending' },
+  { status: 'held', label: 'Held' },
+  { status: 'completed', label: 'Completed' },
+  { status: 'failed', label: 'Failed' },
+  { status: 'cancelled', label: 'Cancelled' },
+] as const;
+
+function jobsHref(queue: string, status: (typeof COLUMNS)[number]['status']): string {
+  const query = new URLSearchParams({ queue, status: status === 'held' ? 'claimed,processing' : status });
+  return `/jobs?${query}`;
+}
+
+function OldestPending({ row }: { row: QueueRow }) {
+  if (!row.oldestPending || row.counts.pending === 0) return <span class="muted">—</span>;
+  const waited = Date.now() - row.oldestPending.getTime();
+  // Delayed jobs are pending too; when every one is still in the future, nothing is waiting yet.
+  if (waited < 0) return <span title={row.oldestPending.toLocaleString()}>next due in {duration(waited)}</span>;
+  return <span title={row.oldestPending.toLocaleString()}>{duration(waited)}</span>;
+}
+
+/** One row per queue with its counts, updating live, and the throughput chart. */
+export function Overview() {
+  const { rows, failure, updatedAt, stats } = useLiveStats(true);
+  const history = useStore(samples);
+  return (
+    <>
+      <h1 tabIndex={-1}>Overview</h1>
+      <p class="muted" aria-live="off">
+        Live: read every {POLL_MS / 1000} s. Updated <Time at={updatedAt} empty="not yet" />.
+      </p>
+      <Problem failure={failure} what="read the queue counts" />
+      {stats && rows.length === 0 && <p>No jobs yet. Jobs appear here once a producer enqueues them.</p>}
+      {rows.length > 0 && (
+        <div class="table-wrap">
+          <table class="cards" data-testid="overview">
+            <caption class="visually-hidden">Jobs per queue and status</caption>
+            <thead>
+              <tr>
+                <th scope="col">Queue</th>
+                {COLUMNS.map((c) => (
+                  <th key={c.status} scope="col" class="num">
+                    {c.label}
+                  </th>
+                ))}
+                <th scope="col" class="num">
+                  Oldest pending
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((row) => (
+                <tr key={row.queue} data-queue={row.queue}>
+                  <th scope="row" data-label="Queue">
+                    <Link href={`/jobs?queue=${encodeURIComponent(row.queue)}`}>{row.queue}</Link>
+                    <div class="muted small">{row.types.join(', ')}</div>
+                  </th>
+                  {COLUMNS.map((c) => {
+                    const n = c.status === 'held' ? row.held : row.counts[c.status];
+                    return (
+                      <td key={c.status} class={`num${c.status === 'failed' && n > 0 ? ' bad' : ''}`} data-label={c.label} data-testid={`count-${row.queue}-${c.status}`}>
+                        {n > 0 ? <Link href={jobsHref(row.queue, c.status)}>{count(n)}</Link> : '0'}
+                      </td>
+                    );
+                  })}
+                  <td class="num" data-label="Oldest pending">
+                    <OldestPending row={row} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {/* Paused state and limits per queue go in this table once queues.list exists (flow-control issue). */}
+      <p class="muted small">Paused state and concurrency/rate limits per queue will show here once the server has queues.list.</p>
+      <h2>Throughput, last 15 minutes</h2>
+      <ThroughputChart samples={history} queues={rows.map((r) => r.queue)} />
+    </>
+  );
+}

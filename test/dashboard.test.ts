@@ -1,0 +1,366 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createTRPCClient, httpLink } from '@trpc/client';
+import superjson from 'superjson';
+import { z } from 'zod';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// playwright-core is a dev dependency of the dashboard package (dashboard/package.json), not of the root.
+import type { BrowserContext, Page } from '../dashboard/node_modules/playwright-core/index.js';
+import { createQueueClient, createWorker, type QueueClient, type Worker } from '../client/index.js';
+import { createApiKey } from '../server/auth.js';
+import type { AppRouter } from '../server/routers/_app.js';
+import { defineJobs } from '../shared/index.js';
+import { waitFor } from './support/factories.js';
+import { startTestServer, type TestServer } from './support/server.js';
+
+const DASHBOARD_DIR = fileURLToPath(new URL('../dashboard/', import.meta.url));
+const SHOTS_DIR = fileURLToPath(new URL('../test-output/dashboard/', import.meta.url));
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+const BUILD_HINT = 'build it first: npm ci --prefix dashboard --no-audit --no-fund && npm run build:dashboard';
+
+const jobs = defineJobs({
+  email: { payload: z.object({ to: z.string() }), queue: 'mail' },
+  report: { payload: z.object({ n: z.number().int(), fail: z.boolean() }), queue: 'reports', maxRetries: 0 },
+});
+type Jobs = typeof jobs;
+
+/** What page.evaluate callbacks use of the page (the root tsconfig has no DOM lib). */
+interface PageGlobals {
+  document: { documentElement: { scrollWidth: number }; activeElement: { getAttribute(name: string): string | null; textContent: string | null; blur(): void } | null };
+  requestAnimationFrame(callback: () => void): number;
+  sessionStorage: { getItem(key: string): string | null };
+  localStorage: { length: number };
+  sameDocument?: boolean;
+}
+
+/** The counts the overview shows, keyed like its cells: `count-<queue>-<column>`. */
+async function countsOnPage(page: Page): Promise<Record<string, number>> {
+  return page.$$eval('[data-testid^="count-"]', (cells) =>
+    Object.fromEntries(cells.map((cell) => [cell.getAttribute('data-testid') as string, Number((cell.textContent ?? '').replace(/\D/g, ''))])),
+  );
+}
+
+/** The same counts as queues.stats gives them (to `trpc`, which must be allowed to ask). */
+async function countsFromApi(trpc: TestServer['trpc']): Promise<Record<string, number>> {
+  const { counts } = await trpc.queues.stats.query();
+  const expected: Record<string, number> = {};
+  for (const queue of new Set(counts.map((c) => c.queue))) {
+    for (const column of ['pending', 'held', 'completed', 'failed', 'cancelled']) expected[`count-${queue}-${column}`] = 0;
+  }
+  for (const c of counts) {
+    const column = c.status === 'claimed' || c.status === 'processing' ? 'held' : c.status;
+    expected[`count-${c.queue}-${column}`] = (expected[`count-${c.queue}-${column}`] ?? 0) + c.count;
+  }
+  return expected;
+}
+
+const text = (page: Page, selector: string) => page.locator(selector).innerText();
+
+describe('the dashboard, in a real browser', () => {
+  let t: TestServer;
+  let base: string;
+  let context: BrowserContext;
+  let page: Page;
+  let producer: QueueClient<Jobs>;
+  let userDataDir: string;
+  const workers: Worker[] = [];
+  /** Console errors of the pages (a CSP violation is one). */
+  const consoleErrors: string[] = [];
+
+  const startWorker = (options: Partial<Parameters<typeof createWorker<Jobs>>[0]>) => {
+    const worker = createWorker<Jobs>({
+      url: t.url,
+      jobs,
+      waitMs: 300,
+      handlers: {
+        email: async () => ({ sent: true }),
+        report: async ({ n, fail }) => {
+          if (fail) throw new Error(`report ${n} broke: upstream answered 502`);
+          return { rows: n * 10 };
+        },
+      },
+      ...options,
+    });
+    workers.push(worker);
+    worker.start();
+    return worker;
+  };
+
+  const watch = (p: Page) => {
+    p.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(`${p.url()}: ${message.text()}`);
+    });
+    p.on('pageerror', (error) => consoleErrors.push(`${p.url()}: ${error.message}`));
+    return p;
+  };
+
+  /** Full-page screenshots at 1280 px and 390 px, light and dark; at phone width nothing may scroll sideways. */
+  const shoot = async (p: Page, name: string) => {
+    // No focus ring left over from an earlier step in the pictures.
+    await p.evaluate(() => (globalThis as unknown as PageGlobals).document.activeElement?.blur());
+    for (const [width, height] of [[1280, 900], [390, 844]] as const) {
+      for (const colorScheme of ['light', 'dark'] as const) {
+        await p.setViewportSize({ width, height });
+        await p.emulateMedia({ colorScheme });
+        await p.evaluate(() => new Promise<void>((resolve) => (globalThis as unknown as PageGlobals).requestAnimationFrame(() => (globalThis as unknown as PageGlobals).requestAnimationFrame(resolve))));
+        await p.screenshot({ path: join(SHOTS_DIR, `${name}-${width}-${colorScheme}.png`), fullPage: true });
+        if (width === 390) expect(await p.evaluate(() => (globalThis as unknown as PageGlobals).document.documentElement.scrollWidth), `${name} at ${width} px scrolls sideways`).toBeLessThanOrEqual(width);
+      }
+    }
+    await p.setViewportSize({ width: 1280, height: 900 });
+    await p.emulateMedia({ colorScheme: 'light' });
+  };
+
+  beforeAll(async () => {
+    // Not built is a failure with the fix in its message, never a skip: CI builds it in .ci/run.
+    if (!existsSync(join(DASHBOARD_DIR, 'dist', 'index.html'))) throw new Error(`The dashboard is not built (no dashboard/dist/index.html): ${BUILD_HINT}`);
+    const playwrightPath = join(DASHBOARD_DIR, 'node_modules', 'playwright-core', 'index.mjs');
+    if (!existsSync(playwrightPath)) throw new Error(`playwright-core is not installed in dashboard/node_modules: ${BUILD_HINT}`);
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it when absent)`);
+    const { chromium } = (await import(pathToFileURL(playwrightPath).href)) as typeof import('../dashboard/node_modules/playwright-core/index.js');
+
+    rmSync(SHOTS_DIR, { recursive: true, force: true });
+    mkdirSync(SHOTS_DIR, { recursive: true });
+    t = await startTestServer({ jobs, pollIntervalMs: 50 });
+    base = t.url.replace(/\/trpc$/, '');
+    producer = createQueueClient({ url: t.url, jobs });
+
+    // Two queues: six emails left pending, five reports of which three fail for good.
+    await producer.enqueueMany(Array.from({ length: 6 }, (_, i) => ({ type: 'email' as const, payload: { to: `user${i}@example.com` } })));
+    await producer.enqueueMany(Array.from({ length: 5 }, (_, n) => ({ type: 'report' as const, payload: { n, fail: n % 2 === 0 } })));
+    const reporter = startWorker({ queues: ['reports'], workerId: 'reports-worker' });
+    await waitFor(async () => {
+      const { counts } = await t.trpc.queues.stats.query();
+      const done = counts.filter((c) => c.queue === 'reports' && (c.status === 'completed' || c.status === 'failed')).reduce((n, c) => n + c.count, 0);
+      return done === 5;
+    }, 10_000, 'the reports to finish');
+    await reporter.stop();
+
+    userDataDir = mkdtempSync(join(tmpdir(), 'skipq-chromium-'));
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_FLAGS,
+      viewport: { width: 1280, height: 900 },
+    });
+    page = watch(await context.newPage());
+  });
+
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => w.stop()));
+    await context?.close();
+    await producer?.close();
+    await t?.stop();
+    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  });
+
+  it('serves the overview with a CSP and shows the counts queues.stats gives', async () => {
+    const response = await page.goto(`${base}/`);
+    expect(response?.status()).toBe(200);
+    const headers = response?.headers() ?? {};
+    expect(headers['content-security-policy']).toContain("script-src 'self'");
+    expect(headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(headers['x-content-type-options']).toBe('nosniff');
+    // No inline script anywhere: every script is a file under /assets.
+    const scripts = await page.$$eval('script', (list) => list.map((s) => ({ src: s.getAttribute('src'), inline: (s.textContent ?? '').trim().length })));
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const s of scripts) {
+      expect(s.src).toMatch(/^\/assets\/.+\.js$/);
+      expect(s.inline).toBe(0);
+    }
+
+    await page.locator('[data-testid="count-mail-pending"]').filter({ hasText: '6' }).waitFor();
+    // The first Tab stop is the skip link.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.activeElement?.textContent)).toBe('Skip to content');
+    const expected = await countsFromApi(t.trpc);
+    expect(expected).toMatchObject({ 'count-mail-pending': 6, 'count-reports-completed': 2, 'count-reports-failed': 3 });
+    expect(await countsOnPage(page)).toEqual(expected);
+  });
+
+  it('updates a count live, without reloading, while a worker runs', async () => {
+    await page.evaluate(() => ((globalThis as unknown as PageGlobals).sameDocument = true));
+    expect(await text(page, '[data-testid="count-mail-completed"]')).toBe('0');
+    const mailer = startWorker({ queues: ['mail'], workerId: 'mail-worker' });
+    await page.locator('[data-testid="count-mail-completed"]').filter({ hasText: '6' }).waitFor({ timeout: 10_000 });
+    expect(await text(page, '[data-testid="count-mail-pending"]')).toBe('0');
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).sameDocument)).toBe(true);
+    await mailer.stop();
+    expect(await countsOnPage(page)).toEqual(await countsFromApi(t.trpc));
+    // Taken after the worker ran, so the throughput chart has something to show.
+    await shoot(page, 'overview');
+  });
+
+  it('opens a failed job from the counts, shows its error and attempt, hides the payload until asked, and retries it', async () => {
+    await page.locator('[data-testid="count-reports-failed"] a').click();
+    await page.waitForURL(/\/jobs\?queue=reports&status=failed$/);
+    const rows = page.locator('table[data-testid="jobs"] tbody tr');
+    await rows.first().waitFor();
+    expect(await rows.count()).toBe(3);
+    expect(await page.$$eval('table[data-testid="jobs"] tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-status')))).toEqual(['failed', 'failed', 'failed']);
+    await shoot(page, 'jobs');
+
+    const id = (await rows.first().getAttribute('data-job')) as string;
+    await rows.first().locator(`a[href="/jobs/${id}"]`).click();
+    await page.waitForURL(`${base}/jobs/${id}`);
+    await page.locator('[data-testid="job-status"]').filter({ hasText: 'failed' }).waitFor();
+    expect(await text(page, '[data-testid="job-error"]')).toMatch(/report \d broke: upstream answered 502/);
+    const attempt = await text(page, 'table[data-testid="attempts"] tbody tr');
+    expect(attempt).toContain('1 (latest)');
+    expect(attempt).toContain('reports-worker');
+
+    // The payload is not on the page until it is asked for; then it is a collapsible tree.
+    expect(await page.locator('[data-testid="json-payload"]').count()).toBe(0);
+    expect(await page.locator('main').innerText()).not.toContain('"fail"');
+    await page.getByRole('button', { name: 'Show payload' }).click();
+    const tree = page.locator('[data-testid="json-payload"]');
+    await tree.waitFor();
+    expect(await tree.innerText()).toContain('"fail"');
+    await tree.locator('summary').first().click();
+    expect(await tree.locator('.json-children').first().isVisible()).toBe(false);
+    await shoot(page, 'job');
+
+    await page.getByRole('button', { name: 'Retry', exact: true }).click();
+    await page.locator('[data-testid="job-status"]').filter({ hasText: 'pending' }).waitFor();
+    expect((await t.trpc.jobs.get.query({ id })).status).toBe('pending');
+  });
+
+  it('retries and cancels a selection after a confirmation that shows the count', async () => {
+    await page.goto(`${base}/jobs?queue=reports&status=failed`);
+    const rows = page.locator('table[data-testid="jobs"] tbody tr');
+    await rows.first().waitFor();
+    expect(await rows.count()).toBe(2);
+    const failedIds = await page.$$eval('table[data-testid="jobs"] tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-job') as string));
+
+    // Keyboard: Tab goes from the filters past the (disabled) bulk buttons to the select-all box; Space ticks it.
+    await page.getByRole('button', { name: 'Refresh' }).focus();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.activeElement?.getAttribute('aria-label'))).toBe('Select every job on this page');
+    await page.keyboard.press('Space');
+    await page.getByRole('button', { name: 'Retry selected (2)' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    expect(await dialog.getByRole('heading').innerText()).toBe('Retry 2 jobs?');
+    // Escape backs out and changes nothing.
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    for (const id of failedIds) expect((await t.trpc.jobs.get.query({ id })).status).toBe('failed');
+
+    await page.getByRole('button', { name: 'Retry selected (2)' }).click();
+    await dialog.waitFor();
+    await page.screenshot({ path: join(SHOTS_DIR, 'jobs-confirm-1280-light.png') });
+    await dialog.getByRole('button', { name: 'Retry 2 jobs' }).click();
+    await page.locator('[data-testid="notice"]').filter({ hasText: 'Retried 2 jobs.' }).waitFor();
+    for (const id of failedIds) expect((await t.trpc.jobs.get.query({ id })).status).toBe('pending');
+
+    // Three reports are pending now (one retried from its page, two here): cancel two of them.
+    await page.getByLabel('Status').selectOption('pending');
+    await page.waitForURL(/status=pending/);
+    await page.locator('table[data-testid="jobs"] tbody tr[data-status="pending"]').nth(2).waitFor();
+    expect(await rows.count()).toBe(3);
+    const cancelIds = await page.$$eval('table[data-testid="jobs"] tbody tr', (trs) => trs.slice(0, 2).map((tr) => tr.getAttribute('data-job') as string));
+    for (const id of cancelIds) await page.getByRole('checkbox', { name: `Select job ${id}` }).check();
+    await page.getByRole('button', { name: 'Cancel selected (2)' }).click();
+    await dialog.waitFor();
+    expect(await dialog.getByRole('heading').innerText()).toBe('Cancel 2 jobs?');
+    await dialog.getByRole('button', { name: 'Cancel 2 jobs' }).click();
+    await page.locator('[data-testid="notice"]').filter({ hasText: 'Cancelled 2 jobs.' }).waitFor();
+    for (const id of cancelIds) expect((await t.trpc.jobs.get.query({ id })).status).toBe('cancelled');
+  });
+
+  it('shows the queues by type, and the workers holding jobs', async () => {
+    await page.goto(`${base}/queues`);
+    await page.getByRole('heading', { name: 'reports' }).waitFor();
+    await page.getByRole('heading', { name: 'mail' }).waitFor();
+    await shoot(page, 'queues');
+
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const holder = startWorker({
+      queues: ['mail'],
+      workerId: 'slow-worker',
+      handlers: { email: () => gate.then(() => ({ sent: true })) },
+    });
+    await producer.enqueue('email', { to: 'slow@example.com' });
+    await page.goto(`${base}/workers`);
+    const row = page.locator('table[data-testid="workers"] tbody tr').filter({ hasText: 'slow-worker' });
+    await row.waitFor({ timeout: 10_000 });
+    expect(await row.locator('td[data-label="Jobs held"]').innerText()).toBe('1');
+    await shoot(page, 'workers');
+    release();
+    await holder.stop();
+  });
+
+  it('never sends payloads or results to a browser when the server hides them', async () => {
+    const hidden = await startTestServer({ jobs, dashboard: { showPayloads: false } });
+    try {
+      const client = createQueueClient({ url: hidden.url, jobs });
+      const { id } = await client.enqueue('email', { to: 'secret-recipient@example.com' });
+      const answers: Array<Promise<string>> = [];
+      const p = watch(await context.newPage());
+      p.on('response', (r) => {
+        if (r.url().includes('/trpc/')) answers.push(r.text());
+      });
+      await p.goto(`${hidden.url.replace(/\/trpc$/, '')}/jobs/${id}`);
+      await p.locator('[data-testid="job-status"]').filter({ hasText: 'pending' }).waitFor();
+      expect(await p.getByRole('button', { name: 'Show payload' }).count()).toBe(0);
+      expect(await p.locator('main').innerText()).toContain('Hidden: this server is set to never show payloads');
+      const bodies = await Promise.all(answers);
+      expect(bodies.some((b) => b.includes(id))).toBe(true);
+      for (const body of bodies) expect(body).not.toContain('secret-recipient');
+      // Clients that are not browsers still get the payload: this hides data from screens, it is not access control.
+      expect((await client.get(id)).payload).toEqual({ to: 'secret-recipient@example.com' });
+      await client.close();
+      await p.close();
+    } finally {
+      await hidden.stop();
+    }
+  });
+
+  it('asks for a key once keys exist, refuses a producer key, and accepts an admin key sent as Bearer', async () => {
+    const producerKey = await createApiKey(t.server.pool, { role: 'producer' });
+    const adminKey = await createApiKey(t.server.pool, { role: 'admin' });
+    const p = watch(await context.newPage());
+    const authHeaders: string[] = [];
+    p.on('request', (r) => {
+      if (r.url().includes('/trpc/')) authHeaders.push(r.headers().authorization ?? '');
+    });
+    await p.goto(`${base}/`);
+    await p.getByRole('heading', { name: 'This server needs an API key' }).waitFor();
+    // Nothing of the queues is shown before a key is accepted.
+    expect(await p.locator('[data-testid="overview"]').count()).toBe(0);
+    await shoot(p, 'key-prompt');
+
+    await p.getByLabel('Admin API key').fill(producerKey.key);
+    await p.getByRole('button', { name: 'Use key' }).click();
+    const problem = p.getByRole('alert');
+    await problem.filter({ hasText: 'producer key' }).waitFor();
+    expect(await problem.innerText()).toContain('needs an admin key');
+    expect(await p.evaluate(() => (globalThis as unknown as PageGlobals).sessionStorage.getItem('skipq.apiKey'))).toBeNull();
+    expect(await p.locator('[data-testid="overview"]').count()).toBe(0);
+    await p.screenshot({ path: join(SHOTS_DIR, 'key-refused-1280-light.png'), fullPage: true });
+
+    await p.getByLabel('Admin API key').fill(adminKey.key);
+    await p.getByRole('button', { name: 'Use key' }).click();
+    await p.locator('[data-testid="count-mail-completed"]').waitFor();
+    const asAdmin = createTRPCClient<AppRouter>({ links: [httpLink({ url: t.url, transformer: superjson, headers: { authorization: `Bearer ${adminKey.key}` } })] });
+    expect(await countsOnPage(p)).toEqual(await countsFromApi(asAdmin));
+    expect(await p.evaluate(() => (globalThis as unknown as PageGlobals).sessionStorage.getItem('skipq.apiKey'))).toBe(adminKey.key);
+    expect(authHeaders.at(-1)).toBe(`Bearer ${adminKey.key}`);
+    expect(await p.evaluate(() => (globalThis as unknown as PageGlobals).localStorage.length)).toBe(0);
+    await p.close();
+
+    // The first page, still open on the workers view, is refused at its next reading and asks for a key too.
+    expect(page.url()).toBe(`${base}/workers`);
+    await page.getByRole('heading', { name: 'This server needs an API key' }).waitFor({ timeout: 10_000 });
+  });
+
+  it('raised no script error and no CSP violation on any page', () => {
+    // 401/403 answers during the key steps are logged by Chromium as failed loads; everything else counts.
+    const unexpected = consoleErrors.filter((e) => !/status of 40[13]/.test(e));
+    expect(unexpected).toEqual([]);
+  });
+});
