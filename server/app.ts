@@ -128,7 +128,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   const pool = createPool(databaseUrl, options.poolSize ?? 10);
   const maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
   const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
-  const maxInflightBodyBytes = options.maxInflightBodyBytes ?? 2 * maxBodyBytes;
+  const maxInflightBodyBytes = options.maxInflightBodyBytes ?? maxBodyBytes;
   let closing = false;
   try {
     if (maxInflightBodyBytes < maxBodyBytes) {

@@ -43,7 +43,9 @@ export interface FastCallOptions {
 export function createFastCall(options: FastCallOptions): (req: IncomingMessage, res: ServerResponse, ctx: QueueContext, text: string | undefined) => boolean {
   const config = appRouter._def._config;
 
-  const serve = async (res: ServerResponse, path: string, ctx: QueueContext, text: string): Promise<void> => {
+  const serve = async (res: ServerResponse, path: string, ctx: QueueContext, body: string): Promise<void> => {
+    // Let go of the text once parsed: a large body should not be held twice while the call runs.
+    let text: string | undefined = body;
     // The claim's long-poll ends, and jobs it took are handed back, when the caller goes away.
     const abort = new AbortController();
     res.on('close', () => {
@@ -59,14 +61,16 @@ export function createFastCall(options: FastCallOptions): (req: IncomingMessage,
         batchIndex: 0,
         // Runs inside the procedure, so a bad body is mapped like any other input error.
         getRawInput: async () => {
-          if (text.length === 0) return undefined;
-          let body: unknown;
+          const raw = text ?? '';
+          text = undefined;
+          if (raw.length === 0) return undefined;
+          let parsed: unknown;
           try {
-            body = JSON.parse(text);
+            parsed = JSON.parse(raw);
           } catch (error) {
             throw new QueueError(ERROR_CODES.INVALID_INPUT, `request body is not JSON: ${(error as Error).message}`);
           }
-          return config.transformer.input.deserialize(body);
+          return config.transformer.input.deserialize(parsed);
         },
       });
       sendJson(res, 200, transformTRPCResponse(config, { result: { data } }));

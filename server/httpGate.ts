@@ -42,23 +42,26 @@ export function createHttpGate(options: HttpGateOptions): HttpGate {
   let inflight = 0;
   const { maxBodyBytes, log } = options;
 
-  /** Reads and drops what is left of a refused request's body, so the client gets its answer on a usable connection. */
-  const discard = (req: IncomingMessage, res: ServerResponse): void => {
-    if (req.complete) return;
+  /**
+   * Answers at once, then reads and drops what is left of the body before ending
+   * the response: a client still uploading would otherwise be cut off (EPIPE,
+   * ECONNRESET) when a `Connection: close` socket closes, before it reads the answer.
+   */
+  const refuse = (req: IncomingMessage, res: ServerResponse, error: QueueError, headers: Record<string, string> = {}): void => {
+    if (req.complete) return sendRefusal(req, res, error, headers);
+    sendRefusal(req, res, error, headers, false);
     let dropped = 0;
     req.on('data', (chunk: Buffer) => {
       dropped += chunk.length;
       // Only a body without Content-Length can get here past the limit; it is not worth reading.
       if (dropped > maxBodyBytes) req.destroy();
     });
+    req.on('end', () => res.end());
     req.on('error', () => {});
-    res.once('close', () => req.resume());
+    req.on('close', () => {
+      if (!res.writableEnded) res.end();
+    });
     req.resume();
-  };
-
-  const refuse = (req: IncomingMessage, res: ServerResponse, error: QueueError, headers: Record<string, string> = {}): void => {
-    sendRefusal(req, res, error, headers);
-    discard(req, res);
   };
 
   const busy = (declared: number | 'chunked'): QueueError =>
@@ -87,12 +90,15 @@ export function createHttpGate(options: HttpGateOptions): HttpGate {
     if (declared !== undefined && !reserve(declared)) return refuse(req, res, busy(declared), { 'retry-after': RETRY_AFTER_SECONDS });
 
     // With Content-Length, one buffer of that size; chunked, the chunks as they come.
-    const whole = declared !== undefined ? Buffer.allocUnsafe(declared) : undefined;
-    const chunks: Buffer[] = [];
+    // Dropped once read: the release below shares their closure and lives until the answer is sent.
+    let whole = declared !== undefined ? Buffer.allocUnsafe(declared) : undefined;
+    let chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
     const stop = (): void => {
       settled = true;
+      whole = undefined;
+      chunks = [];
       req.off('data', onData);
       req.off('end', onEnd);
     };
@@ -116,8 +122,8 @@ export function createHttpGate(options: HttpGateOptions): HttpGate {
     };
     const onEnd = (): void => {
       if (settled) return;
-      stop();
       const body = whole ? whole.toString('utf8', 0, size) : Buffer.concat(chunks, size).toString('utf8');
+      stop();
       options.serve(req, res, who, body);
     };
     const onGone = (): void => {
