@@ -11,7 +11,7 @@ const envSchema = z.object({
   SKIPQ_JOBS: z.string().min(1).optional(),
   SKIPQ_PG_POOL_SIZE: int(2, 500).default(10),
   SKIPQ_MAX_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
-  // Unset: twice SKIPQ_MAX_BODY_BYTES.
+  // Unset: SKIPQ_MAX_BODY_BYTES.
   SKIPQ_MAX_INFLIGHT_BODY_BYTES: int(1024, 16 * 1024 * 1024 * 1024).optional(),
   SKIPQ_MAX_PAYLOAD_BYTES: int(16, 256 * 1024 * 1024).default(1024 * 1024),
   SKIPQ_POLL_INTERVAL_MS: int(10, 60_000).default(1000),

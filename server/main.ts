@@ -30,7 +30,7 @@ Environment:
   SKIPQ_MAX_BODY_BYTES      request body limit, default 16777216 (16 MiB)
   SKIPQ_MAX_INFLIGHT_BODY_BYTES
                             request body bytes held at once over all requests; past it
-                            429 SERVER_BUSY before reading; default 2 x SKIPQ_MAX_BODY_BYTES
+                            429 SERVER_BUSY before reading; default SKIPQ_MAX_BODY_BYTES
   SKIPQ_MAX_PAYLOAD_BYTES   payload/result limit, default 1048576 (1 MiB)
   SKIPQ_POLL_INTERVAL_MS    fallback poll of waiting claims, default 1000
   SKIPQ_RESCUE_INTERVAL_MS  expired-lease sweep, default 5000
