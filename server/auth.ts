@@ -109,23 +109,25 @@ export function createAuthenticator(pool: pg.Pool, options: AuthenticatorOptions
     const hit = keys.get(id);
     if (hit) return Promise.resolve(hit.value);
     if (misses.get(id)) return Promise.resolve(null);
-    let query = pending.get(id);
-    if (!query) {
-      const startedIn = generation;
-      lookups++;
-      query = pool
-        .query<KeyRow>('SELECT id, role, queues, secret_hash, revoked_at FROM api_keys WHERE id = $1', [id])
-        .then(({ rows }) => {
-          const row = rows[0] ?? null;
-          if (startedIn === generation) {
-            if (row) keys.set(id, row);
-            else misses.set(id, true);
-          }
-          return row;
-        })
-        .finally(() => pending.delete(id));
-      pending.set(id, query);
-    }
+    const shared = pending.get(id);
+    if (shared) return shared;
+    const startedIn = generation;
+    lookups++;
+    const query: Promise<KeyRow | null> = pool
+      .query<KeyRow>('SELECT id, role, queues, secret_hash, revoked_at FROM api_keys WHERE id = $1', [id])
+      .then(({ rows }) => {
+        const row = rows[0] ?? null;
+        if (startedIn === generation) {
+          if (row) keys.set(id, row);
+          else misses.set(id, true);
+        }
+        return row;
+      })
+      .finally(() => {
+        // invalidate() may have started a newer lookup for this id meanwhile.
+        if (pending.get(id) === query) pending.delete(id);
+      });
+    pending.set(id, query);
     return query;
   };
 
