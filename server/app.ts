@@ -7,19 +7,20 @@ import type { AddressInfo } from 'node:net';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { TRPCError } from '@trpc/server';
 import { isJobRegistry, type JobRegistry } from '../shared/index.js';
-import { createAuthenticator, isLoopback } from './auth.js';
-import { createContextInner, type ServerDeps } from './context.js';
+import { createAuthenticator, isLoopback, type Authenticator } from './auth.js';
+import { createContextInner, type QueueContext, type ServerDeps } from './context.js';
 import { createDashboard, type DashboardOptions } from './dashboard.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
 import { createPrisma } from './db/prisma.js';
 import { createEnqueuer } from './enqueue.js';
-import { toQueueError, toTRPCError } from './errors.js';
 import { createMaintenance, type Maintenance } from './maintenance.js';
 import { createNotifyHub } from './notify.js';
 import { createFastCall } from './fastCall.js';
+import { createHttpGate } from './httpGate.js';
 import { appRouter } from './routers/_app.js';
+import { describeDatabase, waitForDatabase } from './waitForDatabase.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -36,8 +37,21 @@ export interface QueueServerOptions {
   /** Where the embedded PostgreSQL keeps its files. Default `.data`. */
   dataDir?: string;
   poolSize?: number;
+  /** Largest request body (413 past it). Default 16 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Request body bytes held at once over all requests; a request that would go
+   * past it gets 429 SERVER_BUSY (with Retry-After) before its body is read.
+   * At least `maxBodyBytes`. Default `maxBodyBytes` (16 MiB): one body of the
+   * largest size at a time, or thousands of ordinary ones. Measured here, one
+   * 15 MiB body costs about 5x its size in short-lived copies until V8 collects
+   * them, so twice that let a burst of keyed 15 MiB uploads reach 420 MiB RSS;
+   * this default stays near 220-300 MiB.
+   */
+  maxInflightBodyBytes?: number;
   maxPayloadBytes?: number;
+  /** How long to wait for an unreachable PostgreSQL at start, retrying with backoff (0: fail at once). Default 60000. */
+  startupTimeoutMs?: number;
   /** How often a waiting claim looks for work when no wake-up came (delayed jobs, lost LISTEN). Default 1000. */
   pollIntervalMs?: number;
   /** How often expired leases are rescued. Default 5000. */
@@ -50,6 +64,8 @@ export interface QueueServerOptions {
   requireAuth?: boolean;
   /** The web dashboard at `/` (false: not served). Default: served, payloads shown on click. */
   dashboard?: DashboardOptions | false;
+  /** API keys remembered (and, apart, unknown key ids). Default 1000. */
+  keyCacheSize?: number;
   log?: (message: string) => void;
 }
 
@@ -60,6 +76,7 @@ export interface QueueServer {
   port: number;
   pool: pg.Pool;
   deps: ServerDeps;
+  auth: Authenticator;
   maintenance: Maintenance;
   /** Stops accepting, finishes requests in flight, releases long-polls, then closes the database (and embedded PostgreSQL). */
   close(): Promise<void>;
@@ -118,8 +135,13 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   const pool = createPool(databaseUrl, options.poolSize ?? 10);
   const maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
   const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
+  const maxInflightBodyBytes = options.maxInflightBodyBytes ?? maxBodyBytes;
   let closing = false;
   try {
+    if (maxInflightBodyBytes < maxBodyBytes) {
+      throw new Error(`maxInflightBodyBytes (${maxInflightBodyBytes}) is below maxBodyBytes (${maxBodyBytes}): a body of the largest allowed size could never be read`);
+    }
+    await waitForDatabase(pool, describeDatabase(databaseUrl), { timeoutMs: options.startupTimeoutMs ?? 60_000, log });
     const { applied } = await migrate(pool);
     if (applied.length > 0) log(`applied migrations: ${applied.join(', ')}`);
   } catch (error) {
@@ -128,7 +150,10 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     throw error;
   }
   const host = options.host ?? '127.0.0.1';
-  const auth = createAuthenticator(pool, options.requireAuth === true || !isLoopback(host));
+  const auth = createAuthenticator(pool, {
+    alwaysRequired: options.requireAuth === true || !isLoopback(host),
+    ...(options.keyCacheSize !== undefined ? { cacheSize: options.keyCacheSize } : {}),
+  });
   if (!isLoopback(host) && !(await hasActiveKey(pool))) {
     await pool.end();
     await embedded?.stop();
@@ -166,29 +191,37 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   if (options.maintenance !== false) maintenance.start();
 
   const dashboard = createDashboard(options.dashboard);
-  const createContext = async (req: IncomingMessage) => {
-    let who;
-    try {
-      who = await auth.authenticate(req);
-    } catch (error) {
-      // Looking up a key needs the database: unreachable, that is a 503, not an internal error.
-      const domain = toQueueError(error);
-      throw domain ? toTRPCError(domain) : error;
-    }
-    return { ...createContextInner(deps, who.principal, who.error), hidePayloads: dashboard.hidesPayloadsFor(req) };
-  };
   const onError = (error: TRPCError, path: string | undefined): void => {
     if (error.code === 'INTERNAL_SERVER_ERROR') log(`internal error in ${path ?? '?'}: ${error.cause?.stack ?? error.stack}`);
   };
+  // The gate identified the caller before the body was read; the adapter's createContext picks that up.
+  const contexts = new WeakMap<IncomingMessage, QueueContext>();
   const handler = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: maxBodyBytes,
     maxBatchSize: 100,
-    createContext: ({ req }) => createContext(req),
+    createContext: ({ req }) => contexts.get(req) ?? createContextInner(deps, null, 'this request was not authenticated'),
     onError: ({ error, path }) => onError(error, path),
   });
-  const fastCall = createFastCall({ createContext, maxBodyBytes, onError });
+  const fastCall = createFastCall({ onError });
+  const gate = createHttpGate({
+    auth,
+    maxBodyBytes,
+    maxInflightBodyBytes,
+    log,
+    serve(req, res, who, body) {
+      const keyId = who.principal?.keyId;
+      // A keyed caller's claim re-checks the key before it hands out jobs (a long-poll outlives its authentication).
+      const callDeps = keyId ? { ...deps, recheckKey: () => auth.recheck(keyId) } : deps;
+      const ctx = { ...createContextInner(callDeps, who.principal, who.error), hidePayloads: dashboard.hidesPayloadsFor(req) };
+      if (fastCall(req, res, ctx, body)) return;
+      // tRPC's adapter takes a body already read from `req.body` (as after a body parser).
+      if (body !== undefined) (req as IncomingMessage & { body?: string }).body = body;
+      contexts.set(req, ctx);
+      handler(req, res);
+    },
+  });
   const server: Server = createServer((req, res) => {
     if (closing) res.setHeader('connection', 'close');
     if (rejectTooLarge(req, res, maxBodyBytes)) return;
@@ -198,7 +231,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       res.end(JSON.stringify({ error: 'not found: the tRPC endpoint is /trpc/<procedure>' }));
       return;
     }
-    if (!fastCall(req, res)) handler(req, res);
+    gate.handle(req, res);
   });
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
@@ -214,6 +247,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     port: address.port,
     pool,
     deps,
+    auth,
     maintenance,
     close() {
       closed ??= (async () => {

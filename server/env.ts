@@ -11,10 +11,13 @@ const envSchema = z.object({
   SKIPQ_JOBS: z.string().min(1).optional(),
   SKIPQ_PG_POOL_SIZE: int(2, 500).default(10),
   SKIPQ_MAX_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  // Unset: SKIPQ_MAX_BODY_BYTES.
+  SKIPQ_MAX_INFLIGHT_BODY_BYTES: int(1024, 16 * 1024 * 1024 * 1024).optional(),
   SKIPQ_MAX_PAYLOAD_BYTES: int(16, 256 * 1024 * 1024).default(1024 * 1024),
   SKIPQ_POLL_INTERVAL_MS: int(10, 60_000).default(1000),
   SKIPQ_RESCUE_INTERVAL_MS: int(50, 3_600_000).default(5000),
   SKIPQ_RETENTION_DAYS: int(0, 36_500).default(7),
+  SKIPQ_STARTUP_TIMEOUT_MS: int(0, 3_600_000).default(60_000),
   SKIPQ_REQUIRE_AUTH: z.enum(['0', '1', 'true', 'false']).default('0').transform((v) => v === '1' || v === 'true'),
   SKIPQ_DASHBOARD_PAYLOADS: z.enum(['0', '1', 'true', 'false']).default('1').transform((v) => v === '1' || v === 'true'),
 });

@@ -4,6 +4,7 @@ import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { ERROR_CODES } from '../shared/index.js';
 import type { QueueContext } from './context.js';
 import { QueueError, toTRPCError } from './errors.js';
+import { sendJson } from './httpReply.js';
 import { appRouter } from './routers/_app.js';
 
 /**
@@ -31,49 +32,26 @@ const FAST_PATHS: ReadonlySet<string> = new Set([
 
 /** Options of {@link createFastCall}. */
 export interface FastCallOptions {
-  createContext(req: IncomingMessage): Promise<QueueContext>;
-  maxBodyBytes: number;
   onError(error: TRPCError, path: string): void;
 }
 
-function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        reject(new QueueError(ERROR_CODES.PAYLOAD_TOO_LARGE, `request body is over the limit of ${maxBytes} bytes`));
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/** Answers a hot-path call and returns true, or returns false to leave the request to tRPC's adapter. */
-export function createFastCall(options: FastCallOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+/**
+ * Answers a hot-path call and returns true, or returns false to leave the
+ * request to tRPC's adapter. The caller is identified and the body read
+ * before this (httpGate.ts), so both paths share one key check and one budget.
+ */
+export function createFastCall(options: FastCallOptions): (req: IncomingMessage, res: ServerResponse, ctx: QueueContext, text: string | undefined) => boolean {
   const config = appRouter._def._config;
 
-  const serve = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
+  const serve = async (res: ServerResponse, path: string, ctx: QueueContext, body: string): Promise<void> => {
+    // Let go of the text once parsed: a large body should not be held twice while the call runs.
+    let text: string | undefined = body;
     // The claim's long-poll ends, and jobs it took are handed back, when the caller goes away.
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    let ctx: QueueContext | undefined;
     try {
-      const text = await readBody(req, options.maxBodyBytes);
-      ctx = await options.createContext(req);
       const data: unknown = await callTRPCProcedure({
         router: appRouter,
         path,
@@ -83,33 +61,35 @@ export function createFastCall(options: FastCallOptions): (req: IncomingMessage,
         batchIndex: 0,
         // Runs inside the procedure, so a bad body is mapped like any other input error.
         getRawInput: async () => {
-          if (text.length === 0) return undefined;
-          let body: unknown;
+          const raw = text ?? '';
+          text = undefined;
+          if (raw.length === 0) return undefined;
+          let parsed: unknown;
           try {
-            body = JSON.parse(text);
+            parsed = JSON.parse(raw);
           } catch (error) {
             throw new QueueError(ERROR_CODES.INVALID_INPUT, `request body is not JSON: ${(error as Error).message}`);
           }
-          return config.transformer.input.deserialize(body);
+          return config.transformer.input.deserialize(parsed);
         },
       });
-      send(res, 200, transformTRPCResponse(config, { result: { data } }));
+      sendJson(res, 200, transformTRPCResponse(config, { result: { data } }));
     } catch (cause) {
       const error = cause instanceof QueueError ? toTRPCError(cause) : getTRPCErrorFromUnknown(cause);
       options.onError(error, path);
       const shape = getTRPCErrorShape({ config, error, type: 'mutation', path, input: undefined, ctx });
-      send(res, getHTTPStatusCodeFromError(error), transformTRPCResponse(config, { error: shape }));
+      sendJson(res, getHTTPStatusCodeFromError(error), transformTRPCResponse(config, { error: shape }));
     }
   };
 
-  return (req, res) => {
-    if (req.method !== 'POST' || !req.url?.startsWith('/trpc/')) return false;
+  return (req, res, ctx, text) => {
+    if (text === undefined || req.method !== 'POST' || !req.url?.startsWith('/trpc/')) return false;
     // Anything but a JSON body gets the adapter's own answer (415).
     if (!req.headers['content-type']?.startsWith('application/json')) return false;
     const path = req.url.slice('/trpc/'.length);
     // A query string (?batch=1) or any other path is the adapter's.
     if (!FAST_PATHS.has(path)) return false;
-    void serve(req, res, path);
+    void serve(res, path, ctx, text);
     return true;
   };
 }

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { NAME_PATTERN } from '../shared/index.js';
 import { createApiKey, listApiKeys, revokeApiKey } from './auth.js';
 import type { Role } from './context.js';
 import { startEmbeddedPostgres } from './db/embedded.js';
@@ -20,6 +21,19 @@ complete, fail, release), admin (everything, plus retry and stats).
 
 const ROLES: readonly Role[] = ['producer', 'worker', 'admin'];
 
+/** Checks `create`'s options before any database is touched; answers what to create, or what is wrong. */
+function parseCreate(values: { role?: string; queues?: string }): { role: Role; queues?: string[] } | string {
+  const role = values.role as Role;
+  if (!ROLES.includes(role)) return `--role must be one of ${ROLES.join(', ')}`;
+  if (values.queues === undefined) return { role };
+  const queues = values.queues.split(',').map((q) => q.trim()).filter((q) => q.length > 0);
+  // An empty list is stored as "every queue": the opposite of what --queues asks for.
+  if (queues.length === 0) return `--queues ${JSON.stringify(values.queues)} names no queue; leave --queues out for a key that may use every queue`;
+  const bad = queues.find((q) => !NAME_PATTERN.test(q));
+  if (bad !== undefined) return `--queues: ${JSON.stringify(bad)} is not a queue name (a letter or digit, then letters, digits, "_", ".", ":" or "-")`;
+  return { role, queues };
+}
+
 /** `npm run keys -- ...`: manages API keys. Answers the process exit code. */
 export async function keysCommand(env: ServerEnv, args: string[], values: { role?: string; queues?: string; name?: string }): Promise<number> {
   const [command, id] = args;
@@ -27,19 +41,23 @@ export async function keysCommand(env: ServerEnv, args: string[], values: { role
     process.stdout.write(KEYS_HELP);
     return command ? 2 : 0;
   }
+  let create: { role: Role; queues?: string[] } | undefined;
+  if (command === 'create') {
+    const parsed = parseCreate(values);
+    if (typeof parsed === 'string') {
+      console.error(parsed);
+      return 2;
+    }
+    create = parsed;
+  }
   const embedded = env.DATABASE_URL ? undefined : await startEmbeddedPostgres({ dataDir: join(env.SKIPQ_DATA_DIR, 'pg') });
   const pool = createPool(env.DATABASE_URL ?? (embedded as { url: string }).url, 2);
   try {
     await migrate(pool);
-    if (command === 'create') {
-      const role = values.role as Role;
-      if (!ROLES.includes(role)) {
-        console.error(`--role must be one of ${ROLES.join(', ')}`);
-        return 2;
-      }
-      const queues = values.queues ? values.queues.split(',').map((q) => q.trim()).filter((q) => q.length > 0) : [];
-      const created = await createApiKey(pool, { role, queues, ...(values.name ? { name: values.name } : {}) });
-      console.log(`created key ${created.id} (${created.role}${queues.length ? `, queues: ${queues.join(', ')}` : ''})`);
+    if (create) {
+      const { role, queues } = create;
+      const created = await createApiKey(pool, { role, ...(queues ? { queues } : {}), ...(values.name ? { name: values.name } : {}) });
+      console.log(`created key ${created.id} (${created.role}${queues ? `, queues: ${queues.join(', ')}` : ', every queue'})`);
       console.log(`secret (shown once): ${created.key}`);
     } else if (command === 'list') {
       for (const k of await listApiKeys(pool)) {

@@ -23,6 +23,8 @@ export interface LeaseDeps {
   maxPayloadBytes: number;
   pollIntervalMs: number;
   isClosing(): boolean;
+  /** Set per request for a caller with an API key: why that key no longer holds, or null (a claim re-checks it before handing out jobs). */
+  recheckKey?(): Promise<string | null>;
 }
 
 /** Why a fenced write matched nothing. `repeat` means this holder already made the same move (a retried call). */
@@ -92,9 +94,12 @@ export async function claimJobs(
     }
     if (rows.length > 0) {
       ticket.cancel();
-      if (signal?.aborted) {
+      // A long-poll outlives its authentication: a key revoked meanwhile gets no jobs.
+      const revoked = signal?.aborted ? null : ((await deps.recheckKey?.()) ?? null);
+      if (signal?.aborted || revoked) {
         const released = await jobReleaseMany(deps.db, req.workerId, rows.map((r) => ({ id: r.id, attempt: r.attempt })));
         deps.hub.wake(released.map((r) => r.queue));
+        if (revoked) throw new QueueError(ERROR_CODES.UNAUTHORIZED, revoked);
         return { jobs: [], leaseExpiresAt: null, completed };
       }
       return { jobs: rows.map(toClaimedJob), leaseExpiresAt: rows[0]?.lease_expires_at ?? null, completed };

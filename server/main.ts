@@ -15,6 +15,9 @@ Options:
   --port <n>        port to listen on (env PORT, default 3000; 0 picks a free one)
   --host <addr>     address to listen on (env HOST, default 127.0.0.1)
   --migrate-only    apply pending migrations and exit (npm run db:migrate)
+  --startup-timeout <ms>
+                    how long to wait for an unreachable PostgreSQL at start, retrying
+                    with backoff (env SKIPQ_STARTUP_TIMEOUT_MS, default 60000; 0: no wait)
   --require-auth    require API keys even on loopback (env SKIPQ_REQUIRE_AUTH=1);
                     beyond loopback they are always required, and the server
                     refuses to start until a key exists
@@ -25,11 +28,16 @@ Environment:
   SKIPQ_DATA_DIR            default .data
   SKIPQ_PG_POOL_SIZE        default 10
   SKIPQ_MAX_BODY_BYTES      request body limit, default 16777216 (16 MiB)
+  SKIPQ_MAX_INFLIGHT_BODY_BYTES
+                            request body bytes held at once over all requests; past it
+                            429 SERVER_BUSY before reading; default SKIPQ_MAX_BODY_BYTES
   SKIPQ_MAX_PAYLOAD_BYTES   payload/result limit, default 1048576 (1 MiB)
   SKIPQ_POLL_INTERVAL_MS    fallback poll of waiting claims, default 1000
   SKIPQ_RESCUE_INTERVAL_MS  expired-lease sweep, default 5000
   SKIPQ_RETENTION_DAYS      keep completed/cancelled jobs this long (0: forever), default 7
-  SKIPQ_REQUIRE_AUTH        1: require API keys on loopback too
+  SKIPQ_STARTUP_TIMEOUT_MS  wait for PostgreSQL at start, default 60000
+  SKIPQ_REQUIRE_AUTH        1: require API keys on loopback too;
+                            without keys only Host: localhost / 127.x / [::1] is answered
   SKIPQ_DASHBOARD_PAYLOADS  0: the dashboard (at /) never shows job payloads or results
 `;
 
@@ -44,6 +52,7 @@ async function main(): Promise<void> {
       jobs: { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string' },
+      'startup-timeout': { type: 'string' },
       'migrate-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -58,7 +67,12 @@ async function main(): Promise<void> {
     if (positionals.length > 0) process.exitCode = 2;
     return;
   }
-  const env = readEnv({ ...process.env, ...(values.port ? { PORT: values.port } : {}), ...(values.host ? { HOST: values.host } : {}) });
+  const env = readEnv({
+    ...process.env,
+    ...(values.port ? { PORT: values.port } : {}),
+    ...(values.host ? { HOST: values.host } : {}),
+    ...(values['startup-timeout'] ? { SKIPQ_STARTUP_TIMEOUT_MS: values['startup-timeout'] } : {}),
+  });
   const jobsModule = values.jobs ?? env.SKIPQ_JOBS;
   const jobs = jobsModule ? await loadRegistry(jobsModule) : undefined;
   if (values['migrate-only']) {
@@ -74,6 +88,8 @@ async function main(): Promise<void> {
     dataDir: env.SKIPQ_DATA_DIR,
     poolSize: env.SKIPQ_PG_POOL_SIZE,
     maxBodyBytes: env.SKIPQ_MAX_BODY_BYTES,
+    maxInflightBodyBytes: env.SKIPQ_MAX_INFLIGHT_BODY_BYTES,
+    startupTimeoutMs: env.SKIPQ_STARTUP_TIMEOUT_MS,
     maxPayloadBytes: env.SKIPQ_MAX_PAYLOAD_BYTES,
     pollIntervalMs: env.SKIPQ_POLL_INTERVAL_MS,
     rescueIntervalMs: env.SKIPQ_RESCUE_INTERVAL_MS,

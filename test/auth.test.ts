@@ -15,8 +15,12 @@ const WORKER = 'w1';
 
 type Client = ReturnType<typeof createTRPCClient<AppRouter>>;
 type Caller = 'none' | 'malformed' | 'revoked' | 'producer' | 'worker' | 'admin' | 'otherQueue';
-/** What a cell must do: succeed, be refused with 401 or 403, or be refused by the lease fence (the key holds no such job). */
-type Outcome = 'ok' | 401 | 403 | 'fenced';
+/**
+ * What a cell must do: succeed, be refused with 401 or 403, be answered 404 as if
+ * the job did not exist (a job in a queue the key may not use), or be refused by
+ * the lease fence (the key holds no such job).
+ */
+type Outcome = 'ok' | 401 | 403 | 404 | 'fenced';
 
 const CALLERS: readonly Caller[] = ['none', 'malformed', 'revoked', 'producer', 'worker', 'admin', 'otherQueue'];
 
@@ -87,7 +91,7 @@ const PROCEDURES: Record<string, ProcedureCase> = {
   },
   'jobs.get': {
     roles: ['producer'],
-    otherQueue: 403,
+    otherQueue: 404,
     async call(c, env) {
       const row = await insertJob(env.t.db.pool, { queue: Q });
       return { run: () => c.jobs.get.query({ id: row.id }), verify: async (v) => expect(v).toMatchObject({ id: row.id, queue: Q }) };
@@ -103,7 +107,7 @@ const PROCEDURES: Record<string, ProcedureCase> = {
   },
   'jobs.cancel': {
     roles: ['producer'],
-    otherQueue: 403,
+    otherQueue: 404,
     async call(c, env) {
       const row = await insertJob(env.t.db.pool, { queue: Q });
       return { run: () => c.jobs.cancel.mutate({ id: row.id }), verify: async () => expect((await readJob(env.t.db.pool, row.id)).status).toBe('cancelled') };
@@ -111,7 +115,7 @@ const PROCEDURES: Record<string, ProcedureCase> = {
   },
   'jobs.retry': {
     roles: ['admin'],
-    otherQueue: 403,
+    otherQueue: 404,
     async call(c, env) {
       const row = await insertJob(env.t.db.pool, { queue: Q, status: 'failed', failed_at: new Date(), error_message: 'boom' });
       return { run: () => c.jobs.retry.mutate({ id: row.id }), verify: async () => expect((await readJob(env.t.db.pool, row.id)).status).toBe('pending') };
@@ -310,9 +314,10 @@ describe('API keys over HTTP (requireAuth)', () => {
       if (answer.ok) await verify(answer.value);
       else expect(answer).toMatchObject({ status: 409, code: 'LEASE_LOST' });
     } else {
-      expect(answer).toMatchObject({ ok: false, status: outcome, code: outcome === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN' });
+      expect(answer).toMatchObject({ ok: false, status: outcome, code: { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 404: 'JOB_NOT_FOUND' }[outcome] });
       const message = (answer as { message: string }).message;
       if (outcome === 401) expect(message).toMatch(caller === 'revoked' ? /revoked/ : /API key|skq_/);
+      else if (outcome === 404) expect(message).toMatch(/^no job with id /);
       else expect(message).toMatch(caller === 'otherQueue' ? /queue "orders"/ : /role/);
     }
     // A refused call changed nothing.
@@ -321,12 +326,13 @@ describe('API keys over HTTP (requireAuth)', () => {
 
   it('refuses a key with a wrong secret, a bare key without Bearer, and Basic auth', async () => {
     const wrongSecret = keys.admin.key.slice(0, -4) + (keys.admin.key.endsWith('AAAA') ? 'BBBB' : 'AAAA');
-    for (const header of [`Bearer ${wrongSecret}`, `Basic ${Buffer.from('a:b').toString('base64')}`, 'Bearer ', `Bearer skq_000000000000_${'A'.repeat(43)}`]) {
+    // The key itself without "Bearer " was accepted before (issue 7.12): the scheme is required.
+    for (const header of [`Bearer ${wrongSecret}`, `Basic ${Buffer.from('a:b').toString('base64')}`, 'Bearer ', `Bearer skq_000000000000_${'A'.repeat(43)}`, keys.admin.key, `Token ${keys.admin.key}`, `Bearer${keys.admin.key}`]) {
       const answer = await settle(clientFor(t.url, header).jobs.list.query({}));
       expect(answer, header).toMatchObject({ ok: false, status: 401, code: 'UNAUTHORIZED' });
     }
-    // The key itself, without "Bearer", is accepted (the prefix is optional).
-    expect(await settle(clientFor(t.url, keys.admin.key).jobs.list.query({}))).toMatchObject({ ok: true });
+    // The scheme is case-insensitive (RFC 9110).
+    expect(await settle(clientFor(t.url, `bearer ${keys.admin.key}`).jobs.list.query({}))).toMatchObject({ ok: true });
   });
 
   it('a worker key completes only jobs it claimed: another worker key with the same workerId gets LEASE_LOST', async () => {

@@ -18,8 +18,10 @@ import type { Principal, QueueContext } from '../context.js';
 
 async function getOrThrow(ctx: QueueContext & { principal: Principal }, id: string): Promise<JobView> {
   const row = await jobGet(ctx.deps.db, id);
-  if (!row) throw new QueueError(ERROR_CODES.JOB_NOT_FOUND, `no job with id ${id}`);
-  assertQueueAllowed(ctx, row.queue);
+  // A job in a queue the key may not use is answered like no job at all: a 403
+  // would tell the key which ids exist.
+  const allowed = ctx.principal.queues;
+  if (!row || (allowed && !allowed.includes(row.queue))) throw new QueueError(ERROR_CODES.JOB_NOT_FOUND, `no job with id ${id}`);
   return toJobView(row);
 }
 

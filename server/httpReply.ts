@@ -1,0 +1,31 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getTRPCErrorShape, transformTRPCResponse } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { toTRPCError, type QueueError } from './errors.js';
+import { appRouter } from './routers/_app.js';
+
+/** Writes a JSON answer with its length. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, end = true): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+  if (end) res.end(text);
+  else res.write(text);
+}
+
+/**
+ * Answers a request that tRPC never saw (refused before its body was read) with
+ * a domain error in tRPC's own wire format: one error per call of a batch, so
+ * every tRPC client reads it like any other error. With `end` false the whole
+ * answer is written but the response is left open, for the caller to end.
+ */
+export function sendRefusal(req: IncomingMessage, res: ServerResponse, refusal: QueueError, headers: Record<string, string> = {}, end = true): void {
+  const config = appRouter._def._config;
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const batch = url.searchParams.get('batch') === '1';
+  const joined = decodeURIComponent(url.pathname.replace(/^\/trpc\/?/, ''));
+  const paths = batch ? joined.split(',') : [joined];
+  const error = toTRPCError(refusal);
+  const type = req.method === 'GET' ? 'query' : 'mutation';
+  const shapes = paths.map((path) => ({ error: getTRPCErrorShape({ config, error, type, path, input: undefined, ctx: undefined }) }));
+  sendJson(res, getHTTPStatusCodeFromError(error), transformTRPCResponse(config, batch ? shapes : (shapes[0] as (typeof shapes)[number])), headers, end);
+}
