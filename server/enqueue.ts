@@ -1,10 +1,9 @@
-import { createBatcher, type EnqueuedJob, type EnqueueInput, type JobRegistry } from '../shared/index.js';
+import { createBatcher, createJobId, ERROR_CODES, type EnqueuedJob, type EnqueueInput, type JobRegistry } from '../shared/index.js';
 import type { Db } from './db/pool.js';
 import { isDatabaseUnavailable, QueueError } from './errors.js';
-import { createJobId } from './ids.js';
 import { toJsonText } from './json.js';
 import type { NotifyHub } from './notify.js';
-import { jobFindLiveByKey, jobInsertMany, type InsertJob } from './queries/insert.js';
+import { JobIdTakenError, jobFindExisting, jobInsertMany, type ExistingRow, type InsertedRow, type InsertJob } from './queries/insert.js';
 import { checkPayload } from './registryCheck.js';
 
 /** Validates and inserts jobs. */
@@ -31,7 +30,8 @@ export interface EnqueuerOptions {
 function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPayloadBytes: number): InsertJob {
   const { payload, defaults } = checkPayload(registry, input.type, input.payload);
   return {
-    id: createJobId(),
+    // Ids are compared byte for byte (COLLATE "C") and the schema takes either case of hex digits.
+    id: input.id?.toLowerCase() ?? createJobId(),
     queue: input.queue ?? defaults.queue,
     type: input.type,
     payloadJson: toJsonText(payload, maxPayloadBytes, `payload of "${input.type}"`),
@@ -44,39 +44,69 @@ function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPayloadBy
   };
 }
 
-/**
- * Inserts prepared jobs and answers each in order. A job skipped because its
- * uniqueKey is held by a live job gets that job; if the holder finished in
- * between, the job is inserted again (bounded), so every caller gets a live job.
- */
-const keyOf = (type: string, uniqueKey: string | null): string => `${type}\u0000${uniqueKey}`;
+/** The refusal of a reused id: names the caller's id and nothing about the job that has it. */
+function idConflict(jobId: string, where = ''): QueueError {
+  return new QueueError(
+    ERROR_CODES.JOB_ID_CONFLICT,
+    `${where}job id ${jobId} is already used by another job; an id may be sent again only to repeat the same enqueue (same type and queue)`,
+  );
+}
 
+const keyOf = (queue: string, type: string, uniqueKey: string | null): string => `${queue}\u0000${type}\u0000${uniqueKey}`;
+
+const answerOf = (row: InsertedRow | ExistingRow, created: boolean): EnqueuedJob => ({
+  id: row.id,
+  type: row.task_type,
+  queue: row.queue,
+  status: row.status,
+  priority: row.priority,
+  scheduledFor: row.scheduled_for,
+  created,
+});
+
+/**
+ * Inserts prepared jobs and answers each in order. The id decides first: a job
+ * whose id is already used by a job of the same type and queue is a repeat of
+ * that enqueue (its reply was lost) and gets that job, whatever its status; an
+ * id used by any other job throws {@link JobIdTakenError} and stores nothing.
+ * Only a job with a new id falls through to its uniqueKey: held by a live job
+ * of its queue and type, it gets that job; if the holder finished in between,
+ * the job is inserted again (bounded), so every caller gets a job.
+ */
 async function insertJobs(db: Db, jobs: readonly InsertJob[]): Promise<EnqueuedJob[]> {
-  const answers = new Map<string, EnqueuedJob>();
-  const keyAnswers = new Map<string, EnqueuedJob>();
-  let todo = jobs;
+  // An id twice in one batch (a retry racing its original into one group
+  // commit, or a repeat inside one enqueueMany) is one job, answered once as created.
+  const firstOf = new Map<string, InsertJob>();
+  for (const job of jobs) {
+    const first = firstOf.get(job.id);
+    if (!first) firstOf.set(job.id, job);
+    else if (first.type !== job.type || first.queue !== job.queue) throw new JobIdTakenError(job.id);
+  }
+  const byId = new Map<string, EnqueuedJob>();
+  const byKey = new Map<string, EnqueuedJob>();
+  let todo = [...firstOf.values()];
   for (let round = 0; todo.length > 0; round++) {
     if (round === 5) throw new Error('uniqueKey contention: the live job kept finishing while enqueueing; try again');
-    const inserted = await jobInsertMany(db, todo);
-    for (const row of inserted) {
-      answers.set(row.id, { id: row.id, type: row.task_type, queue: row.queue, status: row.status, priority: row.priority, scheduledFor: row.scheduled_for, created: true });
-    }
-    const skipped = todo.filter((j) => !answers.has(j.id));
+    for (const row of await jobInsertMany(db, todo)) byId.set(row.id, answerOf(row, true));
+    const skipped = todo.filter((j) => !byId.has(j.id));
+    // The common case ends here: one statement, nothing skipped.
     if (skipped.length === 0) break;
-    const live = await jobFindLiveByKey(db, skipped.map((j) => ({ type: j.type, uniqueKey: j.uniqueKey as string })));
-    for (const row of live) {
-      keyAnswers.set(keyOf(row.task_type, row.unique_key), {
-        id: row.id, type: row.task_type, queue: row.queue, status: row.status, priority: row.priority, scheduledFor: row.scheduled_for, created: false,
-      });
+    for (const row of await jobFindExisting(db, skipped)) {
+      if (row.by_id) byId.set(row.id, answerOf(row, false));
+      else byKey.set(keyOf(row.queue, row.task_type, row.unique_key), answerOf(row, false));
     }
-    todo = skipped.filter((j) => !keyAnswers.has(keyOf(j.type, j.uniqueKey)));
+    todo = skipped.filter((j) => !byId.has(j.id) && !byKey.has(keyOf(j.queue, j.type, j.uniqueKey)));
   }
+  const answered = new Set<string>();
   return jobs.map((j) => {
-    const own = answers.get(j.id);
-    if (own) return own;
-    const existing = keyAnswers.get(keyOf(j.type, j.uniqueKey)) as EnqueuedJob;
+    const own = byId.get(j.id);
+    if (own) {
+      const first = !answered.has(j.id);
+      answered.add(j.id);
+      return first ? own : { ...own, created: false };
+    }
     // Another job of this same call may have taken the key: that one is "created", this one is not.
-    return { ...existing, created: false };
+    return { ...(byKey.get(keyOf(j.queue, j.type, j.uniqueKey)) as EnqueuedJob), created: false };
   });
 }
 
@@ -91,19 +121,37 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
     return result;
   };
 
+  // The jobs of a group commit come from unrelated callers: each gets its own answer or error.
+  const insertGroup = async (jobs: readonly InsertJob[]): Promise<Array<EnqueuedJob | Error>> => {
+    try {
+      return await insertAndWake(jobs);
+    } catch (error) {
+      if (error instanceof JobIdTakenError) {
+        if (jobs.length === 1) return [idConflict(error.jobId)];
+        // Only jobs with that id can be refused for it: they go alone (the first
+        // to commit wins, as if they had come in apart), the rest together again.
+        const same = jobs.filter((j) => j.id === error.jobId);
+        const rest = jobs.filter((j) => j.id !== error.jobId);
+        const [restAnswers, ...sameAnswers] = await Promise.all([
+          rest.length > 0 ? insertGroup(rest) : Promise.resolve([]),
+          ...same.map((j) => insertGroup([j])),
+        ]);
+        const answers = new Map<InsertJob, EnqueuedJob | Error>();
+        rest.forEach((j, i) => answers.set(j, restAnswers?.[i] as EnqueuedJob | Error));
+        same.forEach((j, i) => answers.set(j, sameAnswers[i]?.[0] as EnqueuedJob | Error));
+        return jobs.map((j) => answers.get(j) as EnqueuedJob | Error);
+      }
+      if (jobs.length === 1 || isDatabaseUnavailable(error)) throw error;
+      // One bad row must not fail its neighbours: retry each alone.
+      return Promise.all(jobs.map((j) => insertGroup([j]).then((r) => r[0] as EnqueuedJob | Error, (e: unknown) => e as Error)));
+    }
+  };
+
   // Group commit: single enqueues arriving while a statement is in flight share the next one.
   const group = createBatcher<InsertJob, EnqueuedJob>({
     maxBatch: 1000,
     maxInFlight: options.maxInFlight ?? 4,
-    async send(jobs) {
-      try {
-        return await insertAndWake(jobs);
-      } catch (error) {
-        if (jobs.length === 1 || isDatabaseUnavailable(error)) throw error;
-        // One bad row must not fail its neighbours: retry each alone.
-        return Promise.all(jobs.map((j) => insertAndWake([j]).then((r) => r[0] as EnqueuedJob, (e: unknown) => e as Error)));
-      }
-    },
+    send: insertGroup,
   });
 
   return {
@@ -120,7 +168,15 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
           throw new QueueError(error.code, `jobs[${index}]: ${error.message}`, issues);
         }
       });
-      return insertAndWake(jobs);
+      try {
+        return await insertAndWake(jobs);
+      } catch (error) {
+        if (!(error instanceof JobIdTakenError)) throw error;
+        // The job named is the first with that id, or a later repeat of it that differs in type or queue.
+        const first = jobs.find((j) => j.id === error.jobId) as InsertJob;
+        const repeat = jobs.findIndex((j) => j.id === error.jobId && (j.type !== first.type || j.queue !== first.queue));
+        throw idConflict(error.jobId, `jobs[${repeat >= 0 ? repeat : jobs.indexOf(first)}]: `);
+      }
     },
     drain: () => group.drain(),
   };

@@ -28,70 +28,97 @@ export interface InsertedRow {
 export const JOBS_CHANNEL = 'skipq_jobs';
 
 /**
- * jobInsertMany: inserts a batch in one statement and one commit, notifying once
- * per distinct queue. A job whose uniqueKey already has a live job is skipped
- * (the partial unique index decides, not a prior read); the caller looks those up.
- * Scheduling uses the database clock, so app servers with skewed clocks agree.
+ * A job's id is already used by a job of another type or queue. Carries the
+ * caller's own id and nothing about the job that holds it; when the database
+ * raised it, nothing of the batch was stored.
+ */
+export class JobIdTakenError extends Error {
+  override readonly name = 'JobIdTakenError';
+  constructor(readonly jobId: string) {
+    super(`job id ${jobId} is already used by another job`);
+  }
+}
+
+/**
+ * jobInsertMany: inserts a batch in one statement and one commit (skipq_enqueue,
+ * in the migration 20261201000100_enqueue_integrity), notifying once per
+ * distinct queue. A job whose id is taken, or whose uniqueKey has a live job in
+ * its queue, is skipped (the unique indexes decide, not a prior read); the
+ * caller looks those up with {@link jobFindExisting}. Throws
+ * {@link JobIdTakenError} when an id belongs to a job of another type or queue.
+ * The ids of one call must be distinct.
  */
 export async function jobInsertMany(db: Db, jobs: readonly InsertJob[]): Promise<InsertedRow[]> {
-  const { rows } = await db.query<InsertedRow>({
-    name: 'jobInsertMany',
+  try {
+    const { rows } = await db.query<InsertedRow>({
+      name: 'jobInsertMany',
+      text: `
+SELECT e.id, e.task_type, e.queue, e.status, e.priority, e.scheduled_for
+FROM skipq_enqueue($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[], $10::int[]) AS e`,
+      values: [
+        jobs.map((j) => j.id),
+        jobs.map((j) => j.queue),
+        jobs.map((j) => j.type),
+        jobs.map((j) => j.payloadJson),
+        jobs.map((j) => j.priority),
+        jobs.map((j) => j.runAt),
+        jobs.map((j) => j.delayMs),
+        jobs.map((j) => j.maxRetries),
+        jobs.map((j) => j.uniqueKey),
+        jobs.map((j) => j.timeoutMs),
+      ],
+    });
+    return rows;
+  } catch (error) {
+    const e = error as { code?: unknown; constraint?: unknown; detail?: unknown };
+    // skipq_enqueue's refusal; its DETAIL is the caller's id.
+    if (e.code === '23505' && e.constraint === 'task_queue_pkey' && typeof e.detail === 'string') throw new JobIdTakenError(e.detail);
+    throw error;
+  }
+}
+
+/** A job that answers a skipped insert: the one with the same id, or the live one holding the uniqueKey. */
+export interface ExistingRow {
+  id: string;
+  task_type: string;
+  queue: string;
+  unique_key: string | null;
+  status: 'pending' | 'claimed' | 'processing' | 'completed' | 'failed' | 'cancelled';
+  priority: number;
+  scheduled_for: Date;
+  /** True: found by the skipped job's id; false: it holds the skipped job's uniqueKey. */
+  by_id: boolean;
+}
+
+/**
+ * jobFindExisting: what answers skipped jobs. By id, only a job of the same type
+ * and queue (a repeat of the same enqueue, whatever its status since); by
+ * uniqueKey, the live job holding (queue, type, key). Both are in the caller's
+ * queue, so nothing comes back that the caller may not see.
+ */
+export async function jobFindExisting(db: Db, jobs: readonly InsertJob[]): Promise<ExistingRow[]> {
+  const keyed = jobs.filter((j) => j.uniqueKey !== null);
+  const { rows } = await db.query<ExistingRow>({
+    name: 'jobFindExisting',
     text: `
-WITH inserted AS (
-  INSERT INTO task_queue (id, queue, task_type, payload, priority, scheduled_for, max_retries, unique_key, timeout_ms)
-  SELECT i.id, i.queue, i.task_type, i.payload::jsonb, i.priority,
-         coalesce(i.run_at, now() + coalesce(i.delay_ms, 0) * interval '1 millisecond'),
-         i.max_retries, i.unique_key, i.timeout_ms
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[], $10::int[])
-    AS i(id, queue, task_type, payload, priority, run_at, delay_ms, max_retries, unique_key, timeout_ms)
-  ON CONFLICT (task_type, unique_key) WHERE unique_key IS NOT NULL AND status IN ('pending', 'claimed', 'processing')
-  DO NOTHING
-  RETURNING id, task_type, queue, status, priority, scheduled_for
-),
-woken AS (
-  SELECT count(pg_notify('${JOBS_CHANNEL}', q.queue)) AS n
-  FROM (SELECT DISTINCT queue FROM inserted) AS q
-)
-SELECT inserted.*
-FROM inserted, woken`,
+SELECT t.id, t.task_type, t.queue, t.unique_key, t.status, t.priority, t.scheduled_for, true AS by_id
+FROM task_queue AS t
+JOIN unnest($1::text[], $2::text[], $3::text[]) AS j(id, queue, task_type)
+  ON t.id = j.id AND t.queue = j.queue AND t.task_type = j.task_type
+UNION ALL
+SELECT t.id, t.task_type, t.queue, t.unique_key, t.status, t.priority, t.scheduled_for, false AS by_id
+FROM task_queue AS t
+JOIN unnest($4::text[], $5::text[], $6::text[]) AS k(queue, task_type, unique_key)
+  ON t.queue = k.queue AND t.task_type = k.task_type AND t.unique_key = k.unique_key
+WHERE t.status IN ('pending', 'claimed', 'processing')`,
     values: [
       jobs.map((j) => j.id),
       jobs.map((j) => j.queue),
       jobs.map((j) => j.type),
-      jobs.map((j) => j.payloadJson),
-      jobs.map((j) => j.priority),
-      jobs.map((j) => j.runAt),
-      jobs.map((j) => j.delayMs),
-      jobs.map((j) => j.maxRetries),
-      jobs.map((j) => j.uniqueKey),
-      jobs.map((j) => j.timeoutMs),
+      keyed.map((j) => j.queue),
+      keyed.map((j) => j.type),
+      keyed.map((j) => j.uniqueKey),
     ],
-  });
-  return rows;
-}
-
-/** A live job holding a unique key. */
-export interface LiveKeyRow {
-  id: string;
-  task_type: string;
-  unique_key: string;
-  queue: string;
-  status: 'pending' | 'claimed' | 'processing';
-  priority: number;
-  scheduled_for: Date;
-}
-
-/** jobFindLiveByKey: the live jobs holding the given (type, uniqueKey) pairs. */
-export async function jobFindLiveByKey(db: Db, keys: ReadonlyArray<{ type: string; uniqueKey: string }>): Promise<LiveKeyRow[]> {
-  const { rows } = await db.query<LiveKeyRow>({
-    name: 'jobFindLiveByKey',
-    text: `
-SELECT t.id, t.task_type, t.unique_key, t.queue, t.status, t.priority, t.scheduled_for
-FROM task_queue AS t
-JOIN unnest($1::text[], $2::text[]) AS k(task_type, unique_key)
-  ON t.task_type = k.task_type AND t.unique_key = k.unique_key
-WHERE t.status IN ('pending', 'claimed', 'processing')`,
-    values: [keys.map((k) => k.type), keys.map((k) => k.uniqueKey)],
   });
   return rows;
 }
