@@ -3,7 +3,7 @@ import type { Db } from './db/pool.js';
 import { isDatabaseUnavailable, QueueError } from './errors.js';
 import { toJsonText } from './json.js';
 import type { NotifyHub } from './notify.js';
-import { JobIdTakenError, jobFindExisting, jobInsertMany, type ExistingRow, type InsertedRow, type InsertJob } from './queries/insert.js';
+import { JobIdInUseError, jobFindExisting, jobInsertMany, type ExistingRow, type InsertedRow, type InsertJob } from './queries/insert.js';
 import { checkPayload } from './registryCheck.js';
 
 /** Validates and inserts jobs. */
@@ -68,37 +68,59 @@ const answerOf = (row: InsertedRow | ExistingRow, created: boolean): EnqueuedJob
  * Inserts prepared jobs and answers each in order. The id decides first: a job
  * whose id is already used by a job of the same type and queue is a repeat of
  * that enqueue (its reply was lost) and gets that job, whatever its status; an
- * id used by any other job throws {@link JobIdTakenError} and stores nothing.
- * Only a job with a new id falls through to its uniqueKey: held by a live job
- * of its queue and type, it gets that job; if the holder finished in between,
- * the job is inserted again (bounded), so every caller gets a job.
+ * id used by any other job is refused with JOB_ID_CONFLICT. Only a job with a
+ * new id falls through to its uniqueKey: held by a live job of its queue and
+ * type, it gets that job; if the holder finished in between, the job is
+ * inserted again (bounded), so every caller gets a job.
+ *
+ * `atomic` (enqueueMany): the first refusal is thrown and nothing is stored,
+ * since the database refuses a batch with an id in use as a whole. Otherwise
+ * (group commit, whose jobs come from unrelated callers) a refused job gets its
+ * error and the others are inserted.
  */
-async function insertJobs(db: Db, jobs: readonly InsertJob[]): Promise<EnqueuedJob[]> {
+async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>> {
+  const refused = new Set<InsertJob>();
+  const refusal = (job: InsertJob): QueueError => idConflict(job.id, atomic ? `jobs[${jobs.indexOf(job)}]: ` : '');
+  const stopIfAtomic = (): void => {
+    const first = jobs.find((j) => refused.has(j));
+    if (atomic && first) throw refusal(first);
+  };
   // An id twice in one batch (a retry racing its original into one group
   // commit, or a repeat inside one enqueueMany) is one job, answered once as created.
   const firstOf = new Map<string, InsertJob>();
   for (const job of jobs) {
     const first = firstOf.get(job.id);
     if (!first) firstOf.set(job.id, job);
-    else if (first.type !== job.type || first.queue !== job.queue) throw new JobIdTakenError(job.id);
+    else if (first.type !== job.type || first.queue !== job.queue) refused.add(job);
   }
+  stopIfAtomic();
   const byId = new Map<string, EnqueuedJob>();
   const byKey = new Map<string, EnqueuedJob>();
+  const refusedIds = new Set<string>();
   let todo = [...firstOf.values()];
   for (let round = 0; todo.length > 0; round++) {
     if (round === 5) throw new Error('uniqueKey contention: the live job kept finishing while enqueueing; try again');
-    for (const row of await jobInsertMany(db, todo)) byId.set(row.id, answerOf(row, true));
+    try {
+      for (const row of await jobInsertMany(db, todo)) byId.set(row.id, answerOf(row, true));
+    } catch (error) {
+      // Nothing was stored: every job of the round is looked up below.
+      if (!(error instanceof JobIdInUseError)) throw error;
+    }
     const skipped = todo.filter((j) => !byId.has(j.id));
     // The common case ends here: one statement, nothing skipped.
     if (skipped.length === 0) break;
     for (const row of await jobFindExisting(db, skipped)) {
-      if (row.by_id) byId.set(row.id, answerOf(row, false));
-      else byKey.set(keyOf(row.queue, row.task_type, row.unique_key), answerOf(row, false));
+      if (!row.by_id) byKey.set(keyOf(row.queue, row.task_type, row.unique_key), answerOf(row, false));
+      else if (row.same) byId.set(row.id, answerOf(row, false));
+      else refusedIds.add(row.id);
     }
-    todo = skipped.filter((j) => !byId.has(j.id) && !byKey.has(keyOf(j.queue, j.type, j.uniqueKey)));
+    for (const job of jobs) if (refusedIds.has(job.id)) refused.add(job);
+    stopIfAtomic();
+    todo = skipped.filter((j) => !byId.has(j.id) && !refusedIds.has(j.id) && !byKey.has(keyOf(j.queue, j.type, j.uniqueKey)));
   }
   const answered = new Set<string>();
   return jobs.map((j) => {
+    if (refused.has(j)) return refusal(j);
     const own = byId.get(j.id);
     if (own) {
       const first = !answered.has(j.id);
@@ -114,44 +136,26 @@ async function insertJobs(db: Db, jobs: readonly InsertJob[]): Promise<EnqueuedJ
 export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
   const { db, registry, hub, maxPayloadBytes } = options;
 
-  const insertAndWake = async (jobs: readonly InsertJob[]): Promise<EnqueuedJob[]> => {
-    const result = await insertJobs(db, jobs);
+  const insertAndWake = async (jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>> => {
+    const result = await insertJobs(db, jobs, atomic);
     // This server's own waiting claims need no NOTIFY round trip.
-    hub.wake(new Set(result.filter((r) => r.created).map((r) => r.queue)));
+    hub.wake(new Set(result.flatMap((r) => (r instanceof QueueError || !r.created ? [] : [r.queue]))));
     return result;
-  };
-
-  // The jobs of a group commit come from unrelated callers: each gets its own answer or error.
-  const insertGroup = async (jobs: readonly InsertJob[]): Promise<Array<EnqueuedJob | Error>> => {
-    try {
-      return await insertAndWake(jobs);
-    } catch (error) {
-      if (error instanceof JobIdTakenError) {
-        if (jobs.length === 1) return [idConflict(error.jobId)];
-        // Only jobs with that id can be refused for it: they go alone (the first
-        // to commit wins, as if they had come in apart), the rest together again.
-        const same = jobs.filter((j) => j.id === error.jobId);
-        const rest = jobs.filter((j) => j.id !== error.jobId);
-        const [restAnswers, ...sameAnswers] = await Promise.all([
-          rest.length > 0 ? insertGroup(rest) : Promise.resolve([]),
-          ...same.map((j) => insertGroup([j])),
-        ]);
-        const answers = new Map<InsertJob, EnqueuedJob | Error>();
-        rest.forEach((j, i) => answers.set(j, restAnswers?.[i] as EnqueuedJob | Error));
-        same.forEach((j, i) => answers.set(j, sameAnswers[i]?.[0] as EnqueuedJob | Error));
-        return jobs.map((j) => answers.get(j) as EnqueuedJob | Error);
-      }
-      if (jobs.length === 1 || isDatabaseUnavailable(error)) throw error;
-      // One bad row must not fail its neighbours: retry each alone.
-      return Promise.all(jobs.map((j) => insertGroup([j]).then((r) => r[0] as EnqueuedJob | Error, (e: unknown) => e as Error)));
-    }
   };
 
   // Group commit: single enqueues arriving while a statement is in flight share the next one.
   const group = createBatcher<InsertJob, EnqueuedJob>({
     maxBatch: 1000,
     maxInFlight: options.maxInFlight ?? 4,
-    send: insertGroup,
+    async send(jobs) {
+      try {
+        return await insertAndWake(jobs, false);
+      } catch (error) {
+        if (jobs.length === 1 || isDatabaseUnavailable(error)) throw error;
+        // One bad row must not fail its neighbours: retry each alone.
+        return Promise.all(jobs.map((j) => insertAndWake([j], false).then((r) => r[0] as EnqueuedJob | QueueError, (e: unknown) => e as Error)));
+      }
+    },
   });
 
   return {
@@ -168,15 +172,8 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
           throw new QueueError(error.code, `jobs[${index}]: ${error.message}`, issues);
         }
       });
-      try {
-        return await insertAndWake(jobs);
-      } catch (error) {
-        if (!(error instanceof JobIdTakenError)) throw error;
-        // The job named is the first with that id, or a later repeat of it that differs in type or queue.
-        const first = jobs.find((j) => j.id === error.jobId) as InsertJob;
-        const repeat = jobs.findIndex((j) => j.id === error.jobId && (j.type !== first.type || j.queue !== first.queue));
-        throw idConflict(error.jobId, `jobs[${repeat >= 0 ? repeat : jobs.indexOf(first)}]: `);
-      }
+      // Atomic: a refusal is thrown, so every answer is a job.
+      return (await insertAndWake(jobs, true)) as EnqueuedJob[];
     },
     drain: () => group.drain(),
   };

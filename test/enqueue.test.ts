@@ -337,6 +337,17 @@ describe('enqueue integrity', () => {
       expect(alone).toMatchObject({ ok: false, code: 'JOB_ID_CONFLICT', message: idTaken(holder.id) });
       expect(inBatch).toMatchObject({ ok: false, code: 'JOB_ID_CONFLICT', message: idTaken(id, 'jobs[1]: ') });
       expect(await rows()).toEqual(before);
+
+      // The same when the key is held in the job's own queue and type, so the insert skips it for its key
+      // and never meets the primary key: the id of a job of another type is still refused, atomically.
+      const foreign = await clients.admin.jobs.enqueue.mutate({ type: 'other', payload: { n: 7 } });
+      const withHeldKey = { type: 'note' as const, payload: { n: 8 }, id: foreign.id, uniqueKey: 'daily' };
+      const snapshot = await rows();
+      const skippedAlone = await settle(clients.admin.jobs.enqueue.mutate(withHeldKey));
+      const skippedInBatch = await settle(clients.admin.jobs.enqueueMany.mutate({ jobs: [{ type: 'note', payload: { n: 9 } }, withHeldKey] }));
+      expect(skippedAlone).toMatchObject({ ok: false, code: 'JOB_ID_CONFLICT', message: idTaken(foreign.id) });
+      expect(skippedInBatch).toMatchObject({ ok: false, code: 'JOB_ID_CONFLICT', message: idTaken(foreign.id, 'jobs[1]: ') });
+      expect(await rows()).toEqual(snapshot);
     });
 
     it('concurrent enqueues sharing a group commit: 20 repeats of one id make one job; a foreign id fails only its own caller', async () => {

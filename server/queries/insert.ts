@@ -28,24 +28,25 @@ export interface InsertedRow {
 export const JOBS_CHANNEL = 'skipq_jobs';
 
 /**
- * A job's id is already used by a job of another type or queue. Carries the
- * caller's own id and nothing about the job that holds it; when the database
- * raised it, nothing of the batch was stored.
+ * An id of the batch is already in use (a repeat of an enqueue, or the id of
+ * another job): the database refused the whole batch, nothing was stored.
+ * Which ids, and by which jobs, {@link jobFindExisting} tells.
  */
-export class JobIdTakenError extends Error {
-  override readonly name = 'JobIdTakenError';
-  constructor(readonly jobId: string) {
-    super(`job id ${jobId} is already used by another job`);
+export class JobIdInUseError extends Error {
+  override readonly name = 'JobIdInUseError';
+  constructor() {
+    super('a job id of the batch is already in use');
   }
 }
 
 /**
  * jobInsertMany: inserts a batch in one statement and one commit (skipq_enqueue,
  * in the migration 20261201000100_enqueue_integrity), notifying once per
- * distinct queue. A job whose id is taken, or whose uniqueKey has a live job in
- * its queue, is skipped (the unique indexes decide, not a prior read); the
- * caller looks those up with {@link jobFindExisting}. Throws
- * {@link JobIdTakenError} when an id belongs to a job of another type or queue.
+ * distinct queue. A job whose uniqueKey has a live job in its queue and type is
+ * skipped (the partial unique index decides, not a prior read); the caller
+ * looks those up with {@link jobFindExisting}. Throws {@link JobIdInUseError},
+ * having stored nothing, when an id is already in use, except that a job
+ * skipped for its uniqueKey may reuse the id of a job of its own type and queue.
  * The ids of one call must be distinct.
  */
 export async function jobInsertMany(db: Db, jobs: readonly InsertJob[]): Promise<InsertedRow[]> {
@@ -70,14 +71,13 @@ FROM skipq_enqueue($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6
     });
     return rows;
   } catch (error) {
-    const e = error as { code?: unknown; constraint?: unknown; detail?: unknown };
-    // skipq_enqueue's refusal; its DETAIL is the caller's id.
-    if (e.code === '23505' && e.constraint === 'task_queue_pkey' && typeof e.detail === 'string') throw new JobIdTakenError(e.detail);
+    const e = error as { code?: unknown; constraint?: unknown };
+    if (e.code === '23505' && e.constraint === 'task_queue_pkey') throw new JobIdInUseError();
     throw error;
   }
 }
 
-/** A job that answers a skipped insert: the one with the same id, or the live one holding the uniqueKey. */
+/** A job found for a job that was not inserted: by its id, or as the live holder of its uniqueKey. */
 export interface ExistingRow {
   id: string;
   task_type: string;
@@ -86,27 +86,34 @@ export interface ExistingRow {
   status: 'pending' | 'claimed' | 'processing' | 'completed' | 'failed' | 'cancelled';
   priority: number;
   scheduled_for: Date;
-  /** True: found by the skipped job's id; false: it holds the skipped job's uniqueKey. */
+  /** True: it has the id of a job looked up; false: it holds the uniqueKey of one. */
   by_id: boolean;
+  /** Found by id: whether it has that job's type and queue (a repeat of the same enqueue). Always true by key. */
+  same: boolean;
 }
 
 /**
- * jobFindExisting: what answers skipped jobs. By id, only a job of the same type
- * and queue (a repeat of the same enqueue, whatever its status since); by
- * uniqueKey, the live job holding (queue, type, key). Both are in the caller's
- * queue, so nothing comes back that the caller may not see.
+ * jobFindExisting: what answers jobs that were not inserted. By id, the job with
+ * that id, `same` when it has the looked-up job's type and queue; by uniqueKey,
+ * the live job holding (queue, type, key). A job by key, or by id and `same`, is
+ * in the queue the caller was allowed; one that is not `same` is the caller's
+ * only to refuse, never to return.
  */
 export async function jobFindExisting(db: Db, jobs: readonly InsertJob[]): Promise<ExistingRow[]> {
   const keyed = jobs.filter((j) => j.uniqueKey !== null);
   const { rows } = await db.query<ExistingRow>({
     name: 'jobFindExisting',
     text: `
-SELECT t.id, t.task_type, t.queue, t.unique_key, t.status, t.priority, t.scheduled_for, true AS by_id
+SELECT t.id, t.task_type, t.queue, t.unique_key, t.status, t.priority, t.scheduled_for,
+       true AS by_id,
+       t.task_type = j.task_type AND t.queue = j.queue AS same
 FROM task_queue AS t
 JOIN unnest($1::text[], $2::text[], $3::text[]) AS j(id, queue, task_type)
-  ON t.id = j.id AND t.queue = j.queue AND t.task_type = j.task_type
+  ON t.id = j.id
 UNION ALL
-SELECT t.id, t.task_type, t.queue, t.unique_key, t.status, t.priority, t.scheduled_for, false AS by_id
+SELECT t.id, t.task_type, t.queue, t.unique_key, t.status, t.priority, t.scheduled_for,
+       false AS by_id,
+       true AS same
 FROM task_queue AS t
 JOIN unnest($4::text[], $5::text[], $6::text[]) AS k(queue, task_type, unique_key)
   ON t.queue = k.queue AND t.task_type = k.task_type AND t.unique_key = k.unique_key

@@ -1,0 +1,10 @@
+import pg from 'pg';
+import { migrate } from './server/db/migrate.js';
+const name = process.argv[2] as string;
+const admin = new pg.Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' });
+await admin.connect();
+await admin.query(`CREATE DATABASE ${name}`);
+await admin.end();
+const pool = new pg.Pool({ connectionString: `postgresql://postgres@127.0.0.1:5432/${name}` });
+await migrate(pool);
+await pool.end();
