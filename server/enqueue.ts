@@ -52,7 +52,9 @@ function idConflict(jobId: string, where = ''): QueueError {
   );
 }
 
-const keyOf = (queue: string, type: string, uniqueKey: string | null): string => `${queue}\u0000${type}\u0000${uniqueKey}`;
+/** The uniqueKey slot a job competes for; null for a job without a key (which no holder can answer). */
+const keyOf = (queue: string, type: string, uniqueKey: string | null): string | null =>
+  uniqueKey === null ? null : `${queue}\u0000${type}\u0000${uniqueKey}`;
 
 const answerOf = (row: InsertedRow | ExistingRow, created: boolean): EnqueuedJob => ({
   id: row.id,
@@ -97,6 +99,10 @@ async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean): 
   const byId = new Map<string, EnqueuedJob>();
   const byKey = new Map<string, EnqueuedJob>();
   const refusedIds = new Set<string>();
+  const holderOf = (j: InsertJob): EnqueuedJob | undefined => {
+    const key = keyOf(j.queue, j.type, j.uniqueKey);
+    return key === null ? undefined : byKey.get(key);
+  };
   let todo = [...firstOf.values()];
   for (let round = 0; todo.length > 0; round++) {
     if (round === 5) throw new Error('uniqueKey contention: the live job kept finishing while enqueueing; try again');
@@ -110,13 +116,13 @@ async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean): 
     // The common case ends here: one statement, nothing skipped.
     if (skipped.length === 0) break;
     for (const row of await jobFindExisting(db, skipped)) {
-      if (!row.by_id) byKey.set(keyOf(row.queue, row.task_type, row.unique_key), answerOf(row, false));
+      if (!row.by_id) byKey.set(keyOf(row.queue, row.task_type, row.unique_key) as string, answerOf(row, false));
       else if (row.same) byId.set(row.id, answerOf(row, false));
       else refusedIds.add(row.id);
     }
     for (const job of jobs) if (refusedIds.has(job.id)) refused.add(job);
     stopIfAtomic();
-    todo = skipped.filter((j) => !byId.has(j.id) && !refusedIds.has(j.id) && !byKey.has(keyOf(j.queue, j.type, j.uniqueKey)));
+    todo = skipped.filter((j) => !byId.has(j.id) && !refusedIds.has(j.id) && !holderOf(j));
   }
   const answered = new Set<string>();
   return jobs.map((j) => {
@@ -128,7 +134,7 @@ async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean): 
       return first ? own : { ...own, created: false };
     }
     // Another job of this same call may have taken the key: that one is "created", this one is not.
-    return { ...(byKey.get(keyOf(j.queue, j.type, j.uniqueKey)) as EnqueuedJob), created: false };
+    return { ...(holderOf(j) as EnqueuedJob), created: false };
   });
 }
 

@@ -273,6 +273,18 @@ describe('enqueue integrity', () => {
         { id: existing, created: false },
         { id: fresh, created: true },
       ]);
+      // Looked up together after the repeat: a job without a key is never answered by a key holder, not even one whose key is "null".
+      const nullKey = await clients.admin.jobs.enqueue.mutate({ type: 'note', payload: { n: 0 }, uniqueKey: 'null' });
+      const lookedUp = await clients.admin.jobs.enqueueMany.mutate({
+        jobs: [
+          { type: 'note', payload: { n: 0 }, id: existing },
+          { type: 'note', payload: { n: 1 } },
+          { type: 'note', payload: { n: 2 }, uniqueKey: 'null' },
+        ],
+      });
+      expect(lookedUp.jobs[0]).toEqual({ id: existing, created: false });
+      expect(lookedUp.jobs[1]?.created).toBe(true);
+      expect(lookedUp.jobs[2]).toEqual({ id: nullKey.id, created: false });
 
       const before = await rows();
       const clash = await settle(
@@ -304,7 +316,7 @@ describe('enqueue integrity', () => {
         }),
       );
       expect(refused).toMatchObject({ ok: false, code: 'JOB_ID_CONFLICT', message: idTaken(differing, 'jobs[1]: ') });
-      expect(await countJobs(t.db.pool)).toBe(3);
+      expect(await countJobs(t.db.pool)).toBe(5);
     });
 
     it('with a uniqueKey, the id decides first: a repeat gets its own job even when another job now holds the key', async () => {
