@@ -1,10 +1,9 @@
-import { createBatcher, type EnqueuedJob, type EnqueueInput, type JobRegistry } from '../shared/index.js';
+import { createBatcher, createJobId, ERROR_CODES, type EnqueuedJob, type EnqueueInput, type JobRegistry } from '../shared/index.js';
 import type { Db } from './db/pool.js';
 import { isDatabaseUnavailable, QueueError } from './errors.js';
-import { createJobId } from './ids.js';
 import { toJsonText } from './json.js';
 import type { NotifyHub } from './notify.js';
-import { jobFindLiveByKey, jobInsertMany, type InsertJob } from './queries/insert.js';
+import { JobIdInUseError, jobFindExisting, jobInsertMany, type ExistingRow, type InsertedRow, type InsertJob } from './queries/insert.js';
 import { checkPayload } from './registryCheck.js';
 
 /** Validates and inserts jobs. */
@@ -31,7 +30,8 @@ export interface EnqueuerOptions {
 function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPayloadBytes: number): InsertJob {
   const { payload, defaults } = checkPayload(registry, input.type, input.payload);
   return {
-    id: createJobId(),
+    // Ids are compared byte for byte (COLLATE "C") and the schema takes either case of hex digits.
+    id: input.id?.toLowerCase() ?? createJobId(),
     queue: input.queue ?? defaults.queue,
     type: input.type,
     payloadJson: toJsonText(payload, maxPayloadBytes, `payload of "${input.type}"`),
@@ -44,39 +44,97 @@ function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPayloadBy
   };
 }
 
-/**
- * Inserts prepared jobs and answers each in order. A job skipped because its
- * uniqueKey is held by a live job gets that job; if the holder finished in
- * between, the job is inserted again (bounded), so every caller gets a live job.
- */
-const keyOf = (type: string, uniqueKey: string | null): string => `${type}\u0000${uniqueKey}`;
+/** The refusal of a reused id: names the caller's id and nothing about the job that has it. */
+function idConflict(jobId: string, where = ''): QueueError {
+  return new QueueError(
+    ERROR_CODES.JOB_ID_CONFLICT,
+    `${where}job id ${jobId} is already used by another job; an id may be sent again only to repeat the same enqueue (same type and queue)`,
+  );
+}
 
-async function insertJobs(db: Db, jobs: readonly InsertJob[]): Promise<EnqueuedJob[]> {
-  const answers = new Map<string, EnqueuedJob>();
-  const keyAnswers = new Map<string, EnqueuedJob>();
-  let todo = jobs;
+/** The uniqueKey slot a job competes for; null for a job without a key (which no holder can answer). */
+const keyOf = (queue: string, type: string, uniqueKey: string | null): string | null =>
+  uniqueKey === null ? null : `${queue}\u0000${type}\u0000${uniqueKey}`;
+
+const answerOf = (row: InsertedRow | ExistingRow, created: boolean): EnqueuedJob => ({
+  id: row.id,
+  type: row.task_type,
+  queue: row.queue,
+  status: row.status,
+  priority: row.priority,
+  scheduledFor: row.scheduled_for,
+  created,
+});
+
+/**
+ * Inserts prepared jobs and answers each in order. The id decides first: a job
+ * whose id is already used by a job of the same type and queue is a repeat of
+ * that enqueue (its reply was lost) and gets that job, whatever its status; an
+ * id used by any other job is refused with JOB_ID_CONFLICT. Only a job with a
+ * new id falls through to its uniqueKey: held by a live job of its queue and
+ * type, it gets that job; if the holder finished in between, the job is
+ * inserted again (bounded), so every caller gets a job.
+ *
+ * `atomic` (enqueueMany): the first refusal is thrown and nothing is stored,
+ * since the database refuses a batch with an id in use as a whole. Otherwise
+ * (group commit, whose jobs come from unrelated callers) a refused job gets its
+ * error and the others are inserted.
+ */
+async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>> {
+  const refused = new Set<InsertJob>();
+  const refusal = (job: InsertJob): QueueError => idConflict(job.id, atomic ? `jobs[${jobs.indexOf(job)}]: ` : '');
+  const stopIfAtomic = (): void => {
+    const first = jobs.find((j) => refused.has(j));
+    if (atomic && first) throw refusal(first);
+  };
+  // An id twice in one batch (a retry racing its original into one group
+  // commit, or a repeat inside one enqueueMany) is one job, answered once as created.
+  const firstOf = new Map<string, InsertJob>();
+  for (const job of jobs) {
+    const first = firstOf.get(job.id);
+    if (!first) firstOf.set(job.id, job);
+    else if (first.type !== job.type || first.queue !== job.queue) refused.add(job);
+  }
+  stopIfAtomic();
+  const byId = new Map<string, EnqueuedJob>();
+  const byKey = new Map<string, EnqueuedJob>();
+  const refusedIds = new Set<string>();
+  const holderOf = (j: InsertJob): EnqueuedJob | undefined => {
+    const key = keyOf(j.queue, j.type, j.uniqueKey);
+    return key === null ? undefined : byKey.get(key);
+  };
+  let todo = [...firstOf.values()];
   for (let round = 0; todo.length > 0; round++) {
     if (round === 5) throw new Error('uniqueKey contention: the live job kept finishing while enqueueing; try again');
-    const inserted = await jobInsertMany(db, todo);
-    for (const row of inserted) {
-      answers.set(row.id, { id: row.id, type: row.task_type, queue: row.queue, status: row.status, priority: row.priority, scheduledFor: row.scheduled_for, created: true });
+    try {
+      for (const row of await jobInsertMany(db, todo)) byId.set(row.id, answerOf(row, true));
+    } catch (error) {
+      // Nothing was stored: every job of the round is looked up below.
+      if (!(error instanceof JobIdInUseError)) throw error;
     }
-    const skipped = todo.filter((j) => !answers.has(j.id));
+    const skipped = todo.filter((j) => !byId.has(j.id));
+    // The common case ends here: one statement, nothing skipped.
     if (skipped.length === 0) break;
-    const live = await jobFindLiveByKey(db, skipped.map((j) => ({ type: j.type, uniqueKey: j.uniqueKey as string })));
-    for (const row of live) {
-      keyAnswers.set(keyOf(row.task_type, row.unique_key), {
-        id: row.id, type: row.task_type, queue: row.queue, status: row.status, priority: row.priority, scheduledFor: row.scheduled_for, created: false,
-      });
+    for (const row of await jobFindExisting(db, skipped)) {
+      if (!row.by_id) byKey.set(keyOf(row.queue, row.task_type, row.unique_key) as string, answerOf(row, false));
+      else if (row.same) byId.set(row.id, answerOf(row, false));
+      else refusedIds.add(row.id);
     }
-    todo = skipped.filter((j) => !keyAnswers.has(keyOf(j.type, j.uniqueKey)));
+    for (const job of jobs) if (refusedIds.has(job.id)) refused.add(job);
+    stopIfAtomic();
+    todo = skipped.filter((j) => !byId.has(j.id) && !refusedIds.has(j.id) && !holderOf(j));
   }
+  const answered = new Set<string>();
   return jobs.map((j) => {
-    const own = answers.get(j.id);
-    if (own) return own;
-    const existing = keyAnswers.get(keyOf(j.type, j.uniqueKey)) as EnqueuedJob;
+    if (refused.has(j)) return refusal(j);
+    const own = byId.get(j.id);
+    if (own) {
+      const first = !answered.has(j.id);
+      answered.add(j.id);
+      return first ? own : { ...own, created: false };
+    }
     // Another job of this same call may have taken the key: that one is "created", this one is not.
-    return { ...existing, created: false };
+    return { ...(holderOf(j) as EnqueuedJob), created: false };
   });
 }
 
@@ -84,10 +142,10 @@ async function insertJobs(db: Db, jobs: readonly InsertJob[]): Promise<EnqueuedJ
 export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
   const { db, registry, hub, maxPayloadBytes } = options;
 
-  const insertAndWake = async (jobs: readonly InsertJob[]): Promise<EnqueuedJob[]> => {
-    const result = await insertJobs(db, jobs);
+  const insertAndWake = async (jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>> => {
+    const result = await insertJobs(db, jobs, atomic);
     // This server's own waiting claims need no NOTIFY round trip.
-    hub.wake(new Set(result.filter((r) => r.created).map((r) => r.queue)));
+    hub.wake(new Set(result.flatMap((r) => (r instanceof QueueError || !r.created ? [] : [r.queue]))));
     return result;
   };
 
@@ -97,11 +155,11 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
     maxInFlight: options.maxInFlight ?? 4,
     async send(jobs) {
       try {
-        return await insertAndWake(jobs);
+        return await insertAndWake(jobs, false);
       } catch (error) {
         if (jobs.length === 1 || isDatabaseUnavailable(error)) throw error;
         // One bad row must not fail its neighbours: retry each alone.
-        return Promise.all(jobs.map((j) => insertAndWake([j]).then((r) => r[0] as EnqueuedJob, (e: unknown) => e as Error)));
+        return Promise.all(jobs.map((j) => insertAndWake([j], false).then((r) => r[0] as EnqueuedJob | QueueError, (e: unknown) => e as Error)));
       }
     },
   });
@@ -120,7 +178,8 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
           throw new QueueError(error.code, `jobs[${index}]: ${error.message}`, issues);
         }
       });
-      return insertAndWake(jobs);
+      // Atomic: a refusal is thrown, so every answer is a job.
+      return (await insertAndWake(jobs, true)) as EnqueuedJob[];
     },
     drain: () => group.drain(),
   };

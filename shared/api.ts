@@ -51,7 +51,8 @@ export const enqueueManyInputSchema = z.object({ jobs: z.array(enqueueInputSchem
 
 /**
  * What `jobs.enqueueMany` (and the producer client) answer per job: its id, and
- * `created: false` when a live job with the same uniqueKey was returned instead.
+ * `created: false` when an existing job was returned instead (the one with the
+ * same id, type and queue, else the live one of that queue and type holding the uniqueKey).
  * Kept to two fields: a batch of 500 answers is serialised on every call.
  */
 export interface EnqueuedRef {

@@ -76,6 +76,10 @@ const CASES: Hostile[] = [
   { name: 'a workerId of 201 characters', path: 'worker.claim', input: claim({ workerId: 'w'.repeat(201) }), status: 400, code: 'INVALID_INPUT', message: /^workerId:.*200/ },
   { name: 'a uniqueKey of 256 characters', path: 'jobs.enqueue', input: job({ uniqueKey: 'k'.repeat(256) }), status: 400, code: 'INVALID_INPUT', message: /^uniqueKey:.*255/ },
   { name: 'a job id that is SQL', path: 'jobs.get', method: 'GET', input: { id: "' OR 1=1 --" }, status: 400, code: 'INVALID_INPUT', message: /^id: must be a job id/ },
+  // Job ids are chosen by callers: the id of another job is refused without a word about that job, and nothing of the call is stored.
+  { name: 'a job id that is SQL in enqueue', path: 'jobs.enqueue', input: job({ id: "'; DROP TABLE task_queue; --" }), status: 400, code: 'INVALID_INPUT', message: /^id: must be a job id/ },
+  { name: 'an enqueue with the id of another job', path: 'jobs.enqueue', input: job({ id: ID }), status: 409, code: 'JOB_ID_CONFLICT', message: new RegExp(`^job id ${ID} is already used by another job; an id may be sent again only to repeat the same enqueue \\(same type and queue\\)$`) },
+  { name: 'an enqueueMany with the id of another job', path: 'jobs.enqueueMany', input: { jobs: [job(), job({ id: ID })] }, status: 409, code: 'JOB_ID_CONFLICT', message: new RegExp(`^jobs\\[1\\]: job id ${ID} is already used by another job;`) },
 
   // Counts
   { name: 'a 10,000-job enqueueMany', path: 'jobs.enqueueMany', input: { jobs: Array.from({ length: 10_000 }, () => job()) }, status: 400, code: 'INVALID_INPUT', message: /^jobs:.*1000/ },

@@ -146,6 +146,80 @@ describe('SQL functions', () => {
     await expect(t.db.pool.query(`SELECT schedule_task('ingestion', '{}', 11)`)).rejects.toThrow(/priority/);
   });
 
+  // Each call the HTTP API would refuse: [what, statement, parameters, the message it must raise].
+  const BAD_CALLS: Array<[string, string, unknown[], RegExp]> = [
+    ['a 5 MB payload', `SELECT schedule_task('ingestion', $1::jsonb)`, [JSON.stringify({ s: 'x'.repeat(5 * 1024 * 1024) })], /^schedule_task: payload is 5242\d{3} bytes of JSON; the limit is 1048576 \(1 MiB\)$/],
+    ['a payload 1 byte over 1 MiB', `SELECT schedule_task('ingestion', to_jsonb(repeat('x', 1048575)))`, [], /^schedule_task: payload is 1048577 bytes of JSON; the limit is 1048576/],
+    ['a payload nested 65 levels', `SELECT schedule_task('ingestion', $1::jsonb)`, [`${'['.repeat(65)}1${']'.repeat(65)}`], /^schedule_task: payload is nested deeper than 64 levels$/],
+    ['a JSON null payload', `SELECT schedule_task('ingestion', 'null')`, [], /^schedule_task: payload is required and must not be JSON null$/],
+    ['a SQL NULL payload', `SELECT schedule_task('ingestion', NULL)`, [], /^schedule_task: payload is required/],
+    ['the type name "bad type; DROP"', `SELECT schedule_task('bad type; DROP', '{}')`, [], /^schedule_task: task_type must start with a letter or digit and use only letters, digits, .*at most 128 characters\); got 'bad type; DROP'$/],
+    ['a NULL type', `SELECT schedule_task(NULL, '{}')`, [], /^schedule_task: task_type must .*; got NULL$/],
+    ['an empty type', `SELECT schedule_task('', '{}')`, [], /^schedule_task: task_type must/],
+    ['a type of 129 characters', `SELECT schedule_task(repeat('a', 129), '{}')`, [], /^schedule_task: task_type must .*at most 128 characters/],
+    ['a unicode type', `SELECT schedule_task('čevapi', '{}')`, [], /^schedule_task: task_type must/],
+    ['a type with a newline at its end', `SELECT schedule_task(E'ingestion\n', '{}')`, [], /^schedule_task: task_type must/],
+    ['priority 11', `SELECT schedule_task('ingestion', '{}', 11)`, [], /^schedule_task: priority must be between 0 and 10; got 11$/],
+    ['priority -1', `SELECT schedule_task('ingestion', '{}', -1)`, [], /^schedule_task: priority must be between 0 and 10; got -1$/],
+    ['max_retries -1', `SELECT schedule_task('ingestion', '{}', 0, now(), -1)`, [], /^schedule_task: max_retries must be between 0 and 1000; got -1$/],
+    ['max_retries 1001', `SELECT schedule_task('ingestion', '{}', 0, now(), 1001)`, [], /^schedule_task: max_retries must be between 0 and 1000; got 1001$/],
+    ['scheduled_for 11 years ahead', `SELECT schedule_task('ingestion', '{}', 0, now() + interval '11 years')`, [], /^schedule_task: scheduled_for must be between 1970 and 10 years from now; got /],
+    ['scheduled_for infinity', `SELECT schedule_task('ingestion', '{}', 0, 'infinity')`, [], /^schedule_task: scheduled_for must be between 1970 and 10 years from now; got infinity$/],
+    ['scheduled_for before 1970', `SELECT schedule_task('ingestion', '{}', 0, '1969-12-31 23:59:59+00')`, [], /^schedule_task: scheduled_for must be between 1970/],
+    ['cleanup_old_tasks(-1)', `SELECT cleanup_old_tasks(-1)`, [], /^cleanup_old_tasks: days_to_keep must be between 1 and 36500; got -1$/],
+    ['cleanup_old_tasks(0)', `SELECT cleanup_old_tasks(0)`, [], /^cleanup_old_tasks: days_to_keep must be between 1 and 36500; got 0$/],
+    ['cleanup_old_tasks(NULL)', `SELECT cleanup_old_tasks(NULL)`, [], /^cleanup_old_tasks: days_to_keep must be between 1 and 36500; got NULL$/],
+    ['cleanup_old_tasks(36501)', `SELECT cleanup_old_tasks(36501)`, [], /^cleanup_old_tasks: days_to_keep must be between 1 and 36500; got 36501$/],
+    ['claim_tasks(NULL, ...)', `SELECT * FROM claim_tasks(NULL, NULL, 1)`, [], /^claim_tasks: worker_id is required, 1 to 200 characters; got NULL$/],
+    ['an empty worker id', `SELECT * FROM claim_tasks('', NULL, 1)`, [], /^claim_tasks: worker_id is required, 1 to 200 characters; got 0 characters$/],
+    ['a worker id of 201 characters', `SELECT * FROM claim_tasks(repeat('w', 201), NULL, 1)`, [], /^claim_tasks: worker_id is required, 1 to 200 characters; got 201 characters$/],
+    ['max_tasks 0', `SELECT * FROM claim_tasks('w', NULL, 0)`, [], /^claim_tasks: max_tasks must be between 1 and 1000; got 0$/],
+    ['max_tasks 1001', `SELECT * FROM claim_tasks('w', NULL, 1001)`, [], /^claim_tasks: max_tasks must be between 1 and 1000; got 1001$/],
+    ['max_tasks NULL', `SELECT * FROM claim_tasks('w', NULL, NULL)`, [], /^claim_tasks: max_tasks must be between 1 and 1000; got NULL$/],
+    ['an empty task_types array', `SELECT * FROM claim_tasks('w', ARRAY[]::text[], 1)`, [], /^claim_tasks: task_types must be NULL \(every type\) or 1 to 100 job type names/],
+    ['a task type that is not a name', `SELECT * FROM claim_tasks('w', ARRAY['ingestion', 'bad type'], 1)`, [], /^claim_tasks: task_types must be/],
+    ['a NULL task type', `SELECT * FROM claim_tasks('w', ARRAY['ingestion', NULL], 1)`, [], /^claim_tasks: task_types must be/],
+    ['101 task types', `SELECT * FROM claim_tasks('w', (SELECT array_agg('t' || i) FROM generate_series(1, 101) AS i), 1)`, [], /^claim_tasks: task_types must be/],
+  ];
+
+  it.each(BAD_CALLS)('refuses %s with a clear message (22023) and writes nothing', async (_what, sql, params, message) => {
+    const old = new Date(Date.now() - 10 * 86_400_000);
+    await insertJob(t.db.pool, { status: 'completed', completed_at: old });
+    await insertJob(t.db.pool, { status: 'completed', completed_at: new Date() });
+    await insertJob(t.db.pool, { status: 'pending' });
+    const before = (await t.db.pool.query('SELECT * FROM task_queue ORDER BY id')).rows;
+    const error = await t.db.pool.query(sql, params).then(() => undefined, (e: unknown) => e as { code?: string; message: string });
+    expect(error, 'the call succeeded').toBeDefined();
+    expect(error?.message).toMatch(message);
+    expect(error?.code).toBe('22023');
+    expect((await t.db.pool.query('SELECT * FROM task_queue ORDER BY id')).rows).toEqual(before);
+  });
+
+  it('takes what the HTTP API takes, up to each limit, and NULL options still mean the defaults', async () => {
+    const at = new Date(Date.now() + 9 * 365 * 86_400_000);
+    const deep = `${'['.repeat(64)}1${']'.repeat(64)}`;
+    const calls = [
+      [`SELECT schedule_task('a.b:c_d-9', $1::jsonb, 10, $2, 1000) AS id`, [deep, at]],
+      [`SELECT schedule_task('ingestion', to_jsonb(repeat('x', 1048574)), 0, '1970-01-01 00:00:00+00', 0) AS id`, []],
+      [`SELECT schedule_task($1, 'false', NULL, NULL, NULL) AS id`, ['t'.repeat(128)]],
+      [`SELECT schedule_task('ingestion', '{"chainId":"konzum"}') AS id`, []],
+    ] as const;
+    const ids: string[] = [];
+    for (const [sql, params] of calls) ids.push(((await t.db.pool.query<{ id: string }>(sql, [...params])).rows[0] as { id: string }).id);
+    const [a, b, c, d] = await Promise.all(ids.map((id) => readJob(t.db.pool, id)));
+    expect(a).toMatchObject({ task_type: 'a.b:c_d-9', priority: 10, max_retries: 1000, queue: 'default', payload: JSON.parse(deep) });
+    expect(a?.scheduled_for.getTime()).toBe(at.getTime());
+    expect(b).toMatchObject({ priority: 0, max_retries: 0, scheduled_for: new Date(0) });
+    expect(c).toMatchObject({ payload: false, priority: 0, max_retries: 3, status: 'pending' });
+    expect(d).toMatchObject({ payload: { chainId: 'konzum' }, priority: 0, max_retries: 3 });
+    // claim_tasks at its limits; the oldest job (scheduled at 1970) comes first.
+    const claimed = await t.db.pool.query<{ id: string }>(`SELECT id FROM claim_tasks($1, ARRAY['ingestion'], 1000)`, ['w'.repeat(200)]);
+    expect(claimed.rows.map((r) => r.id)).toEqual([b?.id, d?.id]);
+    expect((await t.db.pool.query(`SELECT * FROM claim_tasks('w', NULL, 1)`)).rows).toHaveLength(1);
+    expect((await t.db.pool.query<{ n: number }>('SELECT cleanup_old_tasks(36500) AS n')).rows[0]?.n).toBe(0);
+    expect((await t.db.pool.query<{ n: number }>('SELECT cleanup_old_tasks() AS n')).rows[0]?.n).toBe(0);
+  });
+
   it('cleanup_old_tasks deletes old completed and cancelled jobs only', async () => {
     const old = new Date(Date.now() - 10 * 86_400_000);
     await insertJob(t.db.pool, { status: 'completed', completed_at: old });

@@ -28,70 +28,104 @@ export interface InsertedRow {
 export const JOBS_CHANNEL = 'skipq_jobs';
 
 /**
- * jobInsertMany: inserts a batch in one statement and one commit, notifying once
- * per distinct queue. A job whose uniqueKey already has a live job is skipped
- * (the partial unique index decides, not a prior read); the caller looks those up.
- * Scheduling uses the database clock, so app servers with skewed clocks agree.
+ * An id of the batch is already in use (a repeat of an enqueue, or the id of
+ * another job): the database refused the whole batch, nothing was stored.
+ * Which ids, and by which jobs, {@link jobFindExisting} tells.
+ */
+export class JobIdInUseError extends Error {
+  override readonly name = 'JobIdInUseError';
+  constructor() {
+    super('a job id of the batch is already in use');
+  }
+}
+
+/**
+ * jobInsertMany: inserts a batch in one statement and one commit (skipq_enqueue,
+ * in the migration 20261201000100_enqueue_integrity), notifying once per
+ * distinct queue. A job whose uniqueKey has a live job in its queue and type is
+ * skipped (the partial unique index decides, not a prior read); the caller
+ * looks those up with {@link jobFindExisting}. Throws {@link JobIdInUseError},
+ * having stored nothing, when an id is already in use, except that a job
+ * skipped for its uniqueKey may reuse the id of a job of its own type and queue.
+ * The ids of one call must be distinct.
  */
 export async function jobInsertMany(db: Db, jobs: readonly InsertJob[]): Promise<InsertedRow[]> {
-  const { rows } = await db.query<InsertedRow>({
-    name: 'jobInsertMany',
+  try {
+    const { rows } = await db.query<InsertedRow>({
+      name: 'jobInsertMany',
+      text: `
+SELECT e.id, e.task_type, e.queue, e.status, e.priority, e.scheduled_for
+FROM skipq_enqueue($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[], $10::int[]) AS e`,
+      values: [
+        jobs.map((j) => j.id),
+        jobs.map((j) => j.queue),
+        jobs.map((j) => j.type),
+        jobs.map((j) => j.payloadJson),
+        jobs.map((j) => j.priority),
+        jobs.map((j) => j.runAt),
+        jobs.map((j) => j.delayMs),
+        jobs.map((j) => j.maxRetries),
+        jobs.map((j) => j.uniqueKey),
+        jobs.map((j) => j.timeoutMs),
+      ],
+    });
+    return rows;
+  } catch (error) {
+    const e = error as { code?: unknown; constraint?: unknown };
+    if (e.code === '23505' && e.constraint === 'task_queue_pkey') throw new JobIdInUseError();
+    throw error;
+  }
+}
+
+/** A job found for a job that was not inserted: by its id, or as the live holder of its uniqueKey. */
+export interface ExistingRow {
+  id: string;
+  task_type: string;
+  queue: string;
+  unique_key: string | null;
+  status: 'pending' | 'claimed' | 'processing' | 'completed' | 'failed' | 'cancelled';
+  priority: number;
+  scheduled_for: Date;
+  /** True: it has the id of a job looked up; false: it holds the uniqueKey of one. */
+  by_id: boolean;
+  /** Found by id: whether it has that job's type and queue (a repeat of the same enqueue). Always true by key. */
+  same: boolean;
+}
+
+/**
+ * jobFindExisting: what answers jobs that were not inserted. By id, the job with
+ * that id, `same` when it has the looked-up job's type and queue; by uniqueKey,
+ * the live job holding (queue, type, key). A job by key, or by id and `same`, is
+ * in the queue the caller was allowed; one that is not `same` is the caller's
+ * only to refuse, never to return.
+ */
+export async function jobFindExisting(db: Db, jobs: readonly InsertJob[]): Promise<ExistingRow[]> {
+  const keyed = jobs.filter((j) => j.uniqueKey !== null);
+  const { rows } = await db.query<ExistingRow>({
+    name: 'jobFindExisting',
     text: `
-WITH inserted AS (
-  INSERT INTO task_queue (id, queue, task_type, payload, priority, scheduled_for, max_retries, unique_key, timeout_ms)
-  SELECT i.id, i.queue, i.task_type, i.payload::jsonb, i.priority,
-         coalesce(i.run_at, now() + coalesce(i.delay_ms, 0) * interval '1 millisecond'),
-         i.max_retries, i.unique_key, i.timeout_ms
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[], $10::int[])
-    AS i(id, queue, task_type, payload, priority, run_at, delay_ms, max_retries, unique_key, timeout_ms)
-  ON CONFLICT (task_type, unique_key) WHERE unique_key IS NOT NULL AND status IN ('pending', 'claimed', 'processing')
-  DO NOTHING
-  RETURNING id, task_type, queue, status, priority, scheduled_for
-),
-woken AS (
-  SELECT count(pg_notify('${JOBS_CHANNEL}', q.queue)) AS n
-  FROM (SELECT DISTINCT queue FROM inserted) AS q
-)
-SELECT inserted.*
-FROM inserted, woken`,
+SELECT t.id, t.task_type, t.queue, t.unique_key, t.status, t.priority, t.scheduled_for,
+       true AS by_id,
+       t.task_type = j.task_type AND t.queue = j.queue AS same
+FROM task_queue AS t
+JOIN unnest($1::text[], $2::text[], $3::text[]) AS j(id, queue, task_type)
+  ON t.id = j.id
+UNION ALL
+SELECT t.id, t.task_type, t.queue, t.unique_key, t.status, t.priority, t.scheduled_for,
+       false AS by_id,
+       true AS same
+FROM task_queue AS t
+JOIN unnest($4::text[], $5::text[], $6::text[]) AS k(queue, task_type, unique_key)
+  ON t.queue = k.queue AND t.task_type = k.task_type AND t.unique_key = k.unique_key
+WHERE t.status IN ('pending', 'claimed', 'processing')`,
     values: [
       jobs.map((j) => j.id),
       jobs.map((j) => j.queue),
       jobs.map((j) => j.type),
-      jobs.map((j) => j.payloadJson),
-      jobs.map((j) => j.priority),
-      jobs.map((j) => j.runAt),
-      jobs.map((j) => j.delayMs),
-      jobs.map((j) => j.maxRetries),
-      jobs.map((j) => j.uniqueKey),
-      jobs.map((j) => j.timeoutMs),
+      keyed.map((j) => j.queue),
+      keyed.map((j) => j.type),
+      keyed.map((j) => j.uniqueKey),
     ],
-  });
-  return rows;
-}
-
-/** A live job holding a unique key. */
-export interface LiveKeyRow {
-  id: string;
-  task_type: string;
-  unique_key: string;
-  queue: string;
-  status: 'pending' | 'claimed' | 'processing';
-  priority: number;
-  scheduled_for: Date;
-}
-
-/** jobFindLiveByKey: the live jobs holding the given (type, uniqueKey) pairs. */
-export async function jobFindLiveByKey(db: Db, keys: ReadonlyArray<{ type: string; uniqueKey: string }>): Promise<LiveKeyRow[]> {
-  const { rows } = await db.query<LiveKeyRow>({
-    name: 'jobFindLiveByKey',
-    text: `
-SELECT t.id, t.task_type, t.unique_key, t.queue, t.status, t.priority, t.scheduled_for
-FROM task_queue AS t
-JOIN unnest($1::text[], $2::text[]) AS k(task_type, unique_key)
-  ON t.task_type = k.task_type AND t.unique_key = k.unique_key
-WHERE t.status IN ('pending', 'claimed', 'processing')`,
-    values: [keys.map((k) => k.type), keys.map((k) => k.uniqueKey)],
   });
   return rows;
 }

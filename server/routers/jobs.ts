@@ -30,13 +30,19 @@ const shown = (ctx: QueueContext, view: JobView): JobView => (ctx.hidePayloads ?
 
 /** Producer-side procedures: enqueue, inspect, cancel, retry. */
 export const jobsRouter = router({
-  /** Enqueue one job; with uniqueKey, the live job holding that key instead of a duplicate. */
+  /**
+   * Enqueue one job. Answered with an existing job (`created: false`) instead of
+   * a new one: the job with the same id, type and queue (a repeat whose reply was
+   * lost), else the live job holding the uniqueKey in the same queue and type.
+   * Both are in the queue the caller was just allowed; an id used by any other
+   * job is JOB_ID_CONFLICT, which says nothing about that job.
+   */
   enqueue: producerProcedure.input(enqueueInputSchema).mutation(({ ctx, input }) => {
     assertQueueAllowed(ctx, queueOf(ctx.deps.registry, input));
     return ctx.deps.enqueuer.enqueue(input);
   }),
 
-  /** Enqueue many jobs atomically; answers `{ id, created }` per job, in input order. */
+  /** Enqueue many jobs atomically (an id conflict stores none of them); answers `{ id, created }` per job, in input order. */
   enqueueMany: producerProcedure.input(enqueueManyInputSchema).mutation(async ({ ctx, input }) => {
     for (const job of input.jobs) assertQueueAllowed(ctx, queueOf(ctx.deps.registry, job));
     const jobs = await ctx.deps.enqueuer.enqueueMany(input.jobs);
