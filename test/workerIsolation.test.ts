@@ -127,6 +127,64 @@ describe('the worker keeps one bad item from hurting the others', () => {
     await q.close();
   });
 
+  it('a result the server refuses though the worker let it through (server limit below maxResultBytes) fails only its own job', async () => {
+    const q = queue();
+    const kinds = [...Array.from({ length: 8 }, () => 'good'), 'big'];
+    const refs = await q.enqueueMany(kinds.map((kind, n) => ({ type: 'echo' as const, payload: { n, kind } })));
+    const runs = new Map<string, number>();
+    const arrive = barrier(kinds.length);
+    spawn({
+      concurrency: kinds.length,
+      maxResultBytes: 2 * LIMITS.defaultPayloadBytes,
+      handlers: {
+        echo: async ({ n, kind }, ctx) => {
+          runs.set(ctx.id, (runs.get(ctx.id) ?? 0) + 1);
+          await arrive();
+          return kind === 'good' ? { n } : { text: 'x'.repeat(1.5 * LIMITS.defaultPayloadBytes) };
+        },
+      },
+    });
+    await waitFor(async () => (await Promise.all(refs.map((r) => readJob(t.db.pool, r.id)))).every((r) => r.status === 'completed' || r.status === 'failed'), 5000, 'every job finished');
+    for (const r of refs.slice(0, 8)) expect(await readJob(t.db.pool, r.id)).toMatchObject({ status: 'completed', attempt: 1 });
+    const big = await readJob(t.db.pool, refs[8]!.id);
+    expect(big).toMatchObject({ status: 'failed', retry_count: 0 });
+    expect(big.error_message).toMatch(/^the server refused the result: .*limit is 1048576/);
+    expect(failedEvent(refs[8]!.id)).toMatchObject({ code: 'INVALID_RESULT', willRetry: false });
+    expect([...runs.values()]).toEqual(kinds.map(() => 1));
+    await q.close();
+  });
+
+  it('a progress the server refuses though the worker let it through is dropped and reported; every lease is still extended', async () => {
+    const q = queue();
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => { finish = resolve; });
+    let started = 0;
+    spawn({
+      concurrency: 3,
+      leaseMs: 300,
+      maxResultBytes: 2 * LIMITS.defaultPayloadBytes,
+      handlers: {
+        echo: async ({ n, kind }, ctx) => {
+          ctx.progress(kind === 'big' ? { text: 'x'.repeat(1.5 * LIMITS.defaultPayloadBytes) } : { n });
+          started++;
+          await finished;
+          return { n };
+        },
+      },
+    });
+    const refs = await q.enqueueMany([1, 2, 3].map((n) => ({ type: 'echo' as const, payload: { n, kind: n === 2 ? 'big' : 'small' } })));
+    await waitFor(() => started === 3, 5000, 'three handlers running');
+    await sleep(1000);
+    const { rows } = await t.db.pool.query<{ live: boolean }>('SELECT lease_expires_at > now() AS live FROM task_queue');
+    finish();
+    expect(rows.map((r) => r.live)).toEqual([true, true, true]);
+    expect(events.filter((e) => e.kind === 'progress_rejected').map((e) => (e as { id: string }).id)).toEqual([refs[1]!.id]);
+    expect((await readJob(t.db.pool, refs[0]!.id)).progress).toEqual({ n: 1 });
+    expect((await readJob(t.db.pool, refs[2]!.id)).progress).toEqual({ n: 3 });
+    await waitFor(async () => (await Promise.all(refs.map((r) => readJob(t.db.pool, r.id)))).every((r) => r.status === 'completed'), 5000, 'all completed');
+    await q.close();
+  });
+
   it('a result without a schema that JSON would change (Map, Set, NaN, Infinity, BigInt, a function, a class) is rejected, not stored changed', async () => {
     const q = queue();
     class Point { constructor(readonly x: number) {} }

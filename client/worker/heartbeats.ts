@@ -2,7 +2,8 @@ import { LIMITS, type HeartbeatAnswer } from '../../shared/index.js';
 import { ALONE, type SkipqTrpc } from '../trpc.js';
 import type { WorkerConfig } from './config.js';
 import { checkJsonValue } from './jsonValue.js';
-import { ALONE_BYTES, REQUEST_BYTES } from './reporting.js';
+import { describeThrown } from './describeError.js';
+import { ALONE_BYTES, isRefusedInput, REQUEST_BYTES } from './reporting.js';
 import type { Progress, Run } from './run.js';
 import type { WorkerEvent } from './types.js';
 
@@ -65,6 +66,7 @@ export function createHeartbeats(deps: HeartbeatDeps): Heartbeats {
     try {
       answer = await trpc.worker.heartbeat.mutate({ workerId: config.workerId, leaseMs: config.leaseMs, jobs }, bytes > ALONE_BYTES ? { context: ALONE } : undefined);
     } catch (error) {
+      if (isRefusedInput(error)) return refused(beats, error);
       emit({ kind: 'error', error });
       return;
     }
@@ -81,6 +83,26 @@ export function createHeartbeats(deps: HeartbeatDeps): Heartbeats {
     }
     for (const id of answer.lost) abandon(id, 'lease_lost');
     for (const id of answer.cancelled) abandon(id, 'cancelled');
+  };
+
+  /**
+   * The server refused the whole heartbeat for what it carried: a progress
+   * value the worker's check let through (a server with a lower limit). The
+   * halves go apart down to the one progress at fault, which is dropped; the
+   * leases are extended all the same.
+   */
+  const refused = async (beats: Beat[], error: unknown): Promise<void> => {
+    const carrying = beats.filter((b) => b.progress);
+    if (carrying.length === 0) return emit({ kind: 'error', error });
+    if (carrying.length === 1) {
+      const [beat] = carrying as [Beat];
+      if (beat.run.progress === beat.progress) beat.run.progress = undefined;
+      reject(beat.run, `the server refused the heartbeat carrying this progress: ${describeThrown(error)}`);
+      return send(beats.map((b) => (b === beat ? { run: b.run, progress: undefined } : b)), 0);
+    }
+    const half = beats.length >> 1;
+    await send(beats.slice(0, half), REQUEST_BYTES);
+    await send(beats.slice(half), REQUEST_BYTES);
   };
 
   const beat = async (): Promise<void> => {

@@ -9,7 +9,9 @@ import {
   type CompleteOutcome,
   type FailureCode,
 } from '../../shared/index.js';
+import { TRPCClientError } from '@trpc/client';
 import { errorCodeOf, isTransient } from '../errors.js';
+import { describeThrown } from './describeError.js';
 import { ALONE, type SkipqTrpc } from '../trpc.js';
 import type { WorkerConfig } from './config.js';
 import { deliver, type DeliveryWindow } from './deliveryWindow.js';
@@ -83,6 +85,26 @@ function lostReasonOf(error: unknown): LostReason | undefined {
 
 const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
 
+/**
+ * True when the server refused the request for what it carried (HTTP 400 or
+ * 413): something the worker's own checks let through, e.g. a server whose
+ * maxPayloadBytes is below the worker's maxResultBytes. Retrying the same
+ * request cannot help; sending its items apart finds the one at fault.
+ */
+export function isRefusedInput(error: unknown): boolean {
+  if (!(error instanceof TRPCClientError)) return false;
+  const status = (error.data as { httpStatus?: number } | undefined)?.httpStatus;
+  return status === 400 || status === 413;
+}
+
+/** A completion the server refused on its own (see isRefusedInput): its job fails with INVALID_RESULT instead. */
+class ResultRefusedError extends Error {
+  override readonly name = 'ResultRefusedError';
+  constructor(readonly refusal: unknown) {
+    super('the server refused this result');
+  }
+}
+
 /** Splits completions into groups of at most REQUEST_BYTES (an item larger than that goes alone). */
 function byBytes(items: readonly Completion[]): Array<{ items: Completion[]; bytes: number; start: number }> {
   const groups: Array<{ items: Completion[]; bytes: number; start: number }> = [];
@@ -134,24 +156,35 @@ export function createReporter(deps: ReporterDeps): Reporter {
       // Each group stands on its own: one that cannot be delivered fails only its items.
       await Promise.all(
         groups.map(async (group) => {
-          try {
-            // A repeated completion of the same attempt is answered "completed"
-            // without a second write, so retrying after a lost reply is safe.
-            const { results } = await deliver(window, () =>
-              trpc.worker.completeMany.mutate(
-                { workerId, jobs: group.items.map((c) => c.wire) },
-                requestOptions(groups.length > 1 || group.bytes > ALONE_BYTES),
-              ),
-            );
-            results.forEach((r, i) => { answers[group.start + i] = r as CompleteAnswer; });
-          } catch (error) {
-            for (let i = 0; i < group.items.length; i++) answers[group.start + i] = asError(error);
-          }
+          const results = await sendGroup(group.items, groups.length > 1 || group.bytes > ALONE_BYTES);
+          results.forEach((r, i) => { answers[group.start + i] = r; });
         }),
       );
       return answers;
     },
   });
+
+  /**
+   * Sends one group of completions. If the server refuses the request for its
+   * content, the halves go apart (each in a request of its own), down to the
+   * one item at fault: a refusal costs log2(n) extra requests, never the batch.
+   */
+  async function sendGroup(items: Completion[], alone: boolean): Promise<Array<CompleteAnswer | Error>> {
+    try {
+      // A repeated completion of the same attempt is answered "completed"
+      // without a second write, so retrying after a lost reply is safe.
+      const { results } = await deliver(window, () =>
+        trpc.worker.completeMany.mutate({ workerId, jobs: items.map((c) => c.wire) }, requestOptions(alone)),
+      );
+      return results as CompleteAnswer[];
+    } catch (error) {
+      if (!isRefusedInput(error) || window.retriesOver) return items.map(() => asError(error));
+      if (items.length === 1) return [new ResultRefusedError(error)];
+      const half = items.length >> 1;
+      const [first, second] = await Promise.all([sendGroup(items.slice(0, half), true), sendGroup(items.slice(half), true)]);
+      return [...first, ...second];
+    }
+  }
 
   const sendFail = async (job: ClaimedJob, failure: Failure): Promise<void> => {
     const policy = config.registry[job.type]?.backoff ?? DEFAULT_BACKOFF;
@@ -199,7 +232,15 @@ export function createReporter(deps: ReporterDeps): Reporter {
     complete(run, result, bytes) {
       const { job } = run;
       const wire = result === undefined ? { id: job.id, attempt: job.attempt } : { id: job.id, attempt: job.attempt, result };
-      track(completer.add({ wire, bytes, job }).then((answer) => onCompleted(job, answer), (error: unknown) => giveUp(job, 'complete', error)));
+      track(
+        completer.add({ wire, bytes, job }).then(
+          (answer) => onCompleted(job, answer),
+          (error: unknown) =>
+            error instanceof ResultRefusedError
+              ? sendFail(job, { code: FAILURE_CODES.INVALID_RESULT, message: `the server refused the result: ${describeThrown(error.refusal)}`, retry: false })
+              : giveUp(job, 'complete', error),
+        ),
+      );
     },
     fail(run, failure) {
       track(sendFail(run.job, failure));
