@@ -160,7 +160,7 @@ function walkObject(w: Walk, object: object): boolean {
  * Checks that `value` is JSON the server will store unchanged, in one walk;
  * JSON.stringify runs only when the walk's size bounds straddle `maxBytes`.
  * `undefined` is refused: callers that mean "no value" check for it first.
- * @example checkJsonValue({ rows: 7 }, 1_048_576) // { ok: true, bytes: 34 }
+ * @example checkJsonValue({ rows: 7 }, 1_048_576) // { ok: true, bytes: 53 } (an upper bound; the text is 10)
  */
 export function checkJsonValue(value: unknown, maxBytes: number): JsonCheck {
   const w: Walk = { stack: [], keys: [], low: 0, high: 0, failure: undefined };
