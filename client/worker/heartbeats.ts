@@ -23,6 +23,9 @@ export interface HeartbeatDeps {
   emit(event: WorkerEvent): void;
 }
 
+/** Beats in flight at once: three beats span one lease. */
+const MAX_BEATS_IN_FLIGHT = 3;
+
 interface Beat {
   run: Run;
   /** The progress record sent, if any: cleared on delivery unless a newer value replaced it. */
@@ -36,12 +39,15 @@ type Answer = Pick<HeartbeatAnswer, 'lost' | 'cancelled'> & Partial<Pick<Heartbe
  * Creates the heartbeats. Each request stands on its own: one that fails
  * (server down, request timeout) abandons nothing, the next beat tries again
  * with the lease still running; only an answer naming a job lost or cancelled
- * gives it up. Beats never overlap: while one hangs, the next is skipped.
+ * gives it up. A beat that hangs does not hold back the next (another
+ * connection may get through before the lease runs out), but at most a lease's
+ * worth of beats are in flight: a server that answers nothing does not collect
+ * a request every leaseMs/3 until each times out.
  */
 export function createHeartbeats(deps: HeartbeatDeps): Heartbeats {
   const { trpc, config, runs, abandon, emit } = deps;
   let timer: NodeJS.Timeout | undefined;
-  let beating = false;
+  let beating = 0;
 
   const reject = (run: Run, error: string): void => {
     emit({ kind: 'progress_rejected', id: run.job.id, type: run.job.type, attempt: run.job.attempt, error });
@@ -126,9 +132,9 @@ export function createHeartbeats(deps: HeartbeatDeps): Heartbeats {
   return {
     start() {
       timer ??= setInterval(() => {
-        if (beating) return;
-        beating = true;
-        beat().finally(() => { beating = false; });
+        if (beating >= MAX_BEATS_IN_FLIGHT) return;
+        beating++;
+        beat().finally(() => { beating--; });
       }, Math.max(50, Math.floor(config.leaseMs / 3)));
     },
     stop() {
