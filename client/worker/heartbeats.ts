@@ -82,8 +82,10 @@ export function createHeartbeats(deps: HeartbeatDeps): Heartbeats {
       for (const { id, error } of answer.rejected) {
         const beat = byId.get(id);
         if (!beat) continue;
-        // Not sent again: the server would refuse it again.
-        if (beat.run.progress === beat.progress) beat.run.progress = undefined;
+        // Not sent again: the server would refuse it again. Reported once, by
+        // the beat that drops it (an overlapping beat may have carried it too).
+        if (beat.run.progress !== beat.progress) continue;
+        beat.run.progress = undefined;
         reject(beat.run, error);
       }
     }
@@ -102,8 +104,10 @@ export function createHeartbeats(deps: HeartbeatDeps): Heartbeats {
     if (carrying.length === 0) return emit({ kind: 'error', error });
     if (carrying.length === 1) {
       const [beat] = carrying as [Beat];
-      if (beat.run.progress === beat.progress) beat.run.progress = undefined;
-      reject(beat.run, `the server refused the heartbeat carrying this progress: ${describeThrown(error)}`);
+      if (beat.run.progress === beat.progress) {
+        beat.run.progress = undefined;
+        reject(beat.run, `the server refused the heartbeat carrying this progress: ${describeThrown(error)}`);
+      }
       return send(beats.map((b) => (b === beat ? { run: b.run, progress: undefined } : b)), 0);
     }
     const half = beats.length >> 1;
