@@ -161,7 +161,7 @@ describe('the worker keeps one bad item from hurting the others', () => {
     let started = 0;
     spawn({
       concurrency: 3,
-      leaseMs: 300,
+      leaseMs: 1500,
       maxResultBytes: 2 * LIMITS.defaultPayloadBytes,
       handlers: {
         echo: async ({ n, kind }, ctx) => {
@@ -174,7 +174,8 @@ describe('the worker keeps one bad item from hurting the others', () => {
     });
     const refs = await q.enqueueMany([1, 2, 3].map((n) => ({ type: 'echo' as const, payload: { n, kind: n === 2 ? 'big' : 'small' } })));
     await waitFor(() => started === 3, 5000, 'three handlers running');
-    await sleep(1000);
+    // Two lease periods: the refused beats are split and resent well within each.
+    await sleep(3000);
     const { rows } = await t.db.pool.query<{ live: boolean }>('SELECT lease_expires_at > now() AS live FROM task_queue');
     finish();
     expect(rows.map((r) => r.live)).toEqual([true, true, true]);
@@ -263,7 +264,7 @@ describe('the worker keeps one bad item from hurting the others', () => {
     const finished = new Promise<void>((resolve) => { finish = resolve; });
     spawn({
       concurrency: 2,
-      leaseMs: 300,
+      leaseMs: 600,
       handlers: {
         echo: async ({ kind }, ctx) => {
           if (kind === 'reporter') {
@@ -285,7 +286,7 @@ describe('the worker keeps one bad item from hurting the others', () => {
     await waitFor(() => reported, 5000, 'progress calls');
     void release();
     // Three lease periods: without heartbeats that get through, both leases would have run out.
-    await sleep(1000);
+    await sleep(1800);
     const { rows } = await t.db.pool.query<{ id: string; live: boolean }>('SELECT id, lease_expires_at > now() AS live FROM task_queue');
     finish();
     expect(rows.map((r) => r.live)).toEqual([true, true]);
