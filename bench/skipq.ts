@@ -93,7 +93,7 @@ export const driver: SystemDriver = {
       async allCompleted(expected) {
         return completed >= expected;
       },
-      stop: () => worker.stop(),
+      stop: async () => { await worker.stop(); },
     };
   },
 };

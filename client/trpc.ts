@@ -1,7 +1,7 @@
 import { createTRPCClient, httpBatchLink, httpLink, splitLink } from '@trpc/client';
 import superjson from 'superjson';
 import type { AppRouter } from '../server/routers/_app.js';
-import { createTransport, type Transport } from './transport.js';
+import { createTransport, DEFAULT_REQUEST_TIMEOUT_MS, type Transport } from './transport.js';
 
 /** Connection options shared by the producer client and the worker. */
 export interface ConnectionOptions {
@@ -11,29 +11,47 @@ export interface ConnectionOptions {
   apiKey?: string;
   /** Keep-alive connections to the server. Default 16. */
   connections?: number;
+  /** Longest one request may take before it is cut and counts as a network failure (a long-poll gets its wait on top). Default 10 000. */
+  requestTimeoutMs?: number;
 }
 
 /** The typed tRPC client of a skipq server. */
 export type SkipqTrpc = ReturnType<typeof createTRPCClient<AppRouter>>;
 
 /**
+ * Operation context that sends a call in an HTTP request of its own instead of
+ * tRPC's batch: for calls that carry a lot (a batch fails or succeeds as one
+ * HTTP request, and the server caps request bodies).
+ * @example trpc.worker.completeMany.mutate(input, { context: ALONE })
+ */
+export const ALONE = Object.freeze({ alone: true });
+
+/**
  * Creates the tRPC client. With `batch`, calls made together share a request
  * (tRPC's batch link waits a timer tick, about 1 ms, to gather them), but
  * long-polling claims always go alone: a batch waits for its slowest call.
  * Without it every call leaves at once: the producer coalesces enqueues itself.
+ * `longPollMs` is the longest wait a claim asks for: its request may take that
+ * much longer than `requestTimeoutMs`.
  */
-export function createTrpc(options: ConnectionOptions, batch: boolean): { trpc: SkipqTrpc; transport: Transport } {
+export function createTrpc(options: ConnectionOptions, batch: boolean, longPollMs = 0): { trpc: SkipqTrpc; transport: Transport } {
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const transport = createTransport(options.url, {
     connections: options.connections,
     headers: options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {},
+    requestTimeoutMs,
   });
   const common = { url: options.url, transformer: superjson, fetch: transport.fetch } as const;
   const trpc = createTRPCClient<AppRouter>({
     links: [
       batch
         ? splitLink({
-            condition: (op) => op.path === 'worker.claim',
-            true: httpLink(common),
+            condition: (op) => op.path === 'worker.claim' || op.context.alone === true,
+            true: splitLink({
+              condition: (op) => op.path === 'worker.claim',
+              true: httpLink({ ...common, fetch: transport.fetchWithin(longPollMs + requestTimeoutMs) }),
+              false: httpLink(common),
+            }),
             false: httpBatchLink({ ...common, maxItems: 50 }),
           })
         : httpLink(common),

@@ -24,8 +24,13 @@ export const LIMITS = Object.freeze({
   /** Characters of a worker id or unique key. */
   workerId: 200,
   uniqueKey: 255,
-  /** Nesting depth of a payload, result or progress value. */
+  /** Nesting depth of a payload, result or progress value: 64 nested arrays or objects pass, 65 do not. */
   jsonDepth: 64,
+  /**
+   * Default largest payload, result or progress value, in UTF-8 bytes of its
+   * JSON text: the server's `maxPayloadBytes` and the worker's `maxResultBytes`.
+   */
+  defaultPayloadBytes: 1_048_576,
   /** Rows one `jobs.list` page may hold. */
   listLimit: 500,
 });

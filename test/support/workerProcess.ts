@@ -10,8 +10,8 @@
  *   ready { workerId, pid } · exec { id, attempt, n } (a handler began)
  *   handled { id, attempt, aborted } (it returned; aborted: its signal had fired)
  *   completed { id, attempt } · failed { id, attempt, error, willRetry }
- *   lost { id, reason } · error { code, message } (e.g. DATABASE_UNAVAILABLE)
- *   stopping · stopped (SIGTERM: worker.stop(), then exit 0)
+ *   lost { id, reason } · progress_rejected { id, error } · error { code, message } (e.g. DATABASE_UNAVAILABLE)
+ *   stopping · stopped { undelivered } (SIGTERM: worker.stop(), then exit 0)
  */
 import { createWorker, errorCodeOf } from '../../client/index.js';
 import { faultJobs } from './faultJobs.js';
@@ -55,6 +55,8 @@ const worker = createWorker({
     },
   },
   onEvent(event) {
+    // stop()'s report is printed once, as the "stopped" line below.
+    if (event.kind === 'stopped') return;
     if (event.kind === 'error') {
       const error = event.error as Error;
       out({ ev: 'error', code: errorCodeOf(error) ?? null, message: String(error?.message ?? error) });
@@ -71,8 +73,8 @@ process.on('SIGTERM', () => {
   stopping = true;
   out({ ev: 'stopping', running: worker.running });
   worker.stop().then(
-    () => {
-      out({ ev: 'stopped' });
+    (report) => {
+      out({ ev: 'stopped', undelivered: report.undelivered });
       process.exit(0);
     },
     (error: unknown) => {

@@ -1,0 +1,163 @@
+import { LIMITS } from '../../shared/index.js';
+import type { SkipqTrpc } from '../trpc.js';
+import type { WorkerConfig } from './config.js';
+import type { Reporter } from './reporting.js';
+import type { Runner } from './runner.js';
+import type { WorkerEvent } from './types.js';
+
+/** Fetches jobs ahead of the runner: claims in batches, long-polls when idle. */
+export interface ClaimLoop {
+  /** Runs until stop(); resolves when no claim is in flight any more. */
+  run(): Promise<void>;
+  /** A slot was freed, or the loop should look again. */
+  wake(): void;
+  /**
+   * Ends the loop: asks the server to end a waiting long-poll (so jobs it
+   * claims are delivered, not dropped), and drops the claim after `dropAfterMs`
+   * if that does not work. Resolves when the loop has ended.
+   */
+  stop(dropAfterMs: number): Promise<void>;
+}
+
+/** What {@link createClaimLoop} needs. */
+export interface ClaimLoopDeps {
+  trpc: SkipqTrpc;
+  config: WorkerConfig;
+  runner: Runner;
+  reporter: Reporter;
+  emit(event: WorkerEvent): void;
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+
+/**
+ * When the attempt's timeoutMs began, on this machine's clock. The server
+ * claimed the job between sending the claim and reading its answer; its own
+ * clock says when (leaseExpiresAt - leaseMs), which is taken when it falls in
+ * that interval, so a skewed server clock can move the estimate only within it.
+ */
+function claimedAtOf(sentAt: number, receivedAt: number, leaseExpiresAt: Date | null, leaseMs: number): number {
+  const server = leaseExpiresAt ? leaseExpiresAt.getTime() - leaseMs : receivedAt;
+  return Math.min(receivedAt, Math.max(sentAt, server));
+}
+
+/** Creates the claim loop of a worker. */
+export function createClaimLoop(deps: ClaimLoopDeps): ClaimLoop {
+  const { trpc, config, runner, reporter, emit } = deps;
+  const { concurrency, leaseMs, waitMs, workerId } = config;
+  const types = [...config.types];
+  const queues = config.queues ? [...config.queues] : undefined;
+  const claimThreshold = Math.max(1, Math.floor(concurrency / 4));
+  // stopSignal ends sleeps; claimAbort drops a claim request, the last resort
+  // when the server cannot be asked to end it (a dropped claim's jobs wait out their lease).
+  const stopController = new AbortController();
+  const claimAbort = new AbortController();
+  let stopping = false;
+  let loop: Promise<void> | undefined;
+  let slotFreed: (() => void) | undefined;
+
+  // While there is a backlog, two claims may be in flight: one batch runs while
+  // the next batch's round trip is on the wire. Without a backlog, one claim
+  // long-polls. Completions waiting to be sent ride with the next claim.
+  let claimsInFlight = 0;
+  let requested = 0;
+  let backlog = false;
+  let failures = 0;
+  const claimTasks = new Set<Promise<void>>();
+
+  const claimOnce = async (limit: number): Promise<void> => {
+    const folded = reporter.takeForClaim();
+    const sentAt = Date.now();
+    try {
+      const answer = await trpc.worker.claim.mutate(
+        {
+          workerId,
+          types,
+          ...(queues ? { queues } : {}),
+          ...(folded.wires.length > 0 ? { complete: folded.wires } : {}),
+          limit,
+          leaseMs,
+          // Never long-poll while holding completions (their callers wait) or when work is queued.
+          waitMs: folded.wires.length > 0 || backlog ? 0 : waitMs,
+        },
+        { signal: claimAbort.signal },
+      );
+      folded.settle(answer.completed ?? []);
+      failures = 0;
+      backlog = answer.jobs.length > 0 && answer.jobs.length === limit;
+      const claimedAt = claimedAtOf(sentAt, Date.now(), answer.leaseExpiresAt, leaseMs);
+      // Jobs that arrive while stopping still run: stop() waits for them.
+      for (const job of answer.jobs) runner.launch(job, claimedAt);
+    } catch (error) {
+      // The completions may or may not have been applied; resending them is
+      // safe (a repeated completion answers "completed" without a second write).
+      folded.requeue();
+      backlog = false;
+      if (stopping) return;
+      emit({ kind: 'error', error });
+      failures++;
+      // Back off while the server or its database is down; resume by itself.
+      await sleep(Math.min(100 * 2 ** Math.min(failures, 6), 5000), stopController.signal);
+    }
+  };
+
+  const run = async (): Promise<void> => {
+    while (!stopping) {
+      const free = concurrency - runner.size - requested;
+      const busy = runner.size + requested > 0;
+      // Claim when a quarter of the slots are free (or all are): a claim per
+      // finished job would cost a round trip per job.
+      if (claimsInFlight >= (backlog ? 2 : 1) || free <= 0 || (free < claimThreshold && busy)) {
+        await new Promise<void>((resolve) => { slotFreed = resolve; });
+        slotFreed = undefined;
+        // Let handlers finishing in this same turn free their slots too.
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
+      // Under a backlog, half the slots per claim, so two claims overlap.
+      const limit = Math.min(free, LIMITS.claimLimit, backlog ? Math.ceil(concurrency / 2) : concurrency);
+      requested += limit;
+      claimsInFlight++;
+      const task: Promise<void> = claimOnce(limit).finally(() => {
+        requested -= limit;
+        claimsInFlight--;
+        claimTasks.delete(task);
+        slotFreed?.();
+      });
+      claimTasks.add(task);
+    }
+    await Promise.all([...claimTasks]);
+  };
+
+  return {
+    run() {
+      loop ??= run();
+      return loop;
+    },
+    wake() {
+      slotFreed?.();
+    },
+    async stop(dropAfterMs) {
+      stopping = true;
+      stopController.abort();
+      slotFreed?.();
+      if (!loop) return;
+      if (claimsInFlight > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        const dropped = new Promise<void>((resolve) => {
+          timer = setTimeout(() => { claimAbort.abort(); resolve(); }, Math.max(0, dropAfterMs));
+        });
+        // Ask the server to end the long-poll, so jobs it claims are delivered, not dropped.
+        void trpc.worker.interrupt.mutate({ workerId }).catch(() => claimAbort.abort());
+        await Promise.race([loop, dropped]);
+        clearTimeout(timer);
+      }
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,282 @@
+import {
+  backoffDelayMs,
+  createBatcher,
+  DEFAULT_BACKOFF,
+  FAILURE_CODES,
+  LIMITS,
+  type ClaimedJob,
+  type CompleteAnswer,
+  type CompleteOutcome,
+  type FailureCode,
+} from '../../shared/index.js';
+import { TRPCClientError } from '@trpc/client';
+import { errorCodeOf, isTransient } from '../errors.js';
+import { describeThrown } from './describeError.js';
+import { ALONE, type SkipqTrpc } from '../trpc.js';
+import type { WorkerConfig } from './config.js';
+import { deliver, type DeliveryWindow } from './deliveryWindow.js';
+import type { Run } from './run.js';
+import type { UndeliveredReport, WorkerEvent } from './types.js';
+
+/**
+ * Values one request may carry (results, progress), in bytes of JSON: a
+ * quarter of the server's default 16 MiB body limit, so that a request tRPC's
+ * batch link merges with a few others still fits. A batch over it is split.
+ */
+export const REQUEST_BYTES = 4 * 1024 * 1024;
+/** A request carrying more than this goes in an HTTP request of its own, not merged with others. */
+export const ALONE_BYTES = 256 * 1024;
+/** Undelivered reports kept for stop()'s answer. */
+const MAX_UNDELIVERED = 10_000;
+
+/** How an attempt failed, as the worker reports it. */
+export interface Failure {
+  message: string;
+  code: FailureCode;
+  retry: boolean;
+}
+
+/** A completion on its way: what is sent, and what the worker keeps about it. */
+interface Completion {
+  wire: { id: string; attempt: number; result?: unknown };
+  /** Upper bound of the result's JSON size. */
+  bytes: number;
+  job: ClaimedJob;
+}
+
+/** Completions taken to ride with a claim; the claim settles them with its `completed` answer. */
+export interface FoldedCompletions {
+  wires: Array<Completion['wire']>;
+  settle(outcomes: readonly CompleteOutcome[]): void;
+  requeue(): void;
+}
+
+/** Sends what became of each attempt: completions in batches, failures one call each, releases at stop. */
+export interface Reporter {
+  complete(run: Run, result: unknown, bytes: number): void;
+  fail(run: Run, failure: Failure): void;
+  /** Hands unfinished jobs back to pending (one try: stop() calls it when the grace is over). */
+  release(runs: readonly Run[]): Promise<void>;
+  /** Completions waiting to be sent, for the claim about to leave; empty when they would make it too large. */
+  takeForClaim(): FoldedCompletions;
+  /** Resolves when every report made so far has been delivered or given up on. */
+  settled(): Promise<void>;
+  /** Reports given up on, oldest first. */
+  readonly undelivered: readonly UndeliveredReport[];
+}
+
+/** What {@link createReporter} needs. */
+export interface ReporterDeps {
+  trpc: SkipqTrpc;
+  config: WorkerConfig;
+  window: DeliveryWindow;
+  emit(event: WorkerEvent): void;
+}
+
+type LostReason = 'lease_lost' | 'cancelled' | 'not_found';
+
+function lostReasonOf(error: unknown): LostReason | undefined {
+  const code = errorCodeOf(error);
+  if (code === 'LEASE_LOST') return 'lease_lost';
+  if (code === 'JOB_CANCELLED') return 'cancelled';
+  if (code === 'JOB_NOT_FOUND') return 'not_found';
+  return undefined;
+}
+
+const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
+
+/**
+ * True when the server refused the request for what it carried (HTTP 400 or
+ * 413): something the worker's own checks let through, e.g. a server whose
+ * maxPayloadBytes is below the worker's maxResultBytes. Retrying the same
+ * request cannot help; sending its items apart finds the one at fault.
+ */
+export function isRefusedInput(error: unknown): boolean {
+  if (!(error instanceof TRPCClientError)) return false;
+  const status = (error.data as { httpStatus?: number } | undefined)?.httpStatus;
+  return status === 400 || status === 413;
+}
+
+/** A completion the server refused on its own (see isRefusedInput): its job fails with INVALID_RESULT instead. */
+class ResultRefusedError extends Error {
+  override readonly name = 'ResultRefusedError';
+  constructor(readonly refusal: unknown) {
+    super('the server refused this result');
+  }
+}
+
+/** Splits completions into groups of at most REQUEST_BYTES (an item larger than that goes alone). */
+function byBytes(items: readonly Completion[]): Array<{ items: Completion[]; bytes: number; start: number }> {
+  const groups: Array<{ items: Completion[]; bytes: number; start: number }> = [];
+  let current = { items: [] as Completion[], bytes: 0, start: 0 };
+  items.forEach((item, i) => {
+    if (current.items.length > 0 && current.bytes + item.bytes > REQUEST_BYTES) {
+      groups.push(current);
+      current = { items: [], bytes: 0, start: i };
+    }
+    current.items.push(item);
+    current.bytes += item.bytes;
+  });
+  if (current.items.length > 0) groups.push(current);
+  return groups;
+}
+
+/** Creates the reporter of a worker. */
+export function createReporter(deps: ReporterDeps): Reporter {
+  const { trpc, config, window, emit } = deps;
+  const { workerId } = config;
+  const inFlight = new Set<Promise<void>>();
+  const undelivered: UndeliveredReport[] = [];
+
+  const track = (promise: Promise<void>): void => {
+    inFlight.add(promise);
+    void promise.finally(() => inFlight.delete(promise));
+  };
+
+  const giveUp = (job: ClaimedJob, kind: UndeliveredReport['kind'], error: unknown): void => {
+    undelivered.push({ id: job.id, attempt: job.attempt, kind });
+    if (undelivered.length > MAX_UNDELIVERED) undelivered.shift();
+    emit({ kind: 'error', error });
+  };
+
+  const requestOptions = (alone: boolean) => {
+    const signal = window.requestSignal();
+    return alone ? { context: ALONE, ...(signal ? { signal } : {}) } : signal ? { signal } : undefined;
+  };
+
+  const completer = createBatcher<Completion, CompleteAnswer | CompleteOutcome>({
+    maxBatch: LIMITS.workerBatch,
+    maxInFlight: 2,
+    // A millisecond's grace lets the claim loop, which runs on the next turn,
+    // take these completions along with its claim instead of a request of their own.
+    delayMs: 1,
+    async send(items) {
+      const answers: Array<CompleteAnswer | Error> = new Array(items.length);
+      const groups = byBytes(items);
+      // Each group stands on its own: one that cannot be delivered fails only its items.
+      await Promise.all(
+        groups.map(async (group) => {
+          const results = await sendGroup(group.items, groups.length > 1 || group.bytes > ALONE_BYTES);
+          results.forEach((r, i) => { answers[group.start + i] = r; });
+        }),
+      );
+      return answers;
+    },
+  });
+
+  /**
+   * Sends one group of completions. If the server refuses the request for its
+   * content, the halves go apart (each in a request of its own), down to the
+   * one item at fault: a refusal costs log2(n) extra requests, never the batch.
+   */
+  async function sendGroup(items: Completion[], alone: boolean): Promise<Array<CompleteAnswer | Error>> {
+    try {
+      // A repeated completion of the same attempt is answered "completed"
+      // without a second write, so retrying after a lost reply is safe.
+      const { results } = await deliver(window, () =>
+        trpc.worker.completeMany.mutate({ workerId, jobs: items.map((c) => c.wire) }, requestOptions(alone)),
+      );
+      return results as CompleteAnswer[];
+    } catch (error) {
+      if (!isRefusedInput(error) || window.retriesOver) return items.map(() => asError(error));
+      if (items.length === 1) return [new ResultRefusedError(error)];
+      const half = items.length >> 1;
+      const [first, second] = await Promise.all([sendGroup(items.slice(0, half), true), sendGroup(items.slice(half), true)]);
+      return [...first, ...second];
+    }
+  }
+
+  const sendFail = async (job: ClaimedJob, failure: Failure): Promise<void> => {
+    const policy = config.registry[job.type]?.backoff ?? DEFAULT_BACKOFF;
+    const input = {
+      workerId,
+      id: job.id,
+      attempt: job.attempt,
+      error: failure.message,
+      code: failure.code,
+      retry: failure.retry,
+      retryDelayMs: backoffDelayMs(policy, job.retryCount),
+    };
+    let answer: { status: string };
+    try {
+      answer = await deliver(window, () => trpc.worker.fail.mutate(input, requestOptions(false)));
+    } catch (error) {
+      const lost = lostReasonOf(error);
+      if (lost) return emit({ kind: 'lost', id: job.id, reason: lost });
+      // tRPC's batch link sends the failures of a moment in one HTTP request, and
+      // a request the server refuses as a whole (too large, unreadable) fails
+      // every call in it. Alone, this failure stands or falls by itself.
+      if (isTransient(error) || window.retriesOver) return giveUp(job, 'fail', error);
+      try {
+        answer = await trpc.worker.fail.mutate(input, requestOptions(true));
+      } catch (aloneError) {
+        const lostAlone = lostReasonOf(aloneError);
+        if (lostAlone) return emit({ kind: 'lost', id: job.id, reason: lostAlone });
+        return giveUp(job, 'fail', aloneError);
+      }
+    }
+    emit({ kind: 'failed', id: job.id, type: job.type, attempt: job.attempt, error: failure.message, code: failure.code, willRetry: answer.status === 'pending' });
+  };
+
+  const onCompleted = (job: ClaimedJob, answer: CompleteAnswer | CompleteOutcome): void => {
+    const outcome = typeof answer === 'string' ? answer : answer.outcome;
+    if (outcome === 'completed') emit({ kind: 'completed', id: job.id, type: job.type, attempt: job.attempt });
+    else if (outcome === 'failed') {
+      // The server refused the result and failed the job for good: nothing to retry.
+      const error = (typeof answer === 'string' ? undefined : answer.error) ?? 'the server refused the result';
+      emit({ kind: 'failed', id: job.id, type: job.type, attempt: job.attempt, error, code: FAILURE_CODES.INVALID_RESULT, willRetry: false });
+    } else emit({ kind: 'lost', id: job.id, reason: outcome });
+  };
+
+  return {
+    complete(run, result, bytes) {
+      const { job } = run;
+      const wire = result === undefined ? { id: job.id, attempt: job.attempt } : { id: job.id, attempt: job.attempt, result };
+      track(
+        completer.add({ wire, bytes, job }).then(
+          (answer) => onCompleted(job, answer),
+          (error: unknown) =>
+            error instanceof ResultRefusedError
+              ? sendFail(job, { code: FAILURE_CODES.INVALID_RESULT, message: `the server refused the result: ${describeThrown(error.refusal)}`, retry: false })
+              : giveUp(job, 'complete', error),
+        ),
+      );
+    },
+    fail(run, failure) {
+      track(sendFail(run.job, failure));
+    },
+    async release(runs) {
+      for (let i = 0; i < runs.length; i += LIMITS.workerBatch) {
+        const chunk = runs.slice(i, i + LIMITS.workerBatch);
+        try {
+          await trpc.worker.release.mutate({ workerId, jobs: chunk.map((r) => ({ id: r.job.id, attempt: r.job.attempt })) }, requestOptions(false));
+        } catch (error) {
+          for (const r of chunk) undelivered.push({ id: r.job.id, attempt: r.job.attempt, kind: 'release' });
+          emit({ kind: 'error', error });
+        }
+      }
+    },
+    takeForClaim() {
+      const taken = completer.takeQueued();
+      let bytes = 0;
+      for (const c of taken.items) bytes += c.bytes;
+      if (bytes > REQUEST_BYTES) {
+        // Too much to ride with a claim: the completer sends them in groups of its own.
+        taken.requeue();
+        return { wires: [], settle() {}, requeue() {} };
+      }
+      return {
+        wires: taken.items.map((c) => c.wire),
+        settle: (outcomes) => taken.settle(outcomes as CompleteOutcome[]),
+        requeue: () => taken.requeue(),
+      };
+    },
+    async settled() {
+      while (inFlight.size > 0) await Promise.all([...inFlight]);
+      await completer.drain();
+    },
+    get undelivered() {
+      return undelivered;
+    },
+  };
+}

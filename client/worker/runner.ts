@@ -1,0 +1,218 @@
+import { FAILURE_CODES, type ClaimedJob } from '../../shared/index.js';
+import { PermanentError } from '../errors.js';
+import type { WorkerConfig } from './config.js';
+import { describeThrown, truncateText } from './describeError.js';
+import { checkJsonValue } from './jsonValue.js';
+import type { Failure, Reporter } from './reporting.js';
+import { abortRun, signalOf, type Run } from './run.js';
+import type { StartReporter } from './starts.js';
+import type { JobContext, WorkerEvent } from './types.js';
+
+/** Runs claimed jobs, one slot each, and decides what each attempt reports. */
+export interface Runner {
+  /** Starts the job's handler in a slot. `claimedAt` (local ms) is when its timeoutMs began. */
+  launch(job: ClaimedJob, claimedAt: number): void;
+  /** The server says the job is no longer ours: abort its handler and free its slot at once. */
+  abandon(id: string, reason: 'lease_lost' | 'cancelled' | 'not_found'): void;
+  /** Aborts every run still holding a slot (stop() past its grace) and answers them, for release. */
+  abandonAll(reason: Error): Run[];
+  /** Runs holding a slot now. */
+  runs(): Iterable<Run>;
+  /** Slots taken. */
+  readonly size: number;
+  /** Resolves when no slot is taken. */
+  whenIdle(): Promise<void>;
+}
+
+/** What {@link createRunner} needs. */
+export interface RunnerDeps {
+  config: WorkerConfig;
+  reporter: Reporter;
+  starts: StartReporter;
+  emit(event: WorkerEvent): void;
+  /** A slot was freed: the claim loop may claim again. */
+  onSlotFreed(): void;
+}
+
+/** What became of one attempt on this worker. */
+type Outcome = { kind: 'complete'; result: unknown; bytes: number } | { kind: 'fail'; failure: Failure } | { kind: 'abandoned' };
+
+const ABANDONED: Outcome = Object.freeze({ kind: 'abandoned' });
+const MAX_ISSUES = 5;
+
+/** Zod issues as one readable line: `path: message; path: message`, not zod's multi-line dump. */
+function issuesText(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>, top: string): string {
+  const shown = issues.slice(0, MAX_ISSUES).map((i) => `${i.path.map(String).join('.') || top}: ${i.message}`);
+  if (issues.length > MAX_ISSUES) shown.push(`and ${issues.length - MAX_ISSUES} more`);
+  return shown.join('; ');
+}
+
+const failWith = (code: Failure['code'], message: string, retry = false): Outcome => ({
+  kind: 'fail',
+  failure: { code, message: truncateText(message), retry },
+});
+
+/** Why a value cannot be stored, phrased after `result of "x"` or `progress of job y`. */
+function problemText(check: { problem: 'not_json' | 'too_large' | 'too_deep'; message: string }): string {
+  if (check.problem === 'too_large') return `is too large: ${check.message}`;
+  if (check.problem === 'too_deep') return `is ${check.message}`;
+  return `cannot be stored as JSON: ${check.message}`;
+}
+
+/** Creates the runner of a worker. */
+export function createRunner(deps: RunnerDeps): Runner {
+  const { config, reporter, starts, emit, onSlotFreed } = deps;
+  const running = new Map<string, Run>();
+  let idleWaiters: Array<() => void> = [];
+
+  /**
+   * Frees the run's slot and reports its outcome, once: whichever comes first of
+   * the handler returning, its timeout, or the job being abandoned. A handler
+   * that ignores its signal keeps running, but no longer holds a slot, and what
+   * it returns later is ignored.
+   */
+  const settle = (run: Run, outcome: Outcome): void => {
+    if (run.settled) return;
+    run.settled = true;
+    clearTimeout(run.timer);
+    running.delete(run.job.id);
+    starts.forget(run);
+    // The slot frees when the handler returns, not when the server has the
+    // result: the next claim can leave (carrying this completion) at once.
+    onSlotFreed();
+    if (running.size === 0 && idleWaiters.length > 0) {
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+    if (outcome.kind === 'complete') reporter.complete(run, outcome.result, outcome.bytes);
+    else if (outcome.kind === 'fail') reporter.fail(run, outcome.failure);
+  };
+
+  const timeOut = (run: Run): void => {
+    const { job } = run;
+    const message = `attempt ${job.attempt} of job ${job.id} ran past its timeout of ${job.timeoutMs} ms`;
+    abortRun(run, new DOMException(message, 'TimeoutError'));
+    settle(run, failWith(FAILURE_CODES.TIMEOUT, `TimeoutError: ${message}`, true));
+  };
+
+  const contextOf = (run: Run): JobContext => {
+    const { job } = run;
+    return {
+      id: job.id,
+      type: job.type,
+      queue: job.queue,
+      attempt: job.attempt,
+      retryCount: job.retryCount,
+      maxRetries: job.maxRetries,
+      get signal() {
+        return signalOf(run);
+      },
+      progress(value) {
+        // Checked here, synchronously, so the handler learns of a bad value at
+        // the line that made it; a bad value sent on would make the server
+        // refuse the heartbeat of every job on this worker.
+        const check = value === undefined
+          ? ({ ok: false, problem: 'not_json', message: 'undefined is not JSON' } as const)
+          : checkJsonValue(value, config.maxResultBytes);
+        if (!check.ok) {
+          const text = `progress of job ${job.id} ${problemText(check)}`;
+          throw check.problem === 'not_json' ? new TypeError(text) : new RangeError(text);
+        }
+        if (run.settled) return;
+        run.progress = { value, dirty: true };
+      },
+    };
+  };
+
+  /** What the handler's return value becomes: checked against the result schema, then as JSON. */
+  const resultOutcome = (job: ClaimedJob, returned: unknown): Outcome => {
+    const def = config.registry[job.type];
+    let result = returned;
+    if (def?.result) {
+      const checked = def.result.safeParse(result);
+      // A retry runs the same code on the same payload: it would fail the same way.
+      if (!checked.success) {
+        return failWith(FAILURE_CODES.INVALID_RESULT, `result of "${job.type}" fails the result schema: ${issuesText(checked.error.issues, '(result)')}`);
+      }
+      result = checked.data;
+    }
+    if (result === undefined) return { kind: 'complete', result: undefined, bytes: 0 };
+    const check = checkJsonValue(result, config.maxResultBytes);
+    if (!check.ok) return failWith(FAILURE_CODES.INVALID_RESULT, `result of "${job.type}" ${problemText(check)}`);
+    return { kind: 'complete', result, bytes: check.bytes };
+  };
+
+  const execute = async (run: Run): Promise<void> => {
+    const { job } = run;
+    const def = config.registry[job.type];
+    const handler = config.handlers[job.type];
+    if (!def || !handler) return settle(run, failWith(FAILURE_CODES.NO_HANDLER, `this worker has no handler for "${job.type}"`));
+    // The payload came from the database: unknown until the registry's schema says otherwise.
+    const parsed = def.payload.safeParse(job.payload);
+    if (!parsed.success) {
+      return settle(run, failWith(FAILURE_CODES.INVALID_PAYLOAD, `payload failed validation for "${job.type}": ${issuesText(parsed.error.issues, '(payload)')}`));
+    }
+    if (run.deadlineAt !== null) {
+      const left = run.deadlineAt - Date.now();
+      if (left <= 0) return timeOut(run);
+      run.timer = setTimeout(() => timeOut(run), left);
+    }
+    starts.add(run);
+    let returned: unknown;
+    try {
+      returned = await handler(parsed.data, contextOf(run));
+    } catch (error) {
+      if (run.settled) return;
+      return settle(run, {
+        kind: 'fail',
+        failure: { code: FAILURE_CODES.HANDLER_ERROR, message: describeThrown(error), retry: !(error instanceof PermanentError) },
+      });
+    }
+    if (run.settled) return;
+    settle(run, resultOutcome(job, returned));
+  };
+
+  return {
+    launch(job, claimedAt) {
+      const run: Run = {
+        job,
+        deadlineAt: job.timeoutMs === null || job.timeoutMs === undefined ? null : claimedAt + job.timeoutMs,
+        controller: undefined,
+        abortReason: undefined,
+        progress: undefined,
+        settled: false,
+        timer: undefined,
+      };
+      running.set(job.id, run);
+      execute(run).catch((error: unknown) => {
+        // Only a bug of the worker itself gets here: free the slot, say so.
+        emit({ kind: 'error', error });
+        settle(run, ABANDONED);
+      });
+    },
+    abandon(id, reason) {
+      const run = running.get(id);
+      if (!run) return;
+      abortRun(run, new Error(reason === 'cancelled' ? `job ${id} was cancelled` : `lease on job ${id} was lost`));
+      settle(run, ABANDONED);
+      emit({ kind: 'lost', id, reason });
+    },
+    abandonAll(reason) {
+      const left = [...running.values()];
+      for (const run of left) {
+        abortRun(run, reason);
+        settle(run, ABANDONED);
+      }
+      return left;
+    },
+    runs: () => running.values(),
+    get size() {
+      return running.size;
+    },
+    whenIdle() {
+      if (running.size === 0) return Promise.resolve();
+      return new Promise((resolve) => idleWaiters.push(resolve));
+    },
+  };
+}
