@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { TRPCError } from '@trpc/server';
-import { isJobRegistry, type JobRegistry } from '../shared/index.js';
+import { isJobRegistry, LIMITS, type JobRegistry } from '../shared/index.js';
 import { createAuthenticator, isLoopback, type Authenticator } from './auth.js';
 import { createContextInner, type QueueContext, type ServerDeps } from './context.js';
 import { createDashboard, type DashboardOptions } from './dashboard.js';
@@ -133,7 +133,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     log(`embedded PostgreSQL on port ${embedded.port}, data in ${join(options.dataDir ?? '.data', 'pg')}`);
   }
   const pool = createPool(databaseUrl, options.poolSize ?? 10);
-  const maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
+  const maxPayloadBytes = options.maxPayloadBytes ?? LIMITS.defaultPayloadBytes;
   const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
   const maxInflightBodyBytes = options.maxInflightBodyBytes ?? maxBodyBytes;
   let closing = false;

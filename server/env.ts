@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LIMITS } from '../shared/index.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -13,7 +14,7 @@ const envSchema = z.object({
   SKIPQ_MAX_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
   // Unset: SKIPQ_MAX_BODY_BYTES.
   SKIPQ_MAX_INFLIGHT_BODY_BYTES: int(1024, 16 * 1024 * 1024 * 1024).optional(),
-  SKIPQ_MAX_PAYLOAD_BYTES: int(16, 256 * 1024 * 1024).default(1024 * 1024),
+  SKIPQ_MAX_PAYLOAD_BYTES: int(16, 256 * 1024 * 1024).default(LIMITS.defaultPayloadBytes),
   SKIPQ_POLL_INTERVAL_MS: int(10, 60_000).default(1000),
   SKIPQ_RESCUE_INTERVAL_MS: int(50, 3_600_000).default(5000),
   SKIPQ_RETENTION_DAYS: int(0, 36_500).default(7),
