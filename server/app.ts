@@ -12,6 +12,7 @@ import { createContextInner, type ServerDeps } from './context.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
+import { retryingOnce } from './db/retry.js';
 import { createPrisma } from './db/prisma.js';
 import { createEnqueuer } from './enqueue.js';
 import { toQueueError, toTRPCError } from './errors.js';
@@ -47,6 +48,11 @@ export interface QueueServerOptions {
   maintenance?: boolean;
   /** Require API keys even on loopback (they are always required beyond it). Default: required once any key exists. */
   requireAuth?: boolean;
+  /**
+   * The clock of every job move (leases, backoff, timeouts, the rescuer).
+   * Default: the database's. Tests pass one to travel in time instead of sleeping.
+   */
+  now?: () => Date;
   log?: (message: string) => void;
 }
 
@@ -141,7 +147,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   await hub.start();
   const registry = options.jobs ?? null;
   const deps: ServerDeps = {
-    db: pool,
+    db: retryingOnce(pool),
     pool,
     hub,
     registry,
@@ -152,6 +158,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     pollIntervalMs: options.pollIntervalMs ?? 1000,
     isClosing: () => closing,
     version: VERSION,
+    ...(options.now ? { now: options.now } : {}),
   };
   const maintenance = createMaintenance({
     pool,
@@ -159,6 +166,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     rescueIntervalMs: options.rescueIntervalMs ?? 5000,
     retentionDays: options.retentionDays ?? 7,
     log,
+    ...(options.now ? { now: options.now } : {}),
   });
   if (options.maintenance !== false) maintenance.start();
 

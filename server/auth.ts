@@ -1,11 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type pg from 'pg';
-import type { Principal, Role } from './context.js';
+import { KEYS_CHANNEL } from './channels.js';
 import { isDatabaseUnavailable } from './errors.js';
+import type { Principal, Role } from './principal.js';
 
 /** The NOTIFY channel the key commands use so every server drops its cache at once. */
-export const KEYS_CHANNEL = 'skipq_keys';
+export { KEYS_CHANNEL } from './channels.js';
 
 const KEY_PATTERN = /^skq_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 // A revocation reaches every server through NOTIFY at once; this bounds it when LISTEN is down.
