@@ -327,10 +327,11 @@ export async function failJob(deps: LeaseDeps, req: FailItem & { workerId: strin
   throw missError(answer?.outcome === 'not_found' ? 'not_found' : answer?.outcome === 'cancelled' ? 'cancelled' : 'lost', req.id, req.attempt, req.workerId);
 }
 
-/** Hands unfinished jobs back to pending without using a retry. */
+/** Hands unfinished jobs back to pending without using a retry; a repeated release of the same attempt answers released again. */
 export async function releaseJobs(deps: LeaseDeps, workerId: string, jobs: readonly HeldRef[]) {
   const rows = await jobReleaseMany(deps.db, { workerId, jobs, now: clockOf(deps) });
-  const released = rows.filter((r) => r.moved);
-  deps.hub.wake(released.map((r) => r.queue as string));
-  return { released: released.map((r) => r.id) };
+  deps.hub.wake(rows.filter((r) => r.moved).map((r) => r.queue as string));
+  const verdicts = verdictsOf('release', workerId, jobs, rows);
+  const pick = (...wanted: Verdict[]) => jobs.filter((_, i) => wanted.includes(verdicts[i] as Verdict)).map((j) => j.id);
+  return { released: pick('move', 'repeat'), lost: pick('lost', 'not_found'), cancelled: pick('cancelled') };
 }

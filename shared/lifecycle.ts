@@ -216,7 +216,7 @@ export function movesTable(): string {
       ? [...(m.repeat.statuses ?? []).map((s) => `already ${s}`), ...(m.repeat.endings ?? []).map((e) => `ended by own ${e}`)].join(', ')
       : '-';
     lines.push(
-      `| ${name} | ${m.by} | ${m.from.join(', ')} | ${m.to.join(' / ')} | ${repeat} | ${m.guard ?? '-'} | ${m.api.map((a) => `\`${a}\``).join(', ') || '-'} | ${m.sql.map((s) => `\`${s}\``).join(', ')} |`,
+      `| ${name} | ${m.by} | ${m.from.join(', ')} | ${m.to === m.from ? 'unchanged' : m.to.join(' / ')} | ${repeat} | ${m.guard ?? '-'} | ${m.api.map((a) => `\`${a}\``).join(', ') || '-'} | ${m.sql.map((s) => `\`${s}\``).join(', ')} |`,
     );
   }
   return lines.join('\n');
