@@ -1,4 +1,6 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertJob, readJob, waitFor } from './support/factories.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const WORKER = 'w-busy';
@@ -124,5 +126,43 @@ describe('one busy worker', () => {
     expect(logs.filter((m) => /deadlock/i.test(m))).toEqual([]);
     // Enough traffic to mean something (a loaded two-core machine does several thousand).
     expect(rows[0]?.n).toBeGreaterThan(500);
+  });
+});
+
+// The safety net: a statement that still loses a deadlock (here one a test
+// connection provokes on purpose, locking the rows of a completion in the
+// opposite order) is sent once more by the server instead of answering 500.
+describe('a statement that loses a deadlock', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer();
+  });
+  afterAll(() => t.stop());
+
+  it('is retried once by the server, and the call succeeds', async () => {
+    const jobs = (await Promise.all([1, 2].map(() => insertJob(t.db.pool, { status: 'processing', worker_id: 'w1' })))).sort((a, b) => (a.id < b.id ? -1 : 1));
+    const [first, second] = jobs as [(typeof jobs)[0], (typeof jobs)[0]];
+    const other = new pg.Client({ connectionString: t.db.url });
+    await other.connect();
+    try {
+      // This session never detects the deadlock itself: the server's statement does, and is the one rolled back.
+      await other.query("BEGIN; SET LOCAL deadlock_timeout = '60s'");
+      await other.query('SELECT 1 FROM task_queue WHERE id = $1 FOR UPDATE', [second.id]);
+      const completing = t.trpc.worker.completeMany.mutate({ workerId: 'w1', jobs: jobs.map((j) => ({ id: j.id, attempt: 1, result: 'done' })) });
+      // The completion locks `first`, then waits for `second`...
+      await waitFor(async () => {
+        const { rows } = await t.db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'skipq' AND wait_event_type = 'Lock'`);
+        return rows.length > 0;
+      }, 10_000, 'the completion to wait for the lock');
+      // ...and this session now waits for `first`: a deadlock, found by the completion after deadlock_timeout (1 s).
+      const locked = other.query('SELECT 1 FROM task_queue WHERE id = $1 FOR UPDATE', [first.id]);
+      await locked;
+      await other.query('COMMIT');
+      const { results } = await completing;
+      expect(results.map((r) => r.outcome)).toEqual(['completed', 'completed']);
+      for (const job of jobs) expect(await readJob(t.db.pool, job.id)).toMatchObject({ status: 'completed', result: 'done' });
+    } finally {
+      await other.end();
+    }
   });
 });

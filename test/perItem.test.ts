@@ -12,6 +12,7 @@ function badValues(): Array<[string, unknown, RegExp]> {
     ['over the payload limit', { blob: 'x'.repeat(MAX_PAYLOAD + 1) }, /limit is 65536/],
     ['holding a BigInt', { n: 1n }, /not JSON.*BigInt/],
     ['holding a cycle', cycle, /nested deeper than 64 levels|circular/],
+    ['holding a lone surrogate', { s: 'broken \ud800 pair' }, /lone UTF-16 surrogate/],
   ];
 }
 

@@ -9,11 +9,11 @@ import type { MoveRow } from './row.js';
  * A held job keeps its worker id and attempt, so its holder's next call
  * learns of the cancel. Answers each job that exists, moved or as it is.
  */
-export async function jobCancelMany(db: Db, ids: readonly string[], now: Date | null): Promise<MoveRow[]> {
+export async function jobCancelMany(db: Db, params: { ids: readonly string[]; now: Date | null }): Promise<MoveRow[]> {
   const { rows } = await db.query<MoveRow>({
     name: 'jobCancelMany',
     text: 'SELECT * FROM skipq_cancel($1::text[], $2::timestamptz)',
-    values: [ids, now],
+    values: [params.ids, params.now],
   });
   return rows;
 }
@@ -23,11 +23,11 @@ export async function jobCancelMany(db: Db, ids: readonly string[], now: Date | 
  * budget (skipq_retry). The attempt keeps counting, so earlier holders' fences
  * stay stale. Answers each job that exists, moved or as it is.
  */
-export async function jobRetryMany(db: Db, ids: readonly string[], now: Date | null): Promise<MoveRow[]> {
+export async function jobRetryMany(db: Db, params: { ids: readonly string[]; now: Date | null }): Promise<MoveRow[]> {
   const { rows } = await db.query<MoveRow>({
     name: 'jobRetryMany',
     text: 'SELECT * FROM skipq_retry($1::text[], $2::timestamptz)',
-    values: [ids, now],
+    values: [params.ids, params.now],
   });
   return rows;
 }

@@ -67,7 +67,7 @@ export const jobsRouter = router({
    */
   cancel: producerProcedure.input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
     await getOrThrow(ctx, input.id);
-    const [row] = await jobCancelMany(ctx.deps.db, [input.id], clockOf(ctx.deps));
+    const [row] = await jobCancelMany(ctx.deps.db, { ids: [input.id], now: clockOf(ctx.deps) });
     const verdict = row?.moved ? 'move' : judge('cancel', row as JobState | undefined);
     if (verdict !== 'move' && verdict !== 'repeat') throw refusal('cancel', input.id, row);
     return getOrThrow(ctx, input.id);
@@ -76,7 +76,7 @@ export const jobsRouter = router({
   /** Re-queue a failed or cancelled job with a fresh retry budget. */
   retry: adminProcedure.input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
     await getOrThrow(ctx, input.id);
-    const [row] = await jobRetryMany(ctx.deps.db, [input.id], clockOf(ctx.deps));
+    const [row] = await jobRetryMany(ctx.deps.db, { ids: [input.id], now: clockOf(ctx.deps) });
     if (!row?.moved) throw refusal('retry', input.id, row);
     ctx.deps.hub.wake([row.queue as string]);
     return getOrThrow(ctx, input.id);
