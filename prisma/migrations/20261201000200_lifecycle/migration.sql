@@ -486,12 +486,22 @@ BEGIN
     LIMIT greatest(p_limit, 0)
     FOR UPDATE SKIP LOCKED
   ) AS e;
-  IF v_ids IS NULL THEN
-    RETURN;
-  END IF;
+  -- With nothing expired the fail still runs (on no rows): every sweep is the
+  -- same statements, whatever it finds.
   RETURN QUERY
   SELECT f.*
-  FROM skipq_fail(NULL, v_ids, v_attempts, v_errors, v_codes, NULL, array_fill(0::float8, ARRAY[cardinality(v_ids)]), NULL, v_now, 'rescue') AS f
+  FROM skipq_fail(
+    NULL,
+    coalesce(v_ids, '{}'),
+    coalesce(v_attempts, '{}'),
+    coalesce(v_errors, '{}'),
+    coalesce(v_codes, '{}'),
+    NULL,
+    array_fill(0::float8, ARRAY[coalesce(cardinality(v_ids), 0)]),
+    NULL,
+    v_now,
+    'rescue'
+  ) AS f
   WHERE f.moved;
 END
 $$;
