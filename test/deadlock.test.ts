@@ -5,7 +5,9 @@ import { startTestServer, type TestServer } from './support/server.js';
 
 const WORKER = 'w-busy';
 const LEASE_MS = 1000;
-const RUN_MS = 4000;
+// The traffic runs until this many jobs were completed: a few seconds here, longer on a busy machine.
+const TARGET = 3000;
+const GIVE_UP_MS = 50_000;
 
 function shuffled<T>(items: Iterable<T>): T[] {
   const out = [...items];
@@ -56,14 +58,14 @@ describe('one busy worker', () => {
     await t.db.drop();
   });
 
-  it('never deadlocks between its own start, heartbeat, complete and claim-with-completions', async () => {
+  it('never deadlocks between its own start, heartbeat, complete and claim-with-completions', { timeout: 120_000 }, async () => {
     await t.db.pool.query(`INSERT INTO task_queue (task_type, payload) SELECT 'busy', '{}' FROM generate_series(1, 40000)`);
     await t.db.pool.query('ANALYZE task_queue');
     const before = await settledDeadlocks(t);
     const held = new Map<string, number>();
     const finished = new Map<string, number>();
     const errors: string[] = [];
-    const stopAt = Date.now() + RUN_MS;
+    const giveUpAt = Date.now() + GIVE_UP_MS;
     const take = (jobs: ReadonlyArray<{ id: string; attempt: number }>) => {
       for (const j of jobs) held.set(j.id, j.attempt);
     };
@@ -77,7 +79,7 @@ describe('one busy worker', () => {
       }
     };
     const lane = async (step: () => Promise<unknown>) => {
-      while (Date.now() < stopAt) {
+      while (finished.size < TARGET && Date.now() < giveUpAt) {
         await step().catch((error: unknown) => errors.push((error as Error).message));
       }
     };
@@ -124,8 +126,7 @@ describe('one busy worker', () => {
     expect(after - before).toBe(0);
     expect(errors.filter((e) => /deadlock|internal server error/i.test(e))).toEqual([]);
     expect(logs.filter((m) => /deadlock/i.test(m))).toEqual([]);
-    // Enough traffic to mean something (a loaded two-core machine does several thousand).
-    expect(rows[0]?.n).toBeGreaterThan(500);
+    expect(rows[0]?.n).toBeGreaterThanOrEqual(TARGET);
   });
 });
 

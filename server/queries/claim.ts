@@ -38,10 +38,12 @@ type CompleteAndClaimRow = (ClaimedRow & { kind: 'claimed' }) | (MoveRow & { kin
 
 /**
  * jobCompleteAndClaim: a worker's finished jobs and its next claim in one
- * statement, one round trip and one commit. The claim cannot pick the rows
- * being completed (they are not pending), and it never waits (SKIP LOCKED),
- * so the completions' locks, taken in id order, are the only ones it waits
- * for. Answers the claimed rows and a row per completion (skipq_complete).
+ * statement, one round trip and one commit. The completions run first (the
+ * first branch of the UNION ALL is read first), taking their locks in id
+ * order; the claim comes after and never waits (SKIP LOCKED), so the
+ * statement never waits for a lock while holding rows it just claimed. The
+ * claim cannot pick the rows being completed: they are no longer pending.
+ * Answers the claimed rows and a row per completion (skipq_complete).
  */
 export async function jobCompleteAndClaim(
   db: Db,
@@ -59,17 +61,17 @@ claimed AS (
   SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at
   FROM skipq_claim($1::text, $2::text[], $3::text[], $4::int, $5::int, $6::timestamptz) AS c
 )
-SELECT 'claimed' AS kind,
+SELECT 'completion' AS kind,
+       done.id, NULL AS task_type, NULL AS queue, NULL::jsonb AS payload, NULL::int AS priority, done.attempt,
+       NULL::int AS retry_count, NULL::int AS max_retries, NULL::int AS timeout_ms, NULL::timestamptz AS lease_expires_at,
+       done.moved, done.status, done.worker_id, done.ended_by
+FROM done
+UNION ALL
+SELECT 'claimed',
        claimed.id, claimed.task_type, claimed.queue, claimed.payload, claimed.priority, claimed.attempt,
        claimed.retry_count, claimed.max_retries, claimed.timeout_ms, claimed.lease_expires_at,
-       NULL::boolean AS moved, NULL::text AS status, NULL::text AS worker_id, NULL::text AS ended_by
-FROM claimed
-UNION ALL
-SELECT 'completion',
-       done.id, NULL, NULL, NULL, NULL, done.attempt,
-       NULL, NULL, NULL, NULL,
-       done.moved, done.status, done.worker_id, done.ended_by
-FROM done`,
+       NULL, NULL, NULL, NULL
+FROM claimed`,
     values: [
       params.workerId,
       params.types,
