@@ -1,7 +1,5 @@
 import {
-  ERROR_CODES,
   FAILURE_CODES,
-  judge,
   type ClaimedJob,
   type CompleteAnswer,
   type CompleteOutcome,
@@ -9,8 +7,6 @@ import {
   type FailureCode,
   type HeartbeatAnswer,
   type JobRegistry,
-  type JobState,
-  type MoveName,
   type Verdict,
 } from '../shared/index.js';
 import { clockOf } from './clock.js';
@@ -22,6 +18,7 @@ import { jobClaim, jobCompleteAndClaim, type ClaimParams } from './queries/claim
 import { jobCompleteMany, jobFailMany, type CompletionRef, type FailRef } from './queries/finish.js';
 import { jobHeartbeatMany, jobReleaseMany, jobStartMany, type HeldRef } from './queries/lease.js';
 import { toClaimedJob, type ClaimedRow, type MoveRow } from './queries/row.js';
+import { idsWith, lostOutcome, missError, verdictsOf } from './verdicts.js';
 
 /** What the worker procedures need. */
 export interface LeaseDeps {
@@ -36,39 +33,6 @@ export interface LeaseDeps {
    * the database's own (skipq_now()). Tests pass one to travel in time.
    */
   now?: () => Date;
-}
-
-/**
- * The verdict (shared/lifecycle.ts) on each input of a move, from the rows its
- * SQL function answered: moved, or judged from the row as it is now; no row
- * means no such job.
- */
-function verdictsOf(move: MoveName, workerId: string, refs: readonly HeldRef[], rows: readonly MoveRow[]): Verdict[] {
-  const byId = new Map(rows.map((r) => [r.id, r]));
-  return refs.map((ref) => {
-    const row = byId.get(ref.id);
-    if (!row) return 'not_found';
-    if (row.moved) return 'move';
-    const verdict = judge(move, row as JobState, { workerId, attempt: ref.attempt });
-    // The table lets the move apply, yet its SQL did not make it: one of the
-    // move's other guards ended this attempt (heartbeat: past its timeout).
-    return verdict === 'move' ? 'lost' : verdict;
-  });
-}
-
-/** The error a holder's single call answers when its move did not happen. */
-function missError(verdict: Verdict, id: string, attempt: number, workerId: string): QueueError {
-  if (verdict === 'not_found') return new QueueError(ERROR_CODES.JOB_NOT_FOUND, `no job with id ${id}`);
-  if (verdict === 'cancelled') return new QueueError(ERROR_CODES.JOB_CANCELLED, `job ${id} was cancelled; stop working on it`);
-  return new QueueError(
-    ERROR_CODES.LEASE_LOST,
-    `worker "${workerId}" no longer holds job ${id} (attempt ${attempt}): its lease expired, it timed out, or another attempt or caller ended it`,
-  );
-}
-
-/** A verdict that is not a success, as the per-item answers spell it. */
-function lostOutcome(verdict: Verdict): 'lease_lost' | 'cancelled' | 'not_found' {
-  return verdict === 'cancelled' ? 'cancelled' : verdict === 'not_found' ? 'not_found' : 'lease_lost';
 }
 
 /** Parameters of {@link claimJobs}. */
@@ -198,7 +162,7 @@ async function completeEach(
 export async function startJobs(deps: LeaseDeps, workerId: string, jobs: readonly HeldRef[]) {
   const rows = await jobStartMany(deps.db, { workerId, jobs, now: clockOf(deps) });
   const verdicts = verdictsOf('start', workerId, jobs, rows);
-  const pick = (...wanted: Verdict[]) => jobs.filter((_, i) => wanted.includes(verdicts[i] as Verdict)).map((j) => j.id);
+  const pick = (...wanted: Verdict[]) => idsWith(jobs, verdicts, wanted);
   return { started: pick('move', 'repeat'), lost: pick('lost', 'not_found'), cancelled: pick('cancelled') };
 }
 
@@ -229,7 +193,7 @@ export async function heartbeatJobs(
   });
   const rows = await jobHeartbeatMany(deps.db, { workerId, leaseMs, jobs: refs, now: clockOf(deps) });
   const verdicts = verdictsOf('heartbeat', workerId, jobs, rows);
-  const pick = (...wanted: Verdict[]) => jobs.filter((_, i) => wanted.includes(verdicts[i] as Verdict)).map((j) => j.id);
+  const pick = (...wanted: Verdict[]) => idsWith(jobs, verdicts, wanted);
   return {
     extended: rows.filter((r) => r.moved).map((r) => ({ id: r.id, leaseExpiresAt: r.lease_expires_at as Date })),
     lost: pick('lost', 'not_found'),
@@ -332,6 +296,6 @@ export async function releaseJobs(deps: LeaseDeps, workerId: string, jobs: reado
   const rows = await jobReleaseMany(deps.db, { workerId, jobs, now: clockOf(deps) });
   deps.hub.wake(rows.filter((r) => r.moved).map((r) => r.queue as string));
   const verdicts = verdictsOf('release', workerId, jobs, rows);
-  const pick = (...wanted: Verdict[]) => jobs.filter((_, i) => wanted.includes(verdicts[i] as Verdict)).map((j) => j.id);
+  const pick = (...wanted: Verdict[]) => idsWith(jobs, verdicts, wanted);
   return { released: pick('move', 'repeat'), lost: pick('lost', 'not_found'), cancelled: pick('cancelled') };
 }
