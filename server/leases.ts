@@ -203,8 +203,8 @@ export async function heartbeatJobs(
 }
 
 /**
- * Completes held jobs in one statement, each on its own (see completeEach). A
- * repeated completion of the same (id, attempt) by the same worker answers
+ * Completes held jobs in one statement (a second one only when some result
+ * was refused), each on its own (see completeEach). A repeated completion of the same (id, attempt) by the same worker answers
  * `completed` again without writing: a client that lost the reply can retry.
  */
 export async function completeJobs(
