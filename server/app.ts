@@ -13,6 +13,7 @@ import { createDashboard, type DashboardOptions } from './dashboard.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
+import { retryingOnce } from './db/retry.js';
 import { createPrisma } from './db/prisma.js';
 import { createEnqueuer } from './enqueue.js';
 import { createMaintenance, type Maintenance } from './maintenance.js';
@@ -66,6 +67,11 @@ export interface QueueServerOptions {
   dashboard?: DashboardOptions | false;
   /** API keys remembered (and, apart, unknown key ids). Default 1000. */
   keyCacheSize?: number;
+  /**
+   * The clock of every job move (leases, backoff, timeouts, the rescuer).
+   * Default: the database's. Tests pass one to travel in time instead of sleeping.
+   */
+  now?: () => Date;
   log?: (message: string) => void;
 }
 
@@ -169,7 +175,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   await hub.start();
   const registry = options.jobs ?? null;
   const deps: ServerDeps = {
-    db: pool,
+    db: retryingOnce(pool),
     pool,
     hub,
     registry,
@@ -180,6 +186,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     pollIntervalMs: options.pollIntervalMs ?? 1000,
     isClosing: () => closing,
     version: VERSION,
+    ...(options.now ? { now: options.now } : {}),
   };
   const maintenance = createMaintenance({
     pool,
@@ -187,6 +194,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     rescueIntervalMs: options.rescueIntervalMs ?? 5000,
     retentionDays: options.retentionDays ?? 7,
     log,
+    ...(options.now ? { now: options.now } : {}),
   });
   if (options.maintenance !== false) maintenance.start();
 

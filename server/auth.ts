@@ -2,11 +2,12 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import type pg from 'pg';
-import { OPEN_PRINCIPAL, type Principal, type Role } from './context.js';
+import { KEYS_CHANNEL } from './channels.js';
+import { OPEN_PRINCIPAL, type Principal, type Role } from './principal.js';
 import { isDatabaseUnavailable } from './errors.js';
 
 /** The NOTIFY channel the key commands use so every server drops its cache at once. */
-export const KEYS_CHANNEL = 'skipq_keys';
+export { KEYS_CHANNEL } from './channels.js';
 
 const KEY_PATTERN = /^skq_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 // A revocation reaches every server through NOTIFY at once; this bounds it when LISTEN is down.

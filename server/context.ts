@@ -4,19 +4,10 @@ import type { PrismaClient } from './db/prisma.js';
 import type { Enqueuer } from './enqueue.js';
 import type { LeaseDeps } from './leases.js';
 import type { NotifyHub } from './notify.js';
+import { OPEN_PRINCIPAL, type Principal } from './principal.js';
 
-/** Roles an API key can have. `admin` may do everything. */
-export type Role = 'producer' | 'worker' | 'admin';
-
-/** Who is calling: a role, optionally limited to some queues (null: all). */
-export interface Principal {
-  role: Role;
-  queues: readonly string[] | null;
-  keyId: string | null;
-}
-
-/** The caller when the server runs without API keys (loopback only). */
-export const OPEN_PRINCIPAL: Principal = Object.freeze({ role: 'admin', queues: null, keyId: null });
+// Kept importable from here: routers and tests have always found them in the context file.
+export { OPEN_PRINCIPAL, storedWorkerId, type Principal, type Role } from './principal.js';
 
 /** Everything a procedure may use, built once per server. */
 export interface ServerDeps extends LeaseDeps {
@@ -42,12 +33,4 @@ export interface QueueContext {
 /** Builds a context without HTTP; tests and `createCaller` use it directly. */
 export function createContextInner(deps: ServerDeps, principal: Principal | null = OPEN_PRINCIPAL, authError: string | null = null): QueueContext {
   return { deps, principal, authError };
-}
-
-/**
- * The worker id as stored: with API keys, prefixed by the key's id, so a key
- * can only ever act on jobs claimed with that same key.
- */
-export function storedWorkerId(principal: Principal, workerId: string): string {
-  return principal.keyId ? `${principal.keyId}/${workerId}` : workerId;
 }

@@ -27,6 +27,7 @@ const FAST_PATHS: ReadonlySet<string> = new Set([
   'worker.complete',
   'worker.completeMany',
   'worker.fail',
+  'worker.failMany',
   'worker.release',
 ]);
 

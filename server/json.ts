@@ -3,6 +3,10 @@ import { QueueError } from './errors.js';
 
 // PostgreSQL's jsonb cannot hold U+0000; an escaped backslash before "u0000" is fine.
 const NUL_ESCAPE = /(^|[^\\])(\\\\)*\\u0000/;
+// JSON.stringify writes a lone UTF-16 surrogate as an escape (a valid pair
+// stays as it is), which PostgreSQL's json input rejects; refused here, per
+// value, instead of failing the whole statement it would ride in.
+const LONE_SURROGATE_ESCAPE = /(^|[^\\])(\\\\)*\\ud[89a-f][0-9a-f]{2}/i;
 
 function depthOf(value: unknown, limit: number, depth = 0): number {
   if (depth > limit || typeof value !== 'object' || value === null) return depth;
@@ -40,6 +44,9 @@ export function toJsonText(value: unknown, maxBytes: number, what: string): stri
   }
   if (text.includes('\\u0000') && NUL_ESCAPE.test(text)) {
     throw new QueueError(ERROR_CODES.INVALID_INPUT, `${what} contains the NUL character (\\u0000), which PostgreSQL cannot store`);
+  }
+  if (text.includes('\\ud') && LONE_SURROGATE_ESCAPE.test(text)) {
+    throw new QueueError(ERROR_CODES.INVALID_INPUT, `${what} contains a lone UTF-16 surrogate, which PostgreSQL's json type rejects`);
   }
   return text;
 }

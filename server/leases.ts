@@ -1,19 +1,25 @@
 import {
   ERROR_CODES,
+  FAILURE_CODES,
   type ClaimedJob,
+  type CompleteAnswer,
   type CompleteOutcome,
+  type FailAnswer,
+  type FailureCode,
+  type HeartbeatAnswer,
   type JobRegistry,
+  type Verdict,
 } from '../shared/index.js';
+import { clockOf } from './clock.js';
 import type { Db } from './db/pool.js';
 import { QueueError } from './errors.js';
 import { toJsonText } from './json.js';
 import type { NotifyHub } from './notify.js';
-import { jobClaim, jobCompleteAndClaim } from './queries/claim.js';
-import { jobCompleteMany, jobFail, type FailedRow } from './queries/finish.js';
-import { jobGet } from './queries/admin.js';
-import { jobHeartbeat, jobHolders, jobReleaseMany, jobStartMany, type HeldRef, type HolderRow } from './queries/lease.js';
-import { toClaimedJob } from './queries/row.js';
-import { backoffOf } from './registryCheck.js';
+import { jobClaim, jobCompleteAndClaim, type ClaimParams } from './queries/claim.js';
+import { jobCompleteMany, jobFailMany, type CompletionRef, type FailRef } from './queries/finish.js';
+import { jobHeartbeatMany, jobReleaseMany, jobStartMany, type HeldRef } from './queries/lease.js';
+import { toClaimedJob, type ClaimedRow, type MoveRow } from './queries/row.js';
+import { idsWith, lostOutcome, missError, verdictsOf } from './verdicts.js';
 
 /** What the worker procedures need. */
 export interface LeaseDeps {
@@ -23,36 +29,13 @@ export interface LeaseDeps {
   maxPayloadBytes: number;
   pollIntervalMs: number;
   isClosing(): boolean;
+  /**
+   * The clock every move reads (leases, backoff, schedules, timeouts). Absent:
+   * the database's own (skipq_now()). Tests pass one to travel in time.
+   */
+  now?: () => Date;
   /** Set per request for a caller with an API key: why that key no longer holds, or null (a claim re-checks it before handing out jobs). */
   recheckKey?(): Promise<string | null>;
-}
-
-/** Why a fenced write matched nothing. `repeat` means this holder already made the same move (a retried call). */
-type Miss = 'not_found' | 'cancelled' | 'lease_lost' | 'repeat';
-
-function classify(row: HolderRow | undefined, workerId: string, attempt: number, repeatStatuses: readonly string[]): Miss {
-  if (!row) return 'not_found';
-  if (row.attempt !== attempt) return 'lease_lost';
-  if (row.status === 'cancelled') return 'cancelled';
-  if (row.worker_id === workerId && repeatStatuses.includes(row.status)) return 'repeat';
-  return 'lease_lost';
-}
-
-async function missesOf(db: Db, workerId: string, refs: readonly HeldRef[], repeatStatuses: readonly string[]): Promise<Map<string, Miss>> {
-  const misses = new Map<string, Miss>();
-  if (refs.length === 0) return misses;
-  const holders = new Map((await jobHolders(db, refs.map((r) => r.id))).map((r) => [r.id, r]));
-  for (const ref of refs) misses.set(ref.id, classify(holders.get(ref.id), workerId, ref.attempt, repeatStatuses));
-  return misses;
-}
-
-function missError(miss: Miss, id: string, attempt: number, workerId: string): QueueError {
-  if (miss === 'not_found') return new QueueError(ERROR_CODES.JOB_NOT_FOUND, `no job with id ${id}`);
-  if (miss === 'cancelled') return new QueueError(ERROR_CODES.JOB_CANCELLED, `job ${id} was cancelled; stop working on it`);
-  return new QueueError(
-    ERROR_CODES.LEASE_LOST,
-    `worker "${workerId}" no longer holds job ${id} (attempt ${attempt}): its lease expired or another attempt owns it`,
-  );
 }
 
 /** Parameters of {@link claimJobs}. */
@@ -65,173 +48,260 @@ export interface ClaimRequest {
   waitMs: number;
 }
 
+/** What {@link claimJobs} answers. `completed` and `rejected` only when the claim carried completions. */
+export interface ClaimAnswer {
+  jobs: ClaimedJob[];
+  /**
+   * The claim's lease; a job with a timeout shorter than the lease holds its
+   * lease only until claim + timeoutMs.
+   */
+  leaseExpiresAt: Date | null;
+  completed?: CompleteOutcome[];
+  /** Completions whose result the server refused (outcome `failed`), with the reason. */
+  rejected?: Array<{ id: string; error: string }>;
+}
+
 /**
  * Claims up to `limit` jobs, waiting up to `waitMs` for some to arrive. Woken by
  * this server's enqueues and by NOTIFY; polls every pollIntervalMs as well, for
  * delayed jobs coming due and for a lost LISTEN connection. If the caller went
  * away while the claim ran, the jobs are released at once instead of waiting
- * out their lease.
+ * out their lease. Completions the worker carries are made first, each on its
+ * own: a refused result fails its job and affects no other.
  */
 export async function claimJobs(
   deps: LeaseDeps,
   req: ClaimRequest,
   signal?: AbortSignal,
   completions: ReadonlyArray<HeldRef & { result?: unknown }> = [],
-): Promise<{ jobs: ClaimedJob[]; leaseExpiresAt: Date | null; completed: CompleteOutcome[] | undefined }> {
+): Promise<ClaimAnswer> {
   const deadline = Date.now() + req.waitMs;
-  let completed: CompleteOutcome[] | undefined;
+  let carried: Pick<ClaimAnswer, 'completed' | 'rejected'> = {};
   for (let first = true; ; first = false) {
     const ticket = deps.hub.ticket(req.queues, req.workerId);
-    let rows;
+    const params: ClaimParams = { ...req, now: clockOf(deps) };
+    let rows: ClaimedRow[] = [];
     if (first && completions.length > 0) {
       // The worker's finished jobs ride with its claim: one statement, one commit.
-      const refs = toCompletionRefs(deps, completions);
-      const both = await jobCompleteAndClaim(deps.db, req, refs);
-      completed = await outcomesOf(deps, req.workerId, completions, new Set(both.completed));
-      rows = both.claimed;
+      let claimed = false;
+      const answers = await completeEach(deps, req.workerId, completions, async (good) => {
+        const both = await jobCompleteAndClaim(deps.db, params, good);
+        claimed = true;
+        rows = both.claimed;
+        return both.completions;
+      });
+      // Every result was refused: nothing to complete, the claim goes alone.
+      if (!claimed) rows = await jobClaim(deps.db, params);
+      const rejected = answers.filter((a) => a.error !== undefined).map((a) => ({ id: a.id, error: a.error as string }));
+      carried = { completed: answers.map((a) => a.outcome), ...(rejected.length > 0 ? { rejected } : {}) };
     } else {
-      rows = await jobClaim(deps.db, req);
+      rows = await jobClaim(deps.db, params);
     }
     if (rows.length > 0) {
       ticket.cancel();
       // A long-poll outlives its authentication: a key revoked meanwhile gets no jobs.
       const revoked = signal?.aborted ? null : ((await deps.recheckKey?.()) ?? null);
       if (signal?.aborted || revoked) {
-        const released = await jobReleaseMany(deps.db, req.workerId, rows.map((r) => ({ id: r.id, attempt: r.attempt })));
-        deps.hub.wake(released.map((r) => r.queue));
+        const released = await jobReleaseMany(deps.db, { workerId: req.workerId, jobs: rows, now: clockOf(deps) });
+        deps.hub.wake(released.filter((r) => r.moved && r.queue !== null).map((r) => r.queue as string));
         if (revoked) throw new QueueError(ERROR_CODES.UNAUTHORIZED, revoked);
-        return { jobs: [], leaseExpiresAt: null, completed };
+        return { jobs: [], leaseExpiresAt: null, ...carried };
       }
-      return { jobs: rows.map(toClaimedJob), leaseExpiresAt: rows[0]?.lease_expires_at ?? null, completed };
+      const lease = Math.max(...rows.map((r) => r.lease_expires_at?.getTime() ?? 0));
+      return { jobs: rows.map(toClaimedJob), leaseExpiresAt: new Date(lease), ...carried };
     }
     const remaining = deadline - Date.now();
     if (remaining <= 0 || signal?.aborted || deps.isClosing()) {
       ticket.cancel();
-      return { jobs: [], leaseExpiresAt: null, completed };
+      return { jobs: [], leaseExpiresAt: null, ...carried };
     }
     await ticket.wait(Math.min(remaining, deps.pollIntervalMs), signal);
-    if (ticket.interrupted) return { jobs: [], leaseExpiresAt: null, completed };
+    if (ticket.interrupted) return { jobs: [], leaseExpiresAt: null, ...carried };
   }
 }
 
-function toCompletionRefs(deps: LeaseDeps, jobs: ReadonlyArray<HeldRef & { result?: unknown }>) {
-  return jobs.map((j) => ({
-    id: j.id,
-    attempt: j.attempt,
-    resultJson: j.result === undefined ? null : toJsonText(j.result, deps.maxPayloadBytes, `result of job ${j.id}`),
-  }));
-}
-
-/** Outcome per completion: done now, a repeat of this holder's own completion, or why not. */
-async function outcomesOf(
+/**
+ * Completes each job on its own. Every result is checked here (JSON, size,
+ * depth, NUL): a refused one fails its job at once with code INVALID_RESULT and
+ * no retry, in a statement of its own that only runs when some result was
+ * refused; the rest complete through `complete` (one statement). Answers in
+ * input order: `completed` (also for a repeat of this holder's own
+ * completion), `failed` with the reason, or why the attempt no longer counts.
+ */
+async function completeEach(
   deps: LeaseDeps,
   workerId: string,
-  jobs: readonly HeldRef[],
-  done: ReadonlySet<string>,
-): Promise<CompleteOutcome[]> {
-  const misses = await missesOf(deps.db, workerId, jobs.filter((j) => !done.has(j.id)), ['completed']);
-  return jobs.map((j) => {
-    if (done.has(j.id)) return 'completed';
-    const miss = misses.get(j.id) as Miss;
-    return miss === 'repeat' ? 'completed' : miss;
+  jobs: ReadonlyArray<HeldRef & { result?: unknown }>,
+  complete: (good: CompletionRef[]) => Promise<MoveRow[]>,
+): Promise<CompleteAnswer[]> {
+  const good: CompletionRef[] = [];
+  const refused: FailRef[] = [];
+  const reasons = new Map<number, string>();
+  jobs.forEach((j, index) => {
+    try {
+      good.push({ id: j.id, attempt: j.attempt, resultJson: j.result === undefined ? null : toJsonText(j.result, deps.maxPayloadBytes, `result of job ${j.id}`) });
+    } catch (error) {
+      if (!(error instanceof QueueError)) throw error;
+      const reason = `the server refused the result: ${error.message}`;
+      reasons.set(index, reason);
+      refused.push({ id: j.id, attempt: j.attempt, error: reason, code: FAILURE_CODES.INVALID_RESULT, retry: false, delayMs: null });
+    }
+  });
+  const failedRows = refused.length > 0 ? await jobFailMany(deps.db, { workerId, jobs: refused, policiesJson: null, now: clockOf(deps) }) : [];
+  const doneRows = good.length > 0 ? await complete(good) : [];
+  const doneVerdicts = new Map<string, Verdict>();
+  verdictsOf('complete', workerId, good, doneRows).forEach((v, i) => doneVerdicts.set(good[i]?.id as string, v));
+  const failVerdicts = new Map<string, Verdict>();
+  verdictsOf('fail', workerId, refused, failedRows).forEach((v, i) => failVerdicts.set(refused[i]?.id as string, v));
+  return jobs.map((j, index): CompleteAnswer => {
+    const reason = reasons.get(index);
+    if (reason !== undefined) {
+      const verdict = failVerdicts.get(j.id) as Verdict;
+      return verdict === 'move' || verdict === 'repeat' ? { id: j.id, outcome: 'failed', error: reason } : { id: j.id, outcome: lostOutcome(verdict) };
+    }
+    const verdict = doneVerdicts.get(j.id) as Verdict;
+    return { id: j.id, outcome: verdict === 'move' || verdict === 'repeat' ? 'completed' : lostOutcome(verdict) };
   });
 }
 
 /** claimed -> processing. Answers which jobs started and which this worker no longer holds. */
 export async function startJobs(deps: LeaseDeps, workerId: string, jobs: readonly HeldRef[]) {
-  const started = new Set(await jobStartMany(deps.db, workerId, jobs));
-  const misses = await missesOf(deps.db, workerId, jobs.filter((j) => !started.has(j.id)), ['processing', 'completed']);
-  return {
-    started: jobs.filter((j) => started.has(j.id) || misses.get(j.id) === 'repeat').map((j) => j.id),
-    lost: jobs.filter((j) => { const m = misses.get(j.id); return m === 'lease_lost' || m === 'not_found'; }).map((j) => j.id),
-    cancelled: jobs.filter((j) => misses.get(j.id) === 'cancelled').map((j) => j.id),
-  };
+  const rows = await jobStartMany(deps.db, { workerId, jobs, now: clockOf(deps) });
+  const verdicts = verdictsOf('start', workerId, jobs, rows);
+  const pick = (...wanted: Verdict[]) => idsWith(jobs, verdicts, wanted);
+  return { started: pick('move', 'repeat'), lost: pick('lost', 'not_found'), cancelled: pick('cancelled') };
 }
 
-/** Extends leases and stores progress. Lost and cancelled jobs are named so the worker can abort their handlers. */
+/**
+ * Extends leases (never past an attempt's timeout) and stores progress. Lost
+ * and cancelled jobs are named so the worker can abort their handlers. A
+ * progress value the server refuses is dropped and named in `rejected`; its
+ * job's lease is still extended and no other job is affected.
+ */
 export async function heartbeatJobs(
   deps: LeaseDeps,
   workerId: string,
   leaseMs: number,
   jobs: ReadonlyArray<HeldRef & { progress?: unknown }>,
-) {
-  const refs = jobs.map((j) => ({
-    id: j.id,
-    attempt: j.attempt,
-    progressJson: j.progress === undefined ? null : toJsonText(j.progress, deps.maxPayloadBytes, `progress of job ${j.id}`),
-  }));
-  const extended = await jobHeartbeat(deps.db, workerId, leaseMs, refs);
-  const held = new Set(extended.map((r) => r.id));
-  const misses = await missesOf(deps.db, workerId, jobs.filter((j) => !held.has(j.id)), []);
+): Promise<HeartbeatAnswer> {
+  const rejected: HeartbeatAnswer['rejected'] = [];
+  const refs = jobs.map((j) => {
+    let progressJson: string | null = null;
+    if (j.progress !== undefined) {
+      try {
+        progressJson = toJsonText(j.progress, deps.maxPayloadBytes, `progress of job ${j.id}`);
+      } catch (error) {
+        if (!(error instanceof QueueError)) throw error;
+        rejected.push({ id: j.id, error: error.message });
+      }
+    }
+    return { id: j.id, attempt: j.attempt, progressJson };
+  });
+  const rows = await jobHeartbeatMany(deps.db, { workerId, leaseMs, jobs: refs, now: clockOf(deps) });
+  const verdicts = verdictsOf('heartbeat', workerId, jobs, rows);
+  const pick = (...wanted: Verdict[]) => idsWith(jobs, verdicts, wanted);
   return {
-    extended: extended.map((r) => ({ id: r.id, leaseExpiresAt: r.lease_expires_at })),
-    lost: jobs.filter((j) => { const m = misses.get(j.id); return m === 'lease_lost' || m === 'not_found' || m === 'repeat'; }).map((j) => j.id),
-    cancelled: jobs.filter((j) => misses.get(j.id) === 'cancelled').map((j) => j.id),
+    extended: rows.filter((r) => r.moved).map((r) => ({ id: r.id, leaseExpiresAt: r.lease_expires_at as Date })),
+    lost: pick('lost', 'not_found'),
+    cancelled: pick('cancelled'),
+    rejected,
   };
 }
 
 /**
- * Completes held jobs in one statement. A repeated completion of the same
- * (id, attempt) by the same worker answers `completed` again without writing:
- * a client that lost the reply can safely retry.
+ * Completes held jobs in one statement (a second one only when some result
+ * was refused), each on its own (see completeEach). A repeated completion of the same (id, attempt) by the same worker answers
+ * `completed` again without writing: a client that lost the reply can retry.
  */
 export async function completeJobs(
   deps: LeaseDeps,
   workerId: string,
   jobs: ReadonlyArray<HeldRef & { result?: unknown }>,
-): Promise<Array<{ id: string; outcome: CompleteOutcome }>> {
-  const done = new Set(await jobCompleteMany(deps.db, workerId, toCompletionRefs(deps, jobs)));
-  const outcomes = await outcomesOf(deps, workerId, jobs, done);
-  return jobs.map((j, i) => ({ id: j.id, outcome: outcomes[i] as CompleteOutcome }));
-}
-
-/** Completes one job or throws the reason it could not. */
-export async function completeJob(deps: LeaseDeps, workerId: string, job: HeldRef & { result?: unknown }) {
-  const [answer] = await completeJobs(deps, workerId, [job]);
-  if (answer?.outcome !== 'completed') {
-    const miss: Miss = answer?.outcome === 'not_found' ? 'not_found' : answer?.outcome === 'cancelled' ? 'cancelled' : 'lease_lost';
-    throw missError(miss, job.id, job.attempt, workerId);
-  }
-  return { id: job.id, status: 'completed' as const };
-}
-
-/** Parameters of {@link failJob}. */
-export interface FailRequest extends HeldRef {
-  workerId: string;
-  error: string;
-  retry: boolean;
-  retryDelayMs?: number;
-  type?: string;
+): Promise<CompleteAnswer[]> {
+  return completeEach(deps, workerId, jobs, (good) => jobCompleteMany(deps.db, { workerId, jobs: good, now: clockOf(deps) }));
 }
 
 /**
- * Fails one held job: back to pending after the backoff (the worker's explicit
- * delay, else the type's policy from the registry, else linear 60 s), or failed
- * for good. A repeated call for the same attempt answers the job's state again.
+ * Completes one job: `completed`, or `failed` with the reason when the server
+ * refused its result (the job failed with INVALID_RESULT, no retry); throws
+ * the reason when this worker's attempt no longer counts.
  */
-export async function failJob(deps: LeaseDeps, req: FailRequest) {
-  // The type is read only to pick its backoff policy; the write below is fenced on its own.
-  const type = deps.registry && req.retryDelayMs === undefined ? (await jobGet(deps.db, req.id))?.task_type : undefined;
-  const backoff = req.retryDelayMs !== undefined
-    ? ({ kind: 'fixed', delayMs: req.retryDelayMs } as const)
-    : backoffOf(deps.registry, type ?? '');
-  const failed: FailedRow | undefined = await jobFail(deps.db, { ...req, backoff });
-  if (failed) {
-    if (failed.status === 'pending') deps.hub.wake([failed.queue]);
-    return { id: failed.id, status: failed.status, scheduledFor: failed.scheduled_for, retryCount: failed.retry_count };
-  }
-  const misses = await missesOf(deps.db, req.workerId, [req], ['pending', 'failed']);
-  const miss = misses.get(req.id) as Miss;
-  if (miss === 'repeat') {
-    const current = await jobGet(deps.db, req.id);
-    if (current) return { id: current.id, status: current.status as 'pending' | 'failed', scheduledFor: current.scheduled_for, retryCount: current.retry_count };
-  }
-  throw missError(miss === 'repeat' ? 'lease_lost' : miss, req.id, req.attempt, req.workerId);
+export async function completeJob(
+  deps: LeaseDeps,
+  workerId: string,
+  job: HeldRef & { result?: unknown },
+): Promise<{ id: string; status: 'completed' } | { id: string; status: 'failed'; error: string }> {
+  const [answer] = await completeJobs(deps, workerId, [job]);
+  if (answer?.outcome === 'completed') return { id: job.id, status: 'completed' };
+  if (answer?.outcome === 'failed') return { id: job.id, status: 'failed', error: answer.error ?? 'the server refused the result' };
+  throw missError(answer?.outcome === 'not_found' ? 'not_found' : answer?.outcome === 'cancelled' ? 'cancelled' : 'lost', job.id, job.attempt, workerId);
 }
 
-/** Hands unfinished jobs back to pending without using a retry. */
+/** One failure, as `worker.fail` and `worker.failMany` take it. */
+export interface FailItem extends HeldRef {
+  error: string;
+  code?: FailureCode | undefined;
+  retry: boolean;
+  retryDelayMs?: number | undefined;
+}
+
+// The registry's backoff policies as the JSON skipq_fail reads ({"<type>": BackoffPolicy}), made once per registry.
+const policiesByRegistry = new WeakMap<JobRegistry, string | null>();
+
+function policiesOf(registry: JobRegistry | null): string | null {
+  if (!registry) return null;
+  let json = policiesByRegistry.get(registry);
+  if (json === undefined) {
+    const entries = Object.entries(registry).filter(([, def]) => def.backoff !== undefined).map(([type, def]) => [type, def.backoff]);
+    json = entries.length > 0 ? JSON.stringify(Object.fromEntries(entries)) : null;
+    policiesByRegistry.set(registry, json);
+  }
+  return json;
+}
+
+/**
+ * Fails held jobs in one statement, each on its own: back to pending after the
+ * backoff (the worker's explicit delay, else the type's policy from the
+ * registry, else linear 60 s), or failed for good. A repeated call for the
+ * same attempt answers the job's state again; a fail of an attempt somebody
+ * else ended (the rescuer, fail_task, a cancel) answers why not.
+ */
+export async function failJobs(deps: LeaseDeps, workerId: string, items: readonly FailItem[]): Promise<FailAnswer[]> {
+  const refs: FailRef[] = items.map((i) => ({
+    id: i.id,
+    attempt: i.attempt,
+    error: i.error,
+    code: i.code ?? FAILURE_CODES.HANDLER_ERROR,
+    retry: i.retry,
+    delayMs: i.retryDelayMs ?? null,
+  }));
+  const rows = await jobFailMany(deps.db, { workerId, jobs: refs, policiesJson: policiesOf(deps.registry), now: clockOf(deps) });
+  deps.hub.wake(rows.filter((r) => r.moved && r.status === 'pending').map((r) => r.queue as string));
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  return verdictsOf('fail', workerId, items, rows).map((verdict, i): FailAnswer => {
+    const id = (items[i] as FailItem).id;
+    const row = byId.get(id);
+    if ((verdict === 'move' || verdict === 'repeat') && row && (row.status === 'pending' || row.status === 'failed')) {
+      return { id, outcome: row.status, scheduledFor: row.scheduled_for as Date, retryCount: row.retry_count as number };
+    }
+    return { id, outcome: lostOutcome(verdict) };
+  });
+}
+
+/** Fails one held job, answering its next status and schedule, or throws why this worker's attempt no longer counts. */
+export async function failJob(deps: LeaseDeps, req: FailItem & { workerId: string }) {
+  const [answer] = await failJobs(deps, req.workerId, [req]);
+  if (answer && (answer.outcome === 'pending' || answer.outcome === 'failed')) {
+    return { id: answer.id, status: answer.outcome, scheduledFor: answer.scheduledFor as Date, retryCount: answer.retryCount as number };
+  }
+  throw missError(answer?.outcome === 'not_found' ? 'not_found' : answer?.outcome === 'cancelled' ? 'cancelled' : 'lost', req.id, req.attempt, req.workerId);
+}
+
+/** Hands unfinished jobs back to pending without using a retry; a repeated release of the same attempt answers released again. */
 export async function releaseJobs(deps: LeaseDeps, workerId: string, jobs: readonly HeldRef[]) {
-  const released = await jobReleaseMany(deps.db, workerId, jobs);
-  deps.hub.wake(released.map((r) => r.queue));
-  return { released: released.map((r) => r.id) };
+  const rows = await jobReleaseMany(deps.db, { workerId, jobs, now: clockOf(deps) });
+  deps.hub.wake(rows.filter((r) => r.moved).map((r) => r.queue as string));
+  const verdicts = verdictsOf('release', workerId, jobs, rows);
+  const pick = (...wanted: Verdict[]) => idsWith(jobs, verdicts, wanted);
+  return { released: pick('move', 'repeat'), lost: pick('lost', 'not_found'), cancelled: pick('cancelled') };
 }

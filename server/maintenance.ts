@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { clockOf } from './clock.js';
 import type { NotifyHub } from './notify.js';
 import { jobCleanup, jobRescueExpired } from './queries/maintenance.js';
 
@@ -16,7 +17,8 @@ export interface MaintenanceOptions {
   /** Days to keep completed and cancelled jobs; 0 keeps them forever. */
   retentionDays: number;
   log: (message: string) => void;
-  now?: () => number;
+  /** The clock leases are judged by (the server's `now` option); absent: the database's. */
+  now?: () => Date;
 }
 
 /** Background sweeps. `sweep()` runs one at once (tests call it). */
@@ -35,7 +37,7 @@ export interface Maintenance {
  */
 export function createMaintenance(options: MaintenanceOptions): Maintenance {
   const { pool, hub, log } = options;
-  const now = options.now ?? Date.now;
+  const now = (): number => options.now?.().getTime() ?? Date.now();
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let lastCleanup = 0;
@@ -49,7 +51,7 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
         await client.query('ROLLBACK');
         return null;
       }
-      const rescued = await jobRescueExpired(client, RESCUE_BATCH);
+      const rescued = await jobRescueExpired(client, { limit: RESCUE_BATCH, now: clockOf(options) });
       let deleted = 0;
       if (options.retentionDays > 0 && now() - lastCleanup >= CLEANUP_EVERY_MS) {
         lastCleanup = now();

@@ -1,6 +1,5 @@
 import pg from 'pg';
-import { KEYS_CHANNEL } from './auth.js';
-import { JOBS_CHANNEL } from './queries/insert.js';
+import { INTERRUPT_CHANNEL, JOBS_CHANNEL, KEYS_CHANNEL } from './channels.js';
 
 /** A registration for wake-ups, taken before looking for work so no wake-up between look and wait is lost. */
 export interface WakeTicket {
@@ -34,9 +33,6 @@ interface Waiter {
   fired: boolean;
   interrupted: boolean;
 }
-
-/** The NOTIFY channel for interrupts; its payload is a worker id. */
-const INTERRUPT_CHANNEL = 'skipq_interrupt';
 
 /** Creates the hub. `connectionString` is used for one dedicated LISTEN connection. */
 export function createNotifyHub(

@@ -1,4 +1,4 @@
-import { DEFAULT_BACKOFF, DEFAULT_QUEUE, ERROR_CODES, type BackoffPolicy, type JobRegistry } from '../shared/index.js';
+import { DEFAULT_QUEUE, ERROR_CODES, type JobRegistry } from '../shared/index.js';
 import { QueueError } from './errors.js';
 
 /** Defaults a job gets from its type when the call does not set them. */
@@ -38,11 +38,6 @@ export function checkPayload(registry: JobRegistry | null, type: string, payload
       timeoutMs: def.timeoutMs ?? null,
     },
   };
-}
-
-/** The backoff of a type: the registry's, else the established linear 60 s. */
-export function backoffOf(registry: JobRegistry | null, type: string): BackoffPolicy {
-  return registry?.[type]?.backoff ?? DEFAULT_BACKOFF;
 }
 
 /** The queue a job will go to: the call's, else its type's, else `default`. */

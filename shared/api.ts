@@ -183,19 +183,39 @@ export interface HeartbeatAnswer {
   rejected: Array<{ id: string; error: string }>;
 }
 
+/** What one failure says: which attempt, why, and whether it may run again. */
+const failFields = {
+  id: jobIdSchema,
+  attempt: attemptSchema,
+  error: z.string().transform((s) => s.replaceAll('\u0000', '').slice(0, LIMITS.errorMessage)),
+  /** Why, as a code programs can branch on; stored in `error_code`. Default HANDLER_ERROR. */
+  code: failureCodeSchema.optional(),
+  retry: z.boolean().default(true),
+  retryDelayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),
+};
+
 /** Input of `worker.fail`. `retry: false` fails for good; `retryDelayMs` overrides the backoff. */
-export const failInputSchema = z
-  .object({
-    workerId: workerIdSchema,
-    id: jobIdSchema,
-    attempt: attemptSchema,
-    error: z.string().transform((s) => s.replaceAll('\u0000', '').slice(0, LIMITS.errorMessage)),
-    /** Why, as a code programs can branch on; stored in `error_code`. Default HANDLER_ERROR. */
-    code: failureCodeSchema.optional(),
-    retry: z.boolean().default(true),
-    retryDelayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),
-  })
+export const failInputSchema = z.object({ workerId: workerIdSchema, ...failFields }).strict();
+
+/** Input of `worker.failMany`: many failures of one worker in one statement, each answered on its own. */
+export const failManyInputSchema = z
+  .object({ workerId: workerIdSchema, jobs: z.array(z.object(failFields).strict()).min(1).max(LIMITS.workerBatch) })
   .strict();
+
+/**
+ * Per-job outcome of `worker.failMany`: `pending` (it runs again at
+ * `scheduledFor`), `failed` (for good), or why this worker's attempt no longer
+ * counts. A repeated call for the same attempt answers the job's state again.
+ */
+export type FailOutcome = 'pending' | 'failed' | 'lease_lost' | 'cancelled' | 'not_found';
+
+/** One answer of `worker.failMany`; `scheduledFor` and `retryCount` come with `pending` and `failed`. */
+export interface FailAnswer {
+  id: string;
+  outcome: FailOutcome;
+  scheduledFor?: Date;
+  retryCount?: number;
+}
 
 /** Input of `queues.stats`. */
 export const statsInputSchema = z.object({}).strict().optional();

@@ -2,6 +2,7 @@ import { z } from 'zod';
 
 /**
  * Every status a job can have. The database enforces the same set with a CHECK.
+ * How a job moves between them is the table of moves in `lifecycle.ts`.
  *
  * - `pending`: waiting to be claimed once `scheduled_for` has passed (new, or back for a retry).
  * - `claimed`: handed to one worker; it holds a lease until `lease_expires_at`.

@@ -202,6 +202,21 @@ const PROCEDURES: Record<string, ProcedureCase> = {
       };
     },
   },
+  'worker.failMany': {
+    roles: ['worker'],
+    otherQueue: 'fenced',
+    async call(c, env) {
+      const row = await held(env);
+      return {
+        run: () => c.worker.failMany.mutate({ workerId: WORKER, jobs: [{ id: row.id, attempt: 1, error: 'boom', retry: false }] }),
+        verify: async (v) => {
+          if (env.caller === 'otherQueue') return expect(v).toEqual({ results: [{ id: row.id, outcome: 'lease_lost' }] });
+          expect(v).toMatchObject({ results: [{ id: row.id, outcome: 'failed' }] });
+          expect(await readJob(env.t.db.pool, row.id)).toMatchObject({ status: 'failed', error_message: 'boom' });
+        },
+      };
+    },
+  },
   'worker.release': {
     roles: ['worker'],
     otherQueue: 'fenced',
@@ -210,8 +225,8 @@ const PROCEDURES: Record<string, ProcedureCase> = {
       return {
         run: () => c.worker.release.mutate({ workerId: WORKER, jobs: [{ id: row.id, attempt: 1 }] }),
         verify: async (v) => {
-          if (env.caller === 'otherQueue') return expect(v).toEqual({ released: [] });
-          expect(v).toEqual({ released: [row.id] });
+          if (env.caller === 'otherQueue') return expect(v).toEqual({ released: [], lost: [row.id], cancelled: [] });
+          expect(v).toEqual({ released: [row.id], lost: [], cancelled: [] });
           expect((await readJob(env.t.db.pool, row.id)).status).toBe('pending');
         },
       };

@@ -37,9 +37,6 @@ const CASES: Hostile[] = [
   { name: 'a body over maxBodyBytes with Content-Length', path: 'jobs.enqueue', raw: () => JSON.stringify({ json: job({ payload: 'x'.repeat(MAX_BODY) }) }), status: 413, code: 'PAYLOAD_TOO_LARGE', message: new RegExp(`limit is ${MAX_BODY}`) },
   { name: 'a payload over maxPayloadBytes', path: 'jobs.enqueue', input: job({ payload: { text: 'x'.repeat(MAX_PAYLOAD) } }), status: 413, code: 'PAYLOAD_TOO_LARGE', message: new RegExp(`payload.*limit is ${MAX_PAYLOAD}`) },
   { name: 'one payload over the limit in enqueueMany', path: 'jobs.enqueueMany', input: { jobs: [job(), job({ payload: 'x'.repeat(MAX_PAYLOAD) })] }, status: 413, code: 'PAYLOAD_TOO_LARGE', message: /jobs\[1\].*limit is 4096/ },
-  { name: 'a result over the limit', path: 'worker.complete', input: complete({ result: 'x'.repeat(MAX_PAYLOAD) }), status: 413, code: 'PAYLOAD_TOO_LARGE', message: /result.*limit is 4096/ },
-  { name: 'a result over the limit in completeMany', path: 'worker.completeMany', input: { workerId: 'w1', jobs: [{ id: ID, attempt: 1, result: 'x'.repeat(MAX_PAYLOAD) }] }, status: 413, code: 'PAYLOAD_TOO_LARGE', message: /result.*limit is 4096/ },
-  { name: 'progress over the limit', path: 'worker.heartbeat', input: { workerId: 'w1', jobs: [{ id: ID, attempt: 1, progress: 'x'.repeat(MAX_PAYLOAD) }] }, status: 413, code: 'PAYLOAD_TOO_LARGE', message: /progress.*limit is 4096/ },
 
   // Nesting
   { name: '100,000 nested arrays in a payload', path: 'jobs.enqueue', raw: () => enqueueRaw(deepArrays(100_000)), status: 400, code: 'INVALID_INPUT', message: /nested too deeply.*64 levels/ },
@@ -48,8 +45,6 @@ const CASES: Hostile[] = [
   { name: '100,000 nested objects in superjson meta', path: 'jobs.enqueue', raw: () => `{"json":{"type":"x","payload":1},"meta":{"values":${nest(100_000, '{"a":', '["Date"]', '}')}}}`, status: 400, code: 'INVALID_INPUT', message: /nested too deeply/ },
   { name: '100,000 nested arrays in a result', path: 'worker.completeMany', raw: () => `{"json":{"workerId":"w1","jobs":[{"id":"${ID}","attempt":1,"result":${deepArrays(100_000)}}]}}`, status: 400, code: 'INVALID_INPUT', message: /nested too deeply/ },
   { name: '1,000 nested arrays in a payload', path: 'jobs.enqueue', raw: () => enqueueRaw(deepArrays(1000)), status: 400, code: 'INVALID_INPUT', message: /nested deeper than 64 levels/ },
-  { name: '65 nested objects in a result', path: 'worker.complete', raw: () => `{"json":{"workerId":"w1","id":"${ID}","attempt":1,"result":${deepObjects(65)}}}`, status: 400, code: 'INVALID_INPUT', message: /result.*nested deeper than 64 levels/ },
-  { name: '200 nested arrays in progress', path: 'worker.heartbeat', raw: () => `{"json":{"workerId":"w1","jobs":[{"id":"${ID}","attempt":1,"progress":${deepArrays(200)}}]}}`, status: 400, code: 'INVALID_INPUT', message: /progress.*nested deeper than 64 levels/ },
 
   // NUL
   { name: 'NUL in a payload string', path: 'jobs.enqueue', input: job({ payload: { text: 'a\u0000b' } }), status: 400, code: 'INVALID_INPUT', message: /payload.*NUL/ },
@@ -59,8 +54,6 @@ const CASES: Hostile[] = [
   { name: 'NUL in the uniqueKey', path: 'jobs.enqueue', input: job({ uniqueKey: 'k\u0000' }), status: 400, code: 'INVALID_INPUT', message: /uniqueKey: .*NUL/ },
   { name: 'NUL in a workerId (claim)', path: 'worker.claim', input: claim({ workerId: 'w\u0000' }), status: 400, code: 'INVALID_INPUT', message: /workerId: .*NUL/ },
   { name: 'NUL in a workerId (complete)', path: 'worker.complete', input: complete({ workerId: '\u0000' }), status: 400, code: 'INVALID_INPUT', message: /workerId: .*NUL/ },
-  { name: 'NUL in a result', path: 'worker.complete', input: complete({ result: { s: '\u0000' } }), status: 400, code: 'INVALID_INPUT', message: /result.*NUL/ },
-  { name: 'NUL in progress', path: 'worker.heartbeat', input: { workerId: 'w1', jobs: [{ id: ID, attempt: 1, progress: ['\u0000'] }] }, status: 400, code: 'INVALID_INPUT', message: /progress.*NUL/ },
   { name: 'NUL in a claim type filter', path: 'worker.claim', input: claim({ types: ['a\u0000'] }), status: 400, code: 'INVALID_INPUT', message: /^types\.0:/ },
 
   // Names
@@ -174,6 +167,32 @@ const CASES: Hostile[] = [
   { name: 'a path outside /trpc', path: '../admin', input: {}, status: 404, message: /tRPC endpoint is \/trpc/ },
 ];
 
+/**
+ * A result or progress value the server refuses is answered per job, in a 200,
+ * never by refusing the request (issue 7 items 1 and 2: one bad value used to
+ * reject its whole batch). A refused result fails its job at once with code
+ * INVALID_RESULT and no retry; a refused progress value is dropped and named in
+ * `rejected`, and its job's lease is still extended. The messages are the ones
+ * these requests used to be refused with.
+ */
+interface PerItem {
+  name: string;
+  path: 'worker.complete' | 'worker.completeMany' | 'worker.heartbeat';
+  input?: unknown;
+  raw?: () => string;
+  message: RegExp;
+}
+
+const PER_ITEM: PerItem[] = [
+  { name: 'a result over the limit', path: 'worker.complete', input: complete({ result: 'x'.repeat(MAX_PAYLOAD) }), message: /result.*limit is 4096/ },
+  { name: 'a result over the limit in completeMany', path: 'worker.completeMany', input: { workerId: 'w1', jobs: [{ id: ID, attempt: 1, result: 'x'.repeat(MAX_PAYLOAD) }] }, message: /result.*limit is 4096/ },
+  { name: 'progress over the limit', path: 'worker.heartbeat', input: { workerId: 'w1', jobs: [{ id: ID, attempt: 1, progress: 'x'.repeat(MAX_PAYLOAD) }] }, message: /progress.*limit is 4096/ },
+  { name: '65 nested objects in a result', path: 'worker.complete', raw: () => `{"json":{"workerId":"w1","id":"${ID}","attempt":1,"result":${deepObjects(65)}}}`, message: /result.*nested deeper than 64 levels/ },
+  { name: '200 nested arrays in progress', path: 'worker.heartbeat', raw: () => `{"json":{"workerId":"w1","jobs":[{"id":"${ID}","attempt":1,"progress":${deepArrays(200)}}]}}`, message: /progress.*nested deeper than 64 levels/ },
+  { name: 'NUL in a result', path: 'worker.complete', input: complete({ result: { s: '\u0000' } }), message: /result.*NUL/ },
+  { name: 'NUL in progress', path: 'worker.heartbeat', input: { workerId: 'w1', jobs: [{ id: ID, attempt: 1, progress: ['\u0000'] }] }, message: /progress.*NUL/ },
+];
+
 interface Answer {
   status: number;
   text: string;
@@ -240,6 +259,29 @@ describe('hostile input over raw HTTP', () => {
     // Nothing written, nothing changed.
     expect(await countJobs(t.db.pool)).toBe(1);
     expect(await readJob(t.db.pool, ID)).toEqual(before);
+  });
+
+  it.each(PER_ITEM)('$name: answered for its job alone, in a 200', async (c) => {
+    const held = await insertJob(t.db.pool, { status: 'processing', worker_id: 'w1', lease_expires_at: new Date(Date.now() + 1000) });
+    await t.db.pool.query('UPDATE task_queue SET id = $1 WHERE id = $2', [ID, held.id]);
+    const answer = await send(t.url, { ...c, status: 200 });
+    expect(answer.status, answer.text.slice(0, 300)).toBe(200);
+    expectNoStack(answer.text);
+    const data = (answer.body as { result: { data: { json: Record<string, unknown> } } }).result.data.json;
+    const row = await readJob(t.db.pool, ID);
+    if (c.path === 'worker.heartbeat') {
+      const beat = data as { extended: Array<{ id: string }>; rejected: Array<{ id: string; error: string }> };
+      expect(beat.rejected).toEqual([{ id: ID, error: expect.stringMatching(c.message) }]);
+      expect(beat.extended.map((e) => e.id)).toEqual([ID]);
+      expect(row).toMatchObject({ status: 'processing', progress: null });
+      expect(row.lease_expires_at?.getTime()).toBeGreaterThan(Date.now() + 20_000);
+    } else {
+      const one = c.path === 'worker.complete' ? (data as { status: string; error: string }) : (data as { results: Array<{ outcome: string; error: string }> }).results[0];
+      expect(one).toMatchObject(c.path === 'worker.complete' ? { status: 'failed' } : { outcome: 'failed' });
+      expect(one?.error).toMatch(c.message);
+      expect(row).toMatchObject({ status: 'failed', error_code: 'INVALID_RESULT', retry_count: 0, result: null, lease_expires_at: null });
+      expect(row.error_message).toMatch(c.message);
+    }
   });
 
   it('refuses a body over maxBodyBytes sent chunked, without Content-Length', async () => {

@@ -94,13 +94,22 @@ describe('SQL functions', () => {
         expect(row.completed_at).toBeInstanceOf(Date);
       }
     }
-    for (const status of ['pending', 'completed', 'failed', 'cancelled'] as const) {
-      const job = await insertJob(t.db.pool, { status, attempt: 1, worker_id: 'worker-1' });
+    // ended_by says who ended the attempt: a job completed by this same worker's
+    // own complete of this attempt is an idempotent repeat; one that complete_task
+    // completed is not (that worker's result was not the one stored), nor are the rest.
+    const states = [
+      ['pending', null, 'LEASE_LOST'],
+      ['completed', 'complete', 'ok'],
+      ['completed', 'complete_task', 'LEASE_LOST'],
+      ['failed', 'fail', 'LEASE_LOST'],
+      ['cancelled', 'cancel', 'JOB_CANCELLED'],
+    ] as const;
+    for (const [status, ended_by, expected] of states) {
+      const job = await insertJob(t.db.pool, { status, attempt: 1, worker_id: 'worker-1', ended_by });
       const sql = await t.db.pool.query<{ ok: boolean }>(`SELECT complete_task($1) AS ok`, [job.id]);
       expect(sql.rows[0]?.ok, status).toBe(false);
       const api = await t.trpc.worker.complete.mutate({ workerId: 'worker-1', id: job.id, attempt: 1 }).then(() => 'ok', (e: { data?: { code?: string } }) => e.data?.code);
-      // completed by this same worker and attempt is an idempotent repeat; the rest are refused.
-      expect(api, status).toBe(status === 'completed' ? 'ok' : status === 'cancelled' ? 'JOB_CANCELLED' : 'LEASE_LOST');
+      expect(api, `${status} by ${ended_by}`).toBe(expected);
       expect((await readJob(t.db.pool, job.id)).status).toBe(status);
     }
   });

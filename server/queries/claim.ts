@@ -1,76 +1,94 @@
 import type { Db } from '../db/pool.js';
-import { completeCall, completionArrays, type CompletionRef } from './finish.js';
-import { CLAIM_COLUMNS, type TaskRow } from './row.js';
+import type { CompletionRef } from './finish.js';
+import type { ClaimedRow, MoveRow } from './row.js';
 
-/** Parameters of {@link jobClaim}. `null` types or queues mean any. */
+/** Parameters of {@link jobClaim}. `null` types or queues mean any; `now` null is the database's clock. */
 export interface ClaimParams {
   workerId: string;
   types: readonly string[] | null;
   queues: readonly string[] | null;
   limit: number;
   leaseMs: number;
+  now: Date | null;
 }
 
 /**
  * jobClaim: takes up to `limit` due pending jobs in priority order (higher
  * first, then earliest scheduled, then oldest id) and hands them to one worker
- * under a lease. SKIP LOCKED means concurrent claims never wait for each other
- * and never get the same row; `attempt` goes up by one and is the fencing token
- * every later call of this holder must present. The scan walks the partial
- * index task_queue_claim_idx in order, so finished rows cost nothing however
- * many the table keeps.
+ * under a lease (skipq_claim, shared with the SQL API's claim_tasks). SKIP
+ * LOCKED means concurrent claims never wait for each other and never get the
+ * same row; `attempt` goes up by one and is the fencing token every later call
+ * of this holder must present. The scan walks the partial index
+ * task_queue_claim_idx in order, so finished rows cost nothing however many the
+ * table keeps.
  */
-export async function jobClaim(db: Db, params: ClaimParams): Promise<TaskRow[]> {
-  const { rows } = await db.query<TaskRow>({
+export async function jobClaim(db: Db, params: ClaimParams): Promise<ClaimedRow[]> {
+  const { rows } = await db.query<ClaimedRow>({
     name: 'jobClaim',
     text: `
-WITH ${CLAIM_CTES}
-SELECT * FROM claimed`,
-    values: claimValues(params),
+SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at
+FROM skipq_claim($1::text, $2::text[], $3::text[], $4::int, $5::int, $6::timestamptz) AS c`,
+    values: [params.workerId, params.types, params.queues, params.limit, params.leaseMs, params.now],
   });
   return rows;
 }
 
+/** One row of {@link jobCompleteAndClaim}: a claimed job, or the answer for one completion. */
+type CompleteAndClaimRow = (ClaimedRow & { kind: 'claimed' }) | (MoveRow & { kind: 'completion' });
+
 /**
  * jobCompleteAndClaim: a worker's finished jobs and its next claim in one
- * statement, one round trip and one commit. The claim cannot pick the rows
- * being completed (they are not pending). Answers the claimed rows and the ids
- * that completed now.
+ * statement, one round trip and one commit. The completions run first (the
+ * first branch of the UNION ALL is read first), taking their locks in id
+ * order; the claim comes after and never waits (SKIP LOCKED), so the
+ * statement never waits for a lock while holding rows it just claimed. The
+ * claim cannot pick the rows being completed: they are no longer pending.
+ * Answers the claimed rows and a row per completion (skipq_complete).
  */
 export async function jobCompleteAndClaim(
   db: Db,
   params: ClaimParams,
   completions: readonly CompletionRef[],
-): Promise<{ claimed: TaskRow[]; completed: string[] }> {
-  const { rows } = await db.query<TaskRow & { completed_id: string | null }>({
+): Promise<{ claimed: ClaimedRow[]; completions: MoveRow[] }> {
+  const { rows } = await db.query<CompleteAndClaimRow>({
     name: 'jobCompleteAndClaim',
     text: `
 WITH done AS (
-  SELECT id FROM ${completeCall('$1', '$6', '$7', '$8')} AS id
+  SELECT d.id, d.moved, d.status, d.attempt, d.worker_id, d.ended_by
+  FROM skipq_complete($1::text, $7::text[], $8::int[], $9::text[], $6::timestamptz) AS d
 ),
-${CLAIM_CTES}
-SELECT claimed.*, NULL::text AS completed_id FROM claimed
+claimed AS (
+  SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at
+  FROM skipq_claim($1::text, $2::text[], $3::text[], $4::int, $5::int, $6::timestamptz) AS c
+)
+SELECT 'completion' AS kind,
+       done.id, NULL AS task_type, NULL AS queue, NULL::jsonb AS payload, NULL::int AS priority, done.attempt,
+       NULL::int AS retry_count, NULL::int AS max_retries, NULL::int AS timeout_ms, NULL::timestamptz AS lease_expires_at,
+       done.moved, done.status, done.worker_id, done.ended_by
+FROM done
 UNION ALL
-SELECT ${CLAIM_COLUMNS.split(', ').map(() => 'NULL').join(', ')}, done.id FROM done`,
-    values: [...claimValues(params), ...completionArrays(completions)],
+SELECT 'claimed',
+       claimed.id, claimed.task_type, claimed.queue, claimed.payload, claimed.priority, claimed.attempt,
+       claimed.retry_count, claimed.max_retries, claimed.timeout_ms, claimed.lease_expires_at,
+       NULL, NULL, NULL, NULL
+FROM claimed`,
+    values: [
+      params.workerId,
+      params.types,
+      params.queues,
+      params.limit,
+      params.leaseMs,
+      params.now,
+      completions.map((j) => j.id),
+      completions.map((j) => j.attempt),
+      completions.map((j) => j.resultJson),
+    ],
   });
-  const claimed: TaskRow[] = [];
-  const completed: string[] = [];
+  const claimed: ClaimedRow[] = [];
+  const done: MoveRow[] = [];
   for (const row of rows) {
-    if (row.completed_id === null) claimed.push(row);
-    else completed.push(row.completed_id);
+    if (row.kind === 'claimed') claimed.push(row);
+    else done.push(row);
   }
-  return { claimed, completed };
+  return { claimed, completions: done };
 }
-
-function claimValues(p: ClaimParams): unknown[] {
-  return [p.workerId, p.types, p.queues, p.limit, p.leaseMs];
-}
-
-// The one claim lives in the database (skipq_claim in the init
-// migration), shared with the SQL API's claim_tasks.
-// $1 worker id, $2 types (null: any), $3 queues (null: any), $4 limit, $5 lease in ms.
-const CLAIM_CTES = `claimed AS (
-  SELECT ${CLAIM_COLUMNS}
-  FROM skipq_claim($1::text, $2::text[], $3::text[], $4::int, $5::int)
-)`;

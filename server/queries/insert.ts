@@ -1,3 +1,4 @@
+import { JOBS_CHANNEL } from '../channels.js';
 import type { Db } from '../db/pool.js';
 
 /** One job to insert; JSON already serialised and validated. */
@@ -25,7 +26,7 @@ export interface InsertedRow {
 }
 
 /** The NOTIFY channel; its payload is a queue name, never a job. */
-export const JOBS_CHANNEL = 'skipq_jobs';
+export { JOBS_CHANNEL } from '../channels.js';
 
 /**
  * An id of the batch is already in use (a repeat of an enqueue, or the id of

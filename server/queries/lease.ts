@@ -1,4 +1,5 @@
 import type { Db } from '../db/pool.js';
+import type { MoveRow } from './row.js';
 
 /** A job a worker says it holds: id and the attempt it got at claim. */
 export interface HeldRef {
@@ -6,31 +7,30 @@ export interface HeldRef {
   attempt: number;
 }
 
-// Every statement here is fenced the same way: the row must still be held
-// (claimed or processing) by this worker under this attempt. A row that does
-// not match is simply not returned; the caller classifies it. The extra
-// "t.id = ANY (ids)" gives the planner the primary key as a way in even when
-// its statistics say nothing is held (see skipq_complete for the figures).
+/** Parameters of the holder's moves: who holds, which jobs, and the clock (null: the database's). */
+export interface HolderMove<Ref extends HeldRef = HeldRef> {
+  workerId: string;
+  jobs: readonly Ref[];
+  now: Date | null;
+}
 
-/** jobStartMany: claimed -> processing for the handlers that began. Returns the ids that moved. */
-export async function jobStartMany(db: Db, workerId: string, jobs: readonly HeldRef[]): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>({
+// Every statement here calls one fenced move function of the lifecycle
+// migration: the row must still be held by this worker under this attempt.
+// Each answers a row per input id that exists, `moved` or as it is now, so a
+// miss is judged without a second query (shared/lifecycle.ts judge). The
+// functions lock rows in id order: two of one worker's statements naming the
+// same jobs in different orders cannot deadlock.
+
+/** jobStartMany: claimed -> processing for the handlers that began (skipq_start). */
+export async function jobStartMany(db: Db, params: HolderMove): Promise<MoveRow[]> {
+  const { rows } = await db.query<MoveRow>({
     name: 'jobStartMany',
     text: `
-UPDATE task_queue AS t
-SET status = 'processing',
-    started_at = now(),
-    updated_at = now()
-FROM unnest($2::text[], $3::int[]) AS j(id, attempt)
-WHERE t.id = ANY ($2::text[])
-  AND t.id = j.id
-  AND t.attempt = j.attempt
-  AND t.worker_id = $1::text
-  AND t.status = 'claimed'
-RETURNING t.id`,
-    values: [workerId, jobs.map((j) => j.id), jobs.map((j) => j.attempt)],
+SELECT s.id, s.moved, s.status, s.attempt, s.worker_id, s.ended_by
+FROM skipq_start($1::text, $2::text[], $3::int[], $4::timestamptz) AS s`,
+    values: [params.workerId, params.jobs.map((j) => j.id), params.jobs.map((j) => j.attempt), params.now],
   });
-  return rows.map((r) => r.id);
+  return rows;
 }
 
 /** A heartbeat item: a held job and, optionally, its progress as JSON text. */
@@ -38,75 +38,41 @@ export interface HeartbeatRef extends HeldRef {
   progressJson: string | null;
 }
 
-/** jobHeartbeat: extends the leases still held and stores progress. Returns the ids extended with their new expiry. */
-export async function jobHeartbeat(
-  db: Db,
-  workerId: string,
-  leaseMs: number,
-  jobs: readonly HeartbeatRef[],
-): Promise<Array<{ id: string; lease_expires_at: Date }>> {
-  const { rows } = await db.query<{ id: string; lease_expires_at: Date }>({
-    name: 'jobHeartbeat',
+/**
+ * jobHeartbeatMany: extends the leases still held, never past an attempt's
+ * timeout, and stores progress (skipq_heartbeat). A job past its timeout is
+ * not moved: its attempt is over.
+ */
+export async function jobHeartbeatMany(db: Db, params: HolderMove<HeartbeatRef> & { leaseMs: number }): Promise<MoveRow[]> {
+  const { rows } = await db.query<MoveRow>({
+    name: 'jobHeartbeatMany',
     text: `
-UPDATE task_queue AS t
-SET lease_expires_at = now() + $2::int * interval '1 millisecond',
-    progress = coalesce(j.progress::jsonb, t.progress),
-    updated_at = now()
-FROM unnest($3::text[], $4::int[], $5::text[]) AS j(id, attempt, progress)
-WHERE t.id = ANY ($3::text[])
-  AND t.id = j.id
-  AND t.attempt = j.attempt
-  AND t.worker_id = $1::text
-  AND t.status IN ('claimed', 'processing')
-RETURNING t.id, t.lease_expires_at`,
-    values: [workerId, leaseMs, jobs.map((j) => j.id), jobs.map((j) => j.attempt), jobs.map((j) => j.progressJson)],
+SELECT h.id, h.moved, h.status, h.attempt, h.worker_id, h.ended_by, h.lease_expires_at
+FROM skipq_heartbeat($1::text, $2::text[], $3::int[], $4::text[], $5::int, $6::timestamptz) AS h`,
+    values: [
+      params.workerId,
+      params.jobs.map((j) => j.id),
+      params.jobs.map((j) => j.attempt),
+      params.jobs.map((j) => j.progressJson),
+      params.leaseMs,
+      params.now,
+    ],
   });
   return rows;
 }
 
 /**
  * jobReleaseMany: a worker that stops hands jobs it has not finished back to
- * pending at once. The attempt stays counted (it is the fencing token), but no
- * retry is used up: the job did not fail.
+ * pending at once (skipq_release). The attempt stays counted (it is the
+ * fencing token), but no retry is used up: the job did not fail.
  */
-export async function jobReleaseMany(db: Db, workerId: string, jobs: readonly HeldRef[]): Promise<Array<{ id: string; queue: string }>> {
-  const { rows } = await db.query<{ id: string; queue: string }>({
+export async function jobReleaseMany(db: Db, params: HolderMove): Promise<MoveRow[]> {
+  const { rows } = await db.query<MoveRow>({
     name: 'jobReleaseMany',
     text: `
-UPDATE task_queue AS t
-SET status = 'pending',
-    scheduled_for = now(),
-    lease_expires_at = NULL,
-    updated_at = now()
-FROM unnest($2::text[], $3::int[]) AS j(id, attempt)
-WHERE t.id = ANY ($2::text[])
-  AND t.id = j.id
-  AND t.attempt = j.attempt
-  AND t.worker_id = $1::text
-  AND t.status IN ('claimed', 'processing')
-RETURNING t.id, t.queue`,
-    values: [workerId, jobs.map((j) => j.id), jobs.map((j) => j.attempt)],
-  });
-  return rows;
-}
-
-/** Where a job stands, for classifying a fenced write that matched nothing. */
-export interface HolderRow {
-  id: string;
-  status: string;
-  attempt: number;
-  worker_id: string | null;
-}
-
-/** jobHolders: status, attempt and holder of each id (missing ids are absent). */
-export async function jobHolders(db: Db, ids: readonly string[]): Promise<HolderRow[]> {
-  const { rows } = await db.query<HolderRow>({
-    name: 'jobHolders',
-    text: `
-SELECT id, status, attempt, worker_id
-FROM task_queue
-WHERE id = ANY ($1::text[])`,
-    values: [ids],
+SELECT r.id, r.moved, r.status, r.attempt, r.worker_id, r.ended_by, r.queue
+FROM skipq_release($1::text, $2::text[], $3::int[], $4::timestamptz) AS r`,
+    values: [params.workerId, params.jobs.map((j) => j.id), params.jobs.map((j) => j.attempt), params.now],
   });
   return rows;
 }

@@ -8,38 +8,20 @@ export interface RescuedRow {
 }
 
 /**
- * jobRescueExpired: jobs whose lease ran out (the worker died, froze or lost
- * its connection) go back to pending, due at once, with the attempt counted as
- * a failure; when no retries are left they fail. The WHERE re-checks the lease
- * on the locked row, so a completion that commits first wins and stays completed.
+ * jobRescueExpired: jobs whose lease ran out (the worker died, froze, lost its
+ * connection, or ran past the job's timeout) fail through the one fail move
+ * (skipq_rescue -> skipq_fail), due at once: back to pending while retries are
+ * left, else failed; code TIMEOUT when the lease ran out at the attempt's
+ * deadline, else LEASE_EXPIRED. SKIP LOCKED and the re-check on the locked row
+ * mean a completion that commits first wins and stays completed.
  */
-export async function jobRescueExpired(db: Db, limit: number): Promise<RescuedRow[]> {
+export async function jobRescueExpired(db: Db, params: { limit: number; now: Date | null }): Promise<RescuedRow[]> {
   const { rows } = await db.query<RescuedRow>({
     name: 'jobRescueExpired',
     text: `
-WITH expired AS (
-  SELECT id
-  FROM task_queue
-  WHERE status IN ('claimed', 'processing')
-    AND lease_expires_at < now()
-  ORDER BY lease_expires_at
-  LIMIT $1::int
-  FOR UPDATE SKIP LOCKED
-)
-UPDATE task_queue AS t
-SET status = CASE WHEN t.retry_count < t.max_retries THEN 'pending' ELSE 'failed' END,
-    retry_count = CASE WHEN t.retry_count < t.max_retries THEN t.retry_count + 1 ELSE t.retry_count END,
-    scheduled_for = CASE WHEN t.retry_count < t.max_retries THEN now() ELSE t.scheduled_for END,
-    failed_at = CASE WHEN t.retry_count < t.max_retries THEN NULL ELSE now() END,
-    error_message = 'lease expired: worker ' || coalesce(t.worker_id, '?') || ' stopped heartbeating during attempt ' || t.attempt,
-    lease_expires_at = NULL,
-    updated_at = now()
-FROM expired
-WHERE t.id = expired.id
-  AND t.status IN ('claimed', 'processing')
-  AND t.lease_expires_at < now()
-RETURNING t.id, t.queue, t.status`,
-    values: [limit],
+SELECT r.id, r.queue, r.status
+FROM skipq_rescue($1::int, $2::timestamptz) AS r`,
+    values: [params.limit, params.now],
   });
   return rows;
 }

@@ -24,15 +24,39 @@ export interface TaskRow {
   cancel_requested_at: Date | null;
   timeout_ms: number | null;
   error_code: string | null;
+  /** What ended the latest attempt (shared/lifecycle.ts ENDINGS); null while one runs. */
+  ended_by: string | null;
   created_at: Date;
   updated_at: Date;
 }
 
-/** The columns a claim returns, in the order {@link toClaimedJob} reads them. */
-export const CLAIM_COLUMNS = 'id, task_type, queue, payload, priority, attempt, retry_count, max_retries, timeout_ms, lease_expires_at';
+/** The columns of a claimed row that {@link toClaimedJob} reads, and the lease. */
+export type ClaimedRow = Pick<
+  TaskRow,
+  'id' | 'task_type' | 'queue' | 'payload' | 'priority' | 'attempt' | 'retry_count' | 'max_retries' | 'timeout_ms' | 'lease_expires_at'
+>;
+
+/**
+ * What every move function answers per input id (the SQL type
+ * skipq_move_result). `moved`: this call made the move. Otherwise the row as it
+ * is now, for judging why (shared/lifecycle.ts judge). A moved row carries only
+ * what its move's caller needs; the other columns are null.
+ */
+export interface MoveRow {
+  id: string;
+  moved: boolean;
+  status: JobStatus | null;
+  attempt: number | null;
+  worker_id: string | null;
+  ended_by: string | null;
+  queue: string | null;
+  scheduled_for: Date | null;
+  retry_count: number | null;
+  lease_expires_at: Date | null;
+}
 
 /** Maps a claimed row to the API shape. */
-export function toClaimedJob(row: TaskRow): ClaimedJob {
+export function toClaimedJob(row: ClaimedRow): ClaimedJob {
   return {
     id: row.id,
     type: row.task_type,

@@ -3,16 +3,21 @@ import {
   enqueueManyInputSchema,
   ERROR_CODES,
   jobRefInputSchema,
+  judge,
   listInputSchema,
+  MOVES,
   type EnqueuedRef,
+  type JobState,
   type JobView,
 } from '../../shared/index.js';
 import { withoutPayloads } from '../dashboard.js';
+import { clockOf } from '../clock.js';
 import { QueueError } from '../errors.js';
 import { queueOf } from '../registryCheck.js';
-import { jobCancel, jobGet, jobRetry } from '../queries/admin.js';
+import { jobGet } from '../queries/get.js';
 import { jobList } from '../queries/list.js';
-import { toJobView } from '../queries/row.js';
+import { jobCancelMany, jobRetryMany } from '../queries/operator.js';
+import { toJobView, type MoveRow } from '../queries/row.js';
 import { adminProcedure, assertQueueAllowed, producerProcedure, router } from '../trpc.js';
 import type { Principal, QueueContext } from '../context.js';
 
@@ -27,6 +32,11 @@ async function getOrThrow(ctx: QueueContext & { principal: Principal }, id: stri
 
 /** The view as this caller may see it: browsers get no payloads when the dashboard hides them. */
 const shown = (ctx: QueueContext, view: JobView): JobView => (ctx.hidePayloads ? withoutPayloads(view) : view);
+/** Why a cancel or retry did not move the job, by the table of moves. */
+function refusal(move: 'cancel' | 'retry', id: string, row: MoveRow | undefined): QueueError {
+  if (!row) return new QueueError(ERROR_CODES.JOB_NOT_FOUND, `no job with id ${id}`);
+  return new QueueError(ERROR_CODES.WRONG_STATE, `job ${id} is ${row.status}; only ${MOVES[move].from.join(', ')} jobs can be ${move === 'cancel' ? 'cancelled' : 'retried'}`);
+}
 
 /** Producer-side procedures: enqueue, inspect, cancel, retry. */
 export const jobsRouter = router({
@@ -62,25 +72,24 @@ export const jobsRouter = router({
     return { jobs: page.map((view) => shown(ctx, view)), nextCursor: rows.length > input.limit ? (page.at(-1)?.id ?? null) : null };
   }),
 
-  /** Cancel a pending or running job; a running handler's AbortSignal fires at its next heartbeat. */
+  /**
+   * Cancel a pending or running job; a running handler's AbortSignal fires at
+   * its next heartbeat. Cancelling a cancelled job again is a harmless repeat.
+   */
   cancel: producerProcedure.input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
-    const before = await getOrThrow(ctx, input.id);
-    const row = await jobCancel(ctx.deps.db, input.id);
-    if (row) return shown(ctx, toJobView(row));
-    const now = await getOrThrow(ctx, input.id);
-    if (now.status === 'cancelled') return shown(ctx, now);
-    throw new QueueError(ERROR_CODES.WRONG_STATE, `job ${input.id} is ${now.status} (was ${before.status}); only pending, claimed or processing jobs can be cancelled`);
+    await getOrThrow(ctx, input.id);
+    const [row] = await jobCancelMany(ctx.deps.db, { ids: [input.id], now: clockOf(ctx.deps) });
+    const verdict = row?.moved ? 'move' : judge('cancel', row as JobState | undefined);
+    if (verdict !== 'move' && verdict !== 'repeat') throw refusal('cancel', input.id, row);
+    return shown(ctx, await getOrThrow(ctx, input.id));
   }),
 
   /** Re-queue a failed or cancelled job with a fresh retry budget. */
   retry: adminProcedure.input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
     await getOrThrow(ctx, input.id);
-    const row = await jobRetry(ctx.deps.db, input.id);
-    if (row) {
-      ctx.deps.hub.wake([row.queue]);
-      return shown(ctx, toJobView(row));
-    }
-    const now = await getOrThrow(ctx, input.id);
-    throw new QueueError(ERROR_CODES.WRONG_STATE, `job ${input.id} is ${now.status}; only failed or cancelled jobs can be retried`);
+    const [row] = await jobRetryMany(ctx.deps.db, { ids: [input.id], now: clockOf(ctx.deps) });
+    if (!row?.moved) throw refusal('retry', input.id, row);
+    ctx.deps.hub.wake([row.queue as string]);
+    return shown(ctx, await getOrThrow(ctx, input.id));
   }),
 });

@@ -1,5 +1,5 @@
 import { statsInputSchema } from '../../shared/index.js';
-import { queueStats } from '../queries/admin.js';
+import { queueStats } from '../queries/stats.js';
 import { adminProcedure, router } from '../trpc.js';
 
 /** Queue-level views. */

@@ -3,24 +3,28 @@ import {
   completeInputSchema,
   completeManyInputSchema,
   failInputSchema,
+  failManyInputSchema,
   heartbeatInputSchema,
   heldJobsInputSchema,
   workerIdSchema,
 } from '../../shared/index.js';
 import { z } from 'zod';
-import { claimJobs, completeJob, completeJobs, failJob, heartbeatJobs, releaseJobs, startJobs } from '../leases.js';
-import { storedWorkerId } from '../context.js';
+import { claimJobs, completeJob, completeJobs, failJob, failJobs, heartbeatJobs, releaseJobs, startJobs } from '../leases.js';
+import { storedWorkerId } from '../principal.js';
 import { assertQueueAllowed, router, workerProcedure } from '../trpc.js';
 
-/** Worker-side procedures. Every call after claim is fenced by (id, attempt, workerId). */
+/** Worker-side procedures. Every call after claim is fenced by (id, attempt, workerId); each job of a batch is answered on its own. */
 export const workerRouter = router({
-  /** Claim up to `limit` jobs under a lease, waiting up to `waitMs` for work. */
+  /**
+   * Claim up to `limit` jobs under a lease, waiting up to `waitMs` for work.
+   * Completions carried in `complete` are answered in `completed` (and, for
+   * results the server refused, `rejected`).
+   */
   claim: workerProcedure.input(claimInputSchema).mutation(async ({ ctx, input, signal }) => {
     for (const q of input.queues ?? []) assertQueueAllowed(ctx, q);
     const queues = input.queues ?? (ctx.principal.queues ? [...ctx.principal.queues] : null);
     const workerId = storedWorkerId(ctx.principal, input.workerId);
-    const { jobs, leaseExpiresAt, completed } = await claimJobs(ctx.deps, { ...input, workerId, types: input.types ?? null, queues }, signal, input.complete);
-    return { jobs, leaseExpiresAt, ...(completed ? { completed } : {}) };
+    return claimJobs(ctx.deps, { ...input, workerId, types: input.types ?? null, queues }, signal, input.complete);
   }),
 
   /** claimed -> processing for handlers that began. */
@@ -28,17 +32,21 @@ export const workerRouter = router({
     .input(heldJobsInputSchema)
     .mutation(({ ctx, input }) => startJobs(ctx.deps, storedWorkerId(ctx.principal, input.workerId), input.jobs)),
 
-  /** Extend leases; answers which jobs were lost or cancelled. */
+  /** Extend leases (never past a job's timeout); answers which jobs were lost or cancelled, and refused progress values. */
   heartbeat: workerProcedure
     .input(heartbeatInputSchema)
     .mutation(({ ctx, input }) => heartbeatJobs(ctx.deps, storedWorkerId(ctx.principal, input.workerId), input.leaseMs, input.jobs)),
 
-  /** Complete one job; CONFLICT (LEASE_LOST or JOB_CANCELLED) when this worker no longer holds it. */
+  /**
+   * Complete one job. A result the server refuses fails the job (INVALID_RESULT,
+   * no retry) and answers `status: 'failed'`; CONFLICT (LEASE_LOST or
+   * JOB_CANCELLED) when this worker no longer holds it.
+   */
   complete: workerProcedure
     .input(completeInputSchema)
     .mutation(({ ctx, input }) => completeJob(ctx.deps, storedWorkerId(ctx.principal, input.workerId), input)),
 
-  /** Complete many jobs in one statement; an outcome per job. */
+  /** Complete many jobs in one statement; an answer per job. */
   completeMany: workerProcedure
     .input(completeManyInputSchema)
     .mutation(async ({ ctx, input }) => ({ results: await completeJobs(ctx.deps, storedWorkerId(ctx.principal, input.workerId), input.jobs) })),
@@ -47,6 +55,11 @@ export const workerRouter = router({
   fail: workerProcedure
     .input(failInputSchema)
     .mutation(({ ctx, input }) => failJob(ctx.deps, { ...input, workerId: storedWorkerId(ctx.principal, input.workerId) })),
+
+  /** Fail many jobs in one statement; an answer per job. */
+  failMany: workerProcedure
+    .input(failManyInputSchema)
+    .mutation(async ({ ctx, input }) => ({ results: await failJobs(ctx.deps, storedWorkerId(ctx.principal, input.workerId), input.jobs) })),
 
   /** Ends this worker's waiting claims at once, on every server: a stopping worker calls it instead of dropping a claim in flight. */
   interrupt: workerProcedure
