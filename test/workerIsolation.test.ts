@@ -36,7 +36,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * swallows what clients send, so requests hang the way they do when a server
  * (or the network) stops answering without closing connections.
  */
-async function startFreezableProxy(target: URL): Promise<{ url: string; freeze(): void; close(): Promise<void> }> {
+async function startFreezableProxy(target: URL): Promise<{ url: string; freeze(): void; thaw(): void; close(): Promise<void> }> {
   let frozen = false;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
@@ -53,6 +53,7 @@ async function startFreezableProxy(target: URL): Promise<{ url: string; freeze()
   return {
     url: `http://127.0.0.1:${port}${target.pathname}`,
     freeze: () => { frozen = true; },
+    thaw: () => { frozen = false; },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -451,6 +452,51 @@ describe('the worker keeps one bad item from hurting the others', () => {
       const took = Date.now() - began;
       expect(took).toBeLessThan(300 + 700 + 500);
       expect(report.undelivered.map((u) => u.id).sort()).toEqual(refs.map((r) => r.id).sort());
+      await q.close();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a heartbeat that fails as a whole abandons nothing: the job keeps its lease, its progress lands later, and it completes', async () => {
+    const proxy = await startFreezableProxy(new URL(t.url));
+    try {
+      const q = queue();
+      const [ref] = await q.enqueueMany([{ type: 'echo' as const, payload: { n: 1, kind: 'good' } }]);
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => { open = resolve; });
+      let running = false;
+      const events: WorkerEvent[] = [];
+      const w = createWorker({
+        url: proxy.url,
+        jobs,
+        concurrency: 1,
+        waitMs: 100,
+        leaseMs: 3000,
+        requestTimeoutMs: 300,
+        onEvent: (e) => events.push(e),
+        handlers: {
+          echo: async ({ n }, ctx) => {
+            running = true;
+            ctx.progress({ step: n });
+            await gate;
+            return { n };
+          },
+        },
+      });
+      w.start();
+      await waitFor(() => running, 5000, 'the handler running');
+      // Heartbeats go every lease/3 = 1 s; frozen for 1.5 s, at least one fails as a whole (request timeout).
+      proxy.freeze();
+      await sleep(1500);
+      proxy.thaw();
+      expect(events.some((e) => e.kind === 'error')).toBe(true);
+      await waitFor(async () => JSON.stringify((await readJob(t.db.pool, ref!.id)).progress) === '{"step":1}', 5000, 'the progress stored by a later heartbeat');
+      open();
+      await waitFor(async () => (await readJob(t.db.pool, ref!.id)).status === 'completed', 5000, 'the job completed');
+      expect(events.filter((e) => e.kind === 'lost')).toEqual([]);
+      expect((await readJob(t.db.pool, ref!.id)).attempt).toBe(1);
+      await w.stop();
       await q.close();
     } finally {
       await proxy.close();
