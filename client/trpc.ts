@@ -1,4 +1,4 @@
-import { createTRPCClient, httpBatchLink, httpLink, splitLink } from '@trpc/client';
+import { createTRPCClient, httpBatchLink, httpLink, splitLink, type TRPCClient } from '@trpc/client';
 import superjson from 'superjson';
 import type { AppRouter } from '../server/routers/_app.js';
 import { createTransport, type Transport } from './transport.js';
@@ -14,7 +14,7 @@ export interface ConnectionOptions {
 }
 
 /** The typed tRPC client of a skipq server. */
-export type SkipqTrpc = ReturnType<typeof createTRPCClient<AppRouter>>;
+export type SkipqTrpc = TRPCClient<AppRouter>;
 
 /**
  * Creates the tRPC client. With `batch`, calls made together share a request
