@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,10 +32,16 @@ interface Ran {
   stderr: string;
 }
 
-/** Runs a command to its end; rejects on a non-zero exit (with its output) or after `timeoutMs`. */
+/**
+ * Runs a command to its end; rejects on a non-zero exit (with its output) or
+ * after `timeoutMs`. At a lower CPU priority: the build, the install and tsc
+ * are most of this file's CPU, and on two cores they would otherwise slow the
+ * timing-sensitive suites running beside it.
+ */
 function run(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<Ran> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? PLAIN_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid !== undefined) setPriority(child.pid, 10);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
