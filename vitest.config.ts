@@ -8,10 +8,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Two cores: more parallel files only make the timing-sensitive suites flaky.
     maxWorkers: 2,
-    typecheck: {
-      enabled: true,
-      include: ['test/**/*.test-d.ts'],
-      tsconfig: './tsconfig.json',
-    },
+    // test/*.test-d.ts are compiled by test/types.test.ts (tsc), not by vitest's typecheck mode.
   },
 });

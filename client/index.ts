@@ -6,3 +6,5 @@ export { createQueueClient, type QueueClient, type QueueClientOptions, type Enqu
 export { createWorker, type Worker, type WorkerOptions, type Handlers, type JobContext, type WorkerEvent, type StopReport, type UndeliveredReport } from './worker.js';
 export { PermanentError, InvalidPayloadError, errorCodeOf, isLeaseLost, isTransient } from './errors.js';
 export { defineJobs } from '../shared/index.js';
+/** The server's router type, for a tRPC client of your own (`createTRPCClient<AppRouter>`); the built package declares it without the server's context. */
+export type { AppRouter } from '../server/routers/_app.js';

@@ -1,4 +1,4 @@
-import { createTRPCClient, httpBatchLink, httpLink, splitLink } from '@trpc/client';
+import { createTRPCClient, httpBatchLink, httpLink, splitLink, type TRPCClient } from '@trpc/client';
 import superjson from 'superjson';
 import type { AppRouter } from '../server/routers/_app.js';
 import { createTransport, DEFAULT_REQUEST_TIMEOUT_MS, type Transport } from './transport.js';
@@ -16,7 +16,7 @@ export interface ConnectionOptions {
 }
 
 /** The typed tRPC client of a skipq server. */
-export type SkipqTrpc = ReturnType<typeof createTRPCClient<AppRouter>>;
+export type SkipqTrpc = TRPCClient<AppRouter>;
 
 /**
  * Operation context that sends a call in an HTTP request of its own instead of

@@ -20,10 +20,11 @@ import { createMaintenance, type Maintenance } from './maintenance.js';
 import { createNotifyHub } from './notify.js';
 import { createFastCall } from './fastCall.js';
 import { createHttpGate } from './httpGate.js';
+import { PACKAGE_DIR } from './packageDir.js';
 import { appRouter } from './routers/_app.js';
 import { describeDatabase, waitForDatabase } from './waitForDatabase.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** Options of {@link createQueueServer}. Every one has a default; the CLI fills them from the environment. */
 export interface QueueServerOptions {

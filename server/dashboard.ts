@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_DIR } from './packageDir.js';
 import { gzipSync } from 'node:zlib';
 import type { JobView } from '../shared/index.js';
 
@@ -36,7 +36,8 @@ export const DASHBOARD_CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 
-const DEFAULT_DIR = fileURLToPath(new URL('../dashboard/dist/', import.meta.url));
+// Found from the package folder, not import.meta.url: bundled, this module lives in dist/server/.
+const DEFAULT_DIR = join(PACKAGE_DIR, 'dashboard', 'dist');
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

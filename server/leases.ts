@@ -1,5 +1,6 @@
 import {
   ERROR_CODES,
+  type ClaimAnswer,
   FAILURE_CODES,
   type ClaimedJob,
   type CompleteAnswer,
@@ -48,18 +49,6 @@ export interface ClaimRequest {
   waitMs: number;
 }
 
-/** What {@link claimJobs} answers. `completed` and `rejected` only when the claim carried completions. */
-export interface ClaimAnswer {
-  jobs: ClaimedJob[];
-  /**
-   * The claim's lease; a job with a timeout shorter than the lease holds its
-   * lease only until claim + timeoutMs.
-   */
-  leaseExpiresAt: Date | null;
-  completed?: CompleteOutcome[];
-  /** Completions whose result the server refused (outcome `failed`), with the reason. */
-  rejected?: Array<{ id: string; error: string }>;
-}
 
 /**
  * Claims up to `limit` jobs, waiting up to `waitMs` for some to arrive. Woken by

@@ -120,6 +120,19 @@ export interface ClaimedJob {
   timeoutMs: number | null;
 }
 
+/** What `worker.claim` answers. `completed` and `rejected` only when the claim carried completions. */
+export interface ClaimAnswer {
+  jobs: ClaimedJob[];
+  /**
+   * The claim's lease; a job with a timeout shorter than the lease holds its
+   * lease only until claim + timeoutMs.
+   */
+  leaseExpiresAt: Date | null;
+  completed?: CompleteOutcome[];
+  /** Completions whose result the server refused (outcome `failed`), with the reason. */
+  rejected?: Array<{ id: string; error: string }>;
+}
+
 /** A held job: its id and the attempt (fencing token) the worker got at claim. */
 export const heldJobSchema = z.object({ id: jobIdSchema, attempt: attemptSchema }).strict();
 

@@ -3,13 +3,16 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO_ROOT } from './children.js';
 
-/** The installed version of a package, read from its package.json. */
+/** The installed version of a package, read from its package.json: the bench's own peers first (bench/package.json), then skipq's. */
 export function packageVersion(name: string): string {
-  try {
-    return (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return '?';
+  for (const dir of [join(REPO_ROOT, 'bench', 'node_modules'), join(REPO_ROOT, 'node_modules')]) {
+    try {
+      return (JSON.parse(readFileSync(join(dir, name, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      // not installed there
+    }
   }
+  return '?';
 }
 
 /** skipq's version and the commit the work tree is on (with "+changes" when it has uncommitted edits). */

@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { PACKAGE_DIR } from '../packageDir.js';
 
 /** Where the Prisma migrations live. */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
+export const MIGRATIONS_DIR = join(PACKAGE_DIR, 'prisma', 'migrations');
 
 // Any constant works; it only has to be the same in every skipq process.
 const MIGRATION_LOCK_KEY = 7_301_202_611;
