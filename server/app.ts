@@ -285,3 +285,6 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     },
   };
 }
+
+export { createTxEnqueuer, type TxEnqueuer, type TxEnqueuerOptions, type TxEnqueueOptions, type TxEnqueueItem, type TxEnqueued, type Transaction, type PgTransaction, type PrismaTransaction } from './txEnqueue.js';
+export { QueueError } from './errors.js';
