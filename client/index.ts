@@ -2,9 +2,28 @@
  * skipq's clients: the typed producer (`createQueueClient`) and the bundled worker (`createWorker`).
  * They import the server's router as a type only.
  */
-export { createQueueClient, type QueueClient, type QueueClientOptions, type EnqueueOptions, type EnqueueItem } from './queueClient.js';
+export {
+  createQueueClient,
+  type QueueClient,
+  type QueueClientOptions,
+  type EnqueueOptions,
+  type EnqueueItem,
+  type EnqueuedJobRef,
+  type TypedJobView,
+  type WaitOptions,
+} from './queueClient.js';
 export { createWorker, type Worker, type WorkerOptions, type Handlers, type JobContext, type WorkerEvent, type StopReport, type UndeliveredReport } from './worker.js';
-export { PermanentError, InvalidPayloadError, errorCodeOf, isLeaseLost, isTransient } from './errors.js';
+export {
+  PermanentError,
+  InvalidPayloadError,
+  InvalidResultError,
+  JobCancelledError,
+  JobFailedError,
+  JobWaitTimeoutError,
+  errorCodeOf,
+  isLeaseLost,
+  isTransient,
+} from './errors.js';
 export { defineJobs } from '../shared/index.js';
 /** The server's router type, for a tRPC client of your own (`createTRPCClient<AppRouter>`); the built package declares it without the server's context. */
 export type { AppRouter } from '../server/routers/_app.js';

@@ -6,13 +6,23 @@ import {
   type EnqueuedRef,
   type EnqueueInput,
   type JobDefinitions,
+  type JobId,
   type JobRegistry,
   type JobStatus,
   type JobType,
   type JobView,
   type PayloadInput,
+  type ResultValue,
 } from '../shared/index.js';
-import { InvalidPayloadError, errorCodeOf, isTransient } from './errors.js';
+import {
+  InvalidPayloadError,
+  InvalidResultError,
+  JobCancelledError,
+  JobFailedError,
+  JobWaitTimeoutError,
+  errorCodeOf,
+  isTransient,
+} from './errors.js';
 import { createTrpc, type ConnectionOptions } from './trpc.js';
 
 /** Per-call options of `enqueue`; each overrides the job type's default. */
@@ -36,6 +46,29 @@ export interface EnqueueOptions {
    * process idempotent.
    */
   id?: string;
+}
+
+/** What `enqueue` answers: the job's id, typed with its job type (see {@link JobId}), and whether it was made now. */
+export interface EnqueuedJobRef<K extends string = string> extends EnqueuedRef {
+  id: JobId<K>;
+}
+
+/**
+ * A job view whose `result` is typed by its job type's result schema; `type`
+ * narrows it (`if (job.type === 'ingestion') job.result?.rows`). The result is
+ * typed as the worker stored it (checked against the same schema before it was
+ * stored); `result()` parses it again.
+ */
+export type TypedJobView<R extends JobDefinitions, K extends JobType<R> = JobType<R>> = {
+  [T in K]: Omit<JobView, 'id' | 'type' | 'result'> & { id: JobId<T>; type: T; result: ResultValue<R, T> | null };
+}[K];
+
+/** Options of `waitFor`, `result` and `enqueueAndWait`'s wait. */
+export interface WaitOptions {
+  /** How long to wait, in ms. Default: until the job is finished. Longer waits than LIMITS.maxWaitMs are several long-polls. */
+  timeoutMs?: number;
+  /** Stops waiting (the promise rejects with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 /** One job for `enqueueMany`. */
@@ -69,17 +102,41 @@ export interface QueueClient<R extends JobDefinitions> {
    * holding its uniqueKey, or the job a previous attempt with the same id made.
    * @example const job = await queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' });
    */
-  enqueue<K extends JobType<R>>(type: K, payload: PayloadInput<R, K>, options?: EnqueueOptions): Promise<EnqueuedRef>;
+  enqueue<K extends JobType<R>>(type: K, payload: PayloadInput<R, K>, options?: EnqueueOptions): Promise<EnqueuedJobRef<K>>;
   /** Enqueues many jobs atomically (all validated first); answers in input order. Splits inputs over the server's batch limit. */
   enqueueMany(items: ReadonlyArray<EnqueueItem<R>>): Promise<EnqueuedRef[]>;
   /** One job with its status, result and error. */
-  get(id: string): Promise<JobView>;
+  get<K extends JobType<R>>(id: JobId<K>): Promise<TypedJobView<R, K>>;
   /** Jobs, newest first. */
-  list(filter?: { queue?: string; type?: JobType<R>; status?: JobStatus | JobStatus[]; limit?: number; cursor?: string }): Promise<{ jobs: JobView[]; nextCursor: string | null }>;
+  list(filter?: { queue?: string; type?: JobType<R>; status?: JobStatus | JobStatus[]; limit?: number; cursor?: string }): Promise<{ jobs: Array<TypedJobView<R>>; nextCursor: string | null }>;
   /** Cancels a pending or running job. */
-  cancel(id: string): Promise<JobView>;
+  cancel<K extends JobType<R>>(id: JobId<K>): Promise<TypedJobView<R, K>>;
   /** Re-queues a failed or cancelled job (admin key). */
-  retry(id: string): Promise<JobView>;
+  retry<K extends JobType<R>>(id: JobId<K>): Promise<TypedJobView<R, K>>;
+  /**
+   * Waits until the job is finished (completed, failed or cancelled) or
+   * `timeoutMs` passed (then `finished: false`). The server answers on the
+   * finishing move's wake-up, not by polling.
+   */
+  waitFor<K extends JobType<R>>(id: JobId<K>, options?: WaitOptions): Promise<{ finished: boolean; job: TypedJobView<R, K> }>;
+  /**
+   * The result of a job once it completed, parsed with its type's result
+   * schema. Rejects with {@link JobFailedError} (last error, attempts),
+   * {@link JobCancelledError}, {@link JobWaitTimeoutError} when `timeoutMs`
+   * passed first, or {@link InvalidResultError}.
+   * @example const { rows } = await queue.result(job.id, { timeoutMs: 30_000 });
+   */
+  result<K extends JobType<R>>(id: JobId<K>, options?: WaitOptions): Promise<ResultValue<R, K>>;
+  /**
+   * Enqueues a job and awaits its result (as `result`). `waitTimeoutMs` bounds
+   * the wait; `timeoutMs` is the job's own per-attempt limit, as in `enqueue`.
+   * @example const receipt = await queue.enqueueAndWait('send-receipt', { orderId }, { waitTimeoutMs: 10_000 });
+   */
+  enqueueAndWait<K extends JobType<R>>(
+    type: K,
+    payload: PayloadInput<R, K>,
+    options?: EnqueueOptions & { waitTimeoutMs?: number; signal?: AbortSignal },
+  ): Promise<ResultValue<R, K>>;
   /** Counts per queue, type and status (admin key). */
   stats(): Promise<{ counts: Array<{ queue: string; type: string; status: string; count: number; oldestScheduledFor: Date | null }> }>;
   /** Closes the connections. */
@@ -95,6 +152,9 @@ function toInput(registry: JobRegistry, type: string, payload: unknown, options:
   // is chosen here, once, so every resend of this job (retries, the coalescer's fallback) carries it.
   return { type, payload, ...options, id: options.id ?? createJobId() };
 }
+
+/** A server answer seen through the registry's types (TypedJobView); the value is not touched. */
+const typed = <T>(answer: Promise<unknown>): Promise<T> => answer as Promise<T>;
 
 /** True when no skipq server answered, so the call may or may not have taken effect. */
 function noAnswer(error: unknown): boolean {
@@ -148,11 +208,44 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     },
   });
 
+  const enqueue = <K extends JobType<R>>(type: K, payload: PayloadInput<R, K>, opts?: EnqueueOptions): Promise<EnqueuedJobRef<K>> => {
+    const input = toInput(registry, type, payload, opts);
+    if (options.coalesce !== false) return coalescer.add(input);
+    return sendOne(input);
+  };
+
+  const waitFor = async <K extends JobType<R>>(id: JobId<K>, wait: WaitOptions = {}): Promise<{ finished: boolean; job: TypedJobView<R, K> }> => {
+    const deadline = wait.timeoutMs === undefined ? Infinity : Date.now() + wait.timeoutMs;
+    for (;;) {
+      wait.signal?.throwIfAborted();
+      // One long-poll is bounded by the server (LIMITS.maxWaitMs); a longer wait is several.
+      const slice = Math.max(0, Math.min(LIMITS.maxWaitMs, deadline - Date.now()));
+      const answer = await withRetries(retries, () => trpc.jobs.waitFor.query({ id, timeoutMs: slice }, { signal: wait.signal }));
+      if (answer.finished || Date.now() >= deadline) return { finished: answer.finished, job: answer.job as unknown as TypedJobView<R, K> };
+    }
+  };
+
+  const result = async <K extends JobType<R>>(id: JobId<K>, wait: WaitOptions = {}): Promise<ResultValue<R, K>> => {
+    const { finished, job } = await waitFor(id, wait);
+    if (!finished) throw new JobWaitTimeoutError(job, wait.timeoutMs ?? 0);
+    if (job.status === 'failed') throw new JobFailedError(job);
+    if (job.status === 'cancelled') throw new JobCancelledError(job);
+    // A result read back is unknown until parsed, by the same schema the worker checked it with.
+    const schema = registry[job.type]?.result;
+    if (!schema) return job.result as ResultValue<R, K>;
+    const parsed = schema.safeParse(job.result);
+    if (!parsed.success) throw new InvalidResultError(job, parsed.error.issues.map((i) => ({ path: i.path, message: i.message })));
+    return parsed.data as ResultValue<R, K>;
+  };
+
   return {
-    enqueue(type, payload, opts) {
-      const input = toInput(registry, type, payload, opts);
-      if (options.coalesce !== false) return coalescer.add(input);
-      return sendOne(input);
+    enqueue,
+    waitFor,
+    result,
+    async enqueueAndWait(type, payload, opts = {}) {
+      const { waitTimeoutMs, signal, ...enqueueOptions } = opts;
+      const { id } = await enqueue(type, payload, enqueueOptions);
+      return result(id, { ...(waitTimeoutMs !== undefined ? { timeoutMs: waitTimeoutMs } : {}), ...(signal ? { signal } : {}) });
     },
     async enqueueMany(items) {
       const inputs = items.map(({ type, payload, ...opts }) => toInput(registry, type, payload, opts));
@@ -162,10 +255,11 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
       }
       return out;
     },
-    get: (id) => trpc.jobs.get.query({ id }),
-    list: (filter = {}) => trpc.jobs.list.query(filter),
-    cancel: (id) => trpc.jobs.cancel.mutate({ id }),
-    retry: (id) => trpc.jobs.retry.mutate({ id }),
+    // Typed views over the same answers (see TypedJobView): nothing changes at run time.
+    get: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K>>(trpc.jobs.get.query({ id })),
+    list: (filter = {}) => typed<{ jobs: Array<TypedJobView<R>>; nextCursor: string | null }>(trpc.jobs.list.query(filter)),
+    cancel: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K>>(trpc.jobs.cancel.mutate({ id })),
+    retry: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K>>(trpc.jobs.retry.mutate({ id })),
     stats: () => trpc.queues.stats.query({}),
     async close() {
       await coalescer.drain();

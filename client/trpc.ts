@@ -1,5 +1,6 @@
 import { createTRPCClient, httpBatchLink, httpLink, splitLink, type TRPCClient } from '@trpc/client';
 import superjson from 'superjson';
+import { LIMITS } from '../shared/index.js';
 import type { AppRouter } from '../server/routers/_app.js';
 import { createTransport, DEFAULT_REQUEST_TIMEOUT_MS, type Transport } from './transport.js';
 
@@ -42,19 +43,25 @@ export function createTrpc(options: ConnectionOptions, batch: boolean, longPollM
     requestTimeoutMs,
   });
   const common = { url: options.url, transformer: superjson, fetch: transport.fetch } as const;
+  const calls = batch
+    ? splitLink({
+        condition: (op) => op.path === 'worker.claim' || op.context.alone === true,
+        true: splitLink({
+          condition: (op) => op.path === 'worker.claim',
+          true: httpLink({ ...common, fetch: transport.fetchWithin(longPollMs + requestTimeoutMs) }),
+          false: httpLink(common),
+        }),
+        false: httpBatchLink({ ...common, maxItems: 50 }),
+      })
+    : httpLink(common);
   const trpc = createTRPCClient<AppRouter>({
     links: [
-      batch
-        ? splitLink({
-            condition: (op) => op.path === 'worker.claim' || op.context.alone === true,
-            true: splitLink({
-              condition: (op) => op.path === 'worker.claim',
-              true: httpLink({ ...common, fetch: transport.fetchWithin(longPollMs + requestTimeoutMs) }),
-              false: httpLink(common),
-            }),
-            false: httpBatchLink({ ...common, maxItems: 50 }),
-          })
-        : httpLink(common),
+      // jobs.waitFor long-polls up to LIMITS.maxWaitMs: alone, and allowed that much longer.
+      splitLink({
+        condition: (op) => op.path === 'jobs.waitFor',
+        true: httpLink({ ...common, fetch: transport.fetchWithin(LIMITS.maxWaitMs + requestTimeoutMs) }),
+        false: calls,
+      }),
     ],
   });
   return { trpc, transport };

@@ -17,6 +17,7 @@ import { retryingOnce } from './db/retry.js';
 import { createPrisma } from './db/prisma.js';
 import { createEnqueuer } from './enqueue.js';
 import { createMaintenance, type Maintenance } from './maintenance.js';
+import { createJobWaiters } from './jobWaiters.js';
 import { createNotifyHub } from './notify.js';
 import { createFastCall } from './fastCall.js';
 import { createHttpGate } from './httpGate.js';
@@ -172,13 +173,15 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   // Open the pool's connections now, not on the first requests: a connection
   // takes a few milliseconds to establish, which the first burst of calls would pay.
   await Promise.all(Array.from({ length: options.poolSize ?? 10 }, () => pool.connect())).then((clients) => clients.forEach((c) => c.release()));
-  const hub = createNotifyHub(pool, databaseUrl, log, () => auth.invalidate());
+  const waiters = createJobWaiters(pool, log);
+  const hub = createNotifyHub(pool, databaseUrl, log, () => auth.invalidate(), { channels: waiters.channels, onListening: () => waiters.onListening() });
   await hub.start();
   const registry = options.jobs ?? null;
   const deps: ServerDeps = {
     db: retryingOnce(pool),
     pool,
     hub,
+    waiters,
     registry,
     prisma: createPrisma(pool),
     enqueuer: createEnqueuer({ db: pool, registry, hub, maxPayloadBytes, maxInFlight: Math.max(1, Math.floor((options.poolSize ?? 10) / 2)) }),
@@ -192,6 +195,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   const maintenance = createMaintenance({
     pool,
     hub,
+    waiters,
     rescueIntervalMs: options.rescueIntervalMs ?? 5000,
     retentionDays: options.retentionDays ?? 7,
     log,
@@ -268,6 +272,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
         const idleCloser = setInterval(() => server.closeIdleConnections(), 50).unref();
         // Releases waiting claims: they answer with no jobs at once.
         await hub.close();
+        waiters.close();
         await deps.enqueuer.drain();
         await Promise.race([serverClosed, new Promise((r) => setTimeout(r, 10_000).unref())]);
         clearInterval(idleCloser);
@@ -281,3 +286,6 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     },
   };
 }
+
+export { createTxEnqueuer, type TxEnqueuer, type TxEnqueuerOptions, type TxEnqueueOptions, type TxEnqueueItem, type TxEnqueued, type Transaction, type PgTransaction, type PrismaTransaction } from './txEnqueue.js';
+export { QueueError } from './errors.js';

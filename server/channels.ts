@@ -10,3 +10,9 @@ export const KEYS_CHANNEL = 'skipq_keys';
 
 /** A stopping worker's waiting claims should end now; the payload is its worker id. */
 export const INTERRUPT_CHANNEL = 'skipq_interrupt';
+
+/** A server waits for a job to finish; the payload is `<server id>:<job id>`. */
+export const WAITING_CHANNEL = 'skipq_waiting';
+
+/** Jobs somebody waits for have finished; the payload is their ids, comma-separated (never sent for jobs nobody waits for). */
+export const DONE_CHANNEL = 'skipq_done';

@@ -27,7 +27,7 @@ export interface EnqueuerOptions {
 }
 
 /** Turns a validated input into a row to insert; throws a QueueError for a bad payload. */
-function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPayloadBytes: number): InsertJob {
+export function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPayloadBytes: number): InsertJob {
   const { payload, defaults } = checkPayload(registry, input.type, input.payload);
   return {
     // Ids are compared byte for byte (COLLATE "C") and the schema takes either case of hex digits.
@@ -80,7 +80,7 @@ const answerOf = (row: InsertedRow | ExistingRow, created: boolean): EnqueuedJob
  * (group commit, whose jobs come from unrelated callers) a refused job gets its
  * error and the others are inserted.
  */
-async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>> {
+export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>> {
   const refused = new Set<InsertJob>();
   const refusal = (job: InsertJob): QueueError => idConflict(job.id, atomic ? `jobs[${jobs.indexOf(job)}]: ` : '');
   const stopIfAtomic = (): void => {

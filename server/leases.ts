@@ -15,6 +15,7 @@ import { clockOf } from './clock.js';
 import type { Db } from './db/pool.js';
 import { QueueError } from './errors.js';
 import { toJsonText } from './json.js';
+import type { JobWaiters } from './jobWaiters.js';
 import type { NotifyHub } from './notify.js';
 import { jobClaim, jobCompleteAndClaim, type ClaimParams } from './queries/claim.js';
 import { jobCompleteMany, jobFailMany, type CompletionRef, type FailRef } from './queries/finish.js';
@@ -26,6 +27,8 @@ import { idsWith, lostOutcome, missError, verdictsOf } from './verdicts.js';
 export interface LeaseDeps {
   db: Db;
   hub: NotifyHub;
+  /** Waiters for finished jobs (jobs.waitFor); every finishing move here tells it what it finished. */
+  waiters?: JobWaiters;
   registry: JobRegistry | null;
   maxPayloadBytes: number;
   pollIntervalMs: number;
@@ -138,6 +141,7 @@ async function completeEach(
   });
   const failedRows = refused.length > 0 ? await jobFailMany(deps.db, { workerId, jobs: refused, policiesJson: null, now: clockOf(deps) }) : [];
   const doneRows = good.length > 0 ? await complete(good) : [];
+  deps.waiters?.finished(finishedIds(failedRows, doneRows));
   const doneVerdicts = new Map<string, Verdict>();
   verdictsOf('complete', workerId, good, doneRows).forEach((v, i) => doneVerdicts.set(good[i]?.id as string, v));
   const failVerdicts = new Map<string, Verdict>();
@@ -151,6 +155,13 @@ async function completeEach(
     const verdict = doneVerdicts.get(j.id) as Verdict;
     return { id: j.id, outcome: verdict === 'move' || verdict === 'repeat' ? 'completed' : lostOutcome(verdict) };
   });
+}
+
+/** Ids a move finished: moved into completed, failed (for good) or cancelled. */
+function* finishedIds(...batches: ReadonlyArray<readonly MoveRow[]>): Generator<string> {
+  for (const rows of batches) {
+    for (const r of rows) if (r.moved && (r.status === 'completed' || r.status === 'failed' || r.status === 'cancelled')) yield r.id;
+  }
 }
 
 /** claimed -> processing. Answers which jobs started and which this worker no longer holds. */
@@ -265,6 +276,7 @@ export async function failJobs(deps: LeaseDeps, workerId: string, items: readonl
     delayMs: i.retryDelayMs ?? null,
   }));
   const rows = await jobFailMany(deps.db, { workerId, jobs: refs, policiesJson: policiesOf(deps.registry), now: clockOf(deps) });
+  deps.waiters?.finished(finishedIds(rows));
   deps.hub.wake(rows.filter((r) => r.moved && r.status === 'pending').map((r) => r.queue as string));
   const byId = new Map(rows.map((r) => [r.id, r]));
   return verdictsOf('fail', workerId, items, rows).map((verdict, i): FailAnswer => {

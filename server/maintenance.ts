@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { clockOf } from './clock.js';
+import type { JobWaiters } from './jobWaiters.js';
 import type { NotifyHub } from './notify.js';
 import { jobCleanup, jobRescueExpired } from './queries/maintenance.js';
 
@@ -13,6 +14,8 @@ const CLEANUP_EVERY_MS = 60_000;
 export interface MaintenanceOptions {
   pool: pg.Pool;
   hub: NotifyHub;
+  /** Told of the jobs a rescue failed for good, so their waiters wake. */
+  waiters?: JobWaiters;
   rescueIntervalMs: number;
   /** Days to keep completed and cancelled jobs; 0 keeps them forever. */
   retentionDays: number;
@@ -60,6 +63,7 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
       await client.query('COMMIT');
       const back = rescued.filter((r) => r.status === 'pending');
       if (back.length > 0) hub.wake(new Set(back.map((r) => r.queue)));
+      if (back.length < rescued.length) options.waiters?.finished(rescued.filter((r) => r.status === 'failed').map((r) => r.id));
       if (rescued.length > 0) log(`rescued ${back.length} job(s) with expired leases, failed ${rescued.length - back.length}`);
       return { rescued: back.length, failed: rescued.length - back.length, deleted };
     } catch (error) {

@@ -34,13 +34,23 @@ interface Waiter {
   interrupted: boolean;
 }
 
+/** More channels for the hub's one LISTEN connection, and who hears them. */
+export interface ExtraChannels {
+  /** Channel name (a constant from channels.ts) -> what to do with a notification's payload. */
+  channels?: Readonly<Record<string, (payload: string) => void>>;
+  /** Called each time the LISTEN connection is (re)established: notifications sent meanwhile are gone. */
+  onListening?: () => void;
+}
+
 /** Creates the hub. `connectionString` is used for one dedicated LISTEN connection. */
 export function createNotifyHub(
   pool: pg.Pool,
   connectionString: string,
   log: (message: string) => void = () => {},
   onKeysChanged: () => void = () => {},
+  extra: ExtraChannels = {},
 ): NotifyHub {
+  const extraChannels = extra.channels ?? {};
   const waiters = new Set<Waiter>();
   let client: pg.Client | undefined;
   let listening = false;
@@ -76,6 +86,7 @@ export function createNotifyHub(
       if (msg.channel === JOBS_CHANNEL) wake([msg.payload ?? '']);
       else if (msg.channel === INTERRUPT_CHANNEL) interruptLocal(msg.payload ?? '');
       else if (msg.channel === KEYS_CHANNEL) onKeysChanged();
+      else extraChannels[msg.channel]?.(msg.payload ?? '');
     });
     const lost = (): void => {
       if (client !== c) return;
@@ -91,7 +102,9 @@ export function createNotifyHub(
     c.on('error', lost);
     c.on('end', lost);
     await c.connect();
-    await c.query(`LISTEN ${JOBS_CHANNEL}; LISTEN ${INTERRUPT_CHANNEL}; LISTEN ${KEYS_CHANNEL}`);
+    // Channel names are constants (channels.ts), never values from a caller.
+    const names = [JOBS_CHANNEL, INTERRUPT_CHANNEL, KEYS_CHANNEL, ...Object.keys(extraChannels)];
+    await c.query(names.map((n) => `LISTEN ${n}`).join('; '));
     if (closed) {
       await c.end();
       return;
@@ -102,6 +115,7 @@ export function createNotifyHub(
     // Notifications sent while we were away are gone; let every waiter look once.
     wakeAll();
     onKeysChanged();
+    extra.onListening?.();
   };
 
   const scheduleReconnect = (): void => {

@@ -72,6 +72,21 @@ export interface EnqueuedJob extends EnqueuedRef {
 /** Input of `jobs.get`, `jobs.cancel`, `jobs.retry`. */
 export const jobRefInputSchema = z.object({ id: jobIdSchema }).strict();
 
+/**
+ * Input of `jobs.waitFor`: answers once the job is finished (completed, failed
+ * or cancelled) or after `timeoutMs` (bounded like a claim's long-poll by
+ * LIMITS.maxWaitMs; the producer client loops for longer waits).
+ */
+export const waitForInputSchema = z
+  .object({ id: jobIdSchema, timeoutMs: z.number().int().min(0).max(LIMITS.maxWaitMs).default(LIMITS.maxWaitMs) })
+  .strict();
+
+/** What `jobs.waitFor` answers: the job as it is, and whether it is finished (false: the timeout passed first). */
+export interface WaitForAnswer {
+  finished: boolean;
+  job: JobView;
+}
+
 /** Input of `jobs.list`: filters, newest first, keyset cursor. */
 export const listInputSchema = z
   .object({

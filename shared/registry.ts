@@ -76,6 +76,21 @@ export type ResultOf<R extends JobDefinitions, K extends keyof R> = R[K]['result
   ? z.input<R[K]['result']>
   : unknown;
 
+/** What a producer gets back for a finished job of type `K`: the result schema's output, or any JSON value without one. */
+export type ResultValue<R extends JobDefinitions, K extends keyof R> = R[K]['result'] extends z.ZodType
+  ? z.output<R[K]['result']>
+  : unknown;
+
+declare const jobTypeTag: unique symbol;
+
+/**
+ * A job id that remembers its job type at compile time (nothing changes at
+ * run time: it is the id string). The clients answer enqueues with it, so
+ * `result(id)` knows which result schema applies; a plain string is accepted
+ * too, typed as any type of the registry.
+ */
+export type JobId<K extends string = string> = string & { readonly [jobTypeTag]?: K };
+
 const backoffSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('fixed'), delayMs: z.number().int().min(0), jitter: z.number().min(0).max(1).optional() }),
   z.object({

@@ -89,6 +89,17 @@ const PROCEDURES: Record<string, ProcedureCase> = {
       };
     },
   },
+  'jobs.waitFor': {
+    roles: ['producer'],
+    otherQueue: 404,
+    async call(c, env) {
+      const row = await insertJob(env.t.db.pool, { queue: Q, status: 'completed', result: { done: true } });
+      return {
+        run: () => c.jobs.waitFor.query({ id: row.id, timeoutMs: 1000 }),
+        verify: async (v) => expect(v).toMatchObject({ finished: true, job: { id: row.id, queue: Q, result: { done: true } } }),
+      };
+    },
+  },
   'jobs.get': {
     roles: ['producer'],
     otherQueue: 404,

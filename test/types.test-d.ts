@@ -2,8 +2,8 @@
 // `npm test`: an @ts-expect-error that no longer errors fails the run.
 import { z } from 'zod';
 import { describe, expectTypeOf, it } from 'vitest';
-import { createQueueClient, createWorker } from '../client/index.js';
-import { defineJobs, type EnqueuedRef, type PayloadOf } from '../shared/index.js';
+import { createQueueClient, createWorker, type EnqueuedJobRef } from '../client/index.js';
+import { defineJobs, type PayloadOf } from '../shared/index.js';
 
 const jobs = defineJobs({
   ingestion: {
@@ -16,9 +16,36 @@ const jobs = defineJobs({
 const queue = createQueueClient({ url: 'http://127.0.0.1:3000/trpc', jobs });
 
 describe('createQueueClient', () => {
-  it('accepts a payload of the right shape and answers an EnqueuedRef', () => {
-    expectTypeOf(queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' })).toEqualTypeOf<Promise<EnqueuedRef>>();
-    expectTypeOf(queue.enqueue('email', { to: 'a@b.co' }, { priority: 3, uniqueKey: 'k' })).toEqualTypeOf<Promise<EnqueuedRef>>();
+  it('accepts a payload of the right shape and answers a ref whose id remembers its type', () => {
+    expectTypeOf(queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' })).toEqualTypeOf<Promise<EnqueuedJobRef<'ingestion'>>>();
+    expectTypeOf(queue.enqueue('email', { to: 'a@b.co' }, { priority: 3, uniqueKey: 'k' })).toEqualTypeOf<Promise<EnqueuedJobRef<'email'>>>();
+  });
+
+  it("types result() by the job type's result schema", async () => {
+    const ref = await queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' });
+    expectTypeOf(queue.result(ref.id)).toEqualTypeOf<Promise<{ rows: number }>>();
+    expectTypeOf(queue.result(ref.id, { timeoutMs: 1000 })).resolves.toHaveProperty('rows').toEqualTypeOf<number>();
+    expectTypeOf(queue.enqueueAndWait('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' }, { waitTimeoutMs: 5000 })).toEqualTypeOf<Promise<{ rows: number }>>();
+    // A type without a result schema resolves to unknown; so does a bare string id of a mixed registry.
+    const mail = await queue.enqueue('email', { to: 'a@b.co' });
+    expectTypeOf(queue.result(mail.id)).toEqualTypeOf<Promise<unknown>>();
+    // @ts-expect-error rows is a number, not a string
+    const wrong: Promise<{ rows: string }> = queue.result(ref.id);
+    void wrong;
+    // @ts-expect-error enqueueAndWait checks the payload like enqueue
+    void queue.enqueueAndWait('ingestion', { chainId: 1, targetDate: 'x' });
+  });
+
+  it('types JobView.result wherever the job type is known', async () => {
+    const ref = await queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' });
+    const job = await queue.get(ref.id);
+    expectTypeOf(job.type).toEqualTypeOf<'ingestion'>();
+    expectTypeOf(job.result).toEqualTypeOf<{ rows: number } | null>();
+    const { job: waited } = await queue.waitFor(ref.id, { timeoutMs: 100 });
+    expectTypeOf(waited.result).toEqualTypeOf<{ rows: number } | null>();
+    const { jobs: page } = await queue.list();
+    const first = page[0];
+    if (first?.type === 'ingestion') expectTypeOf(first.result).toEqualTypeOf<{ rows: number } | null>();
   });
 
   it('rejects a wrong payload, a missing field and an unknown type at compile time', () => {

@@ -6,6 +6,7 @@ import {
   judge,
   listInputSchema,
   MOVES,
+  waitForInputSchema,
   type EnqueuedRef,
   type JobState,
   type JobView,
@@ -18,6 +19,7 @@ import { jobGet } from '../queries/get.js';
 import { jobList } from '../queries/list.js';
 import { jobCancelMany, jobRetryMany } from '../queries/operator.js';
 import { toJobView, type MoveRow } from '../queries/row.js';
+import { waitForJob } from '../waitFor.js';
 import { adminProcedure, assertQueueAllowed, producerProcedure, router } from '../trpc.js';
 import type { Principal, QueueContext } from '../context.js';
 
@@ -62,6 +64,16 @@ export const jobsRouter = router({
   /** One job with its result, error and attempts. */
   get: producerProcedure.input(jobRefInputSchema).query(async ({ ctx, input }) => shown(ctx, await getOrThrow(ctx, input.id))),
 
+  /**
+   * Waits until the job is finished (completed, failed or cancelled) and
+   * answers `{ finished: true, job }`, or `{ finished: false, job }` once
+   * `timeoutMs` passed. Woken by the same wake-ups as claims, not by polling.
+   */
+  waitFor: producerProcedure.input(waitForInputSchema).query(async ({ ctx, input, signal }) => {
+    const answer = await waitForJob(ctx.deps, input.id, input.timeoutMs, () => getOrThrow(ctx, input.id), signal);
+    return { finished: answer.finished, job: shown(ctx, answer.job) };
+  }),
+
   /** Jobs newest first, filtered, with a keyset cursor. */
   list: producerProcedure.input(listInputSchema).query(async ({ ctx, input }) => {
     const statuses = input.status === undefined ? null : Array.isArray(input.status) ? input.status : [input.status];
@@ -79,6 +91,7 @@ export const jobsRouter = router({
   cancel: producerProcedure.input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
     await getOrThrow(ctx, input.id);
     const [row] = await jobCancelMany(ctx.deps.db, { ids: [input.id], now: clockOf(ctx.deps) });
+    if (row?.moved) ctx.deps.waiters?.finished([row.id]);
     const verdict = row?.moved ? 'move' : judge('cancel', row as JobState | undefined);
     if (verdict !== 'move' && verdict !== 'repeat') throw refusal('cancel', input.id, row);
     return shown(ctx, await getOrThrow(ctx, input.id));
