@@ -17,6 +17,7 @@ import { retryingOnce } from './db/retry.js';
 import { createPrisma } from './db/prisma.js';
 import { createEnqueuer } from './enqueue.js';
 import { createMaintenance, type Maintenance } from './maintenance.js';
+import { registrySchedules, upsertSchedule } from './schedules.js';
 import { createNotifyHub } from './notify.js';
 import { createFastCall } from './fastCall.js';
 import { createHttpGate } from './httpGate.js';
@@ -57,6 +58,8 @@ export interface QueueServerOptions {
   pollIntervalMs?: number;
   /** How often expired leases are rescued. Default 5000. */
   rescueIntervalMs?: number;
+  /** How often the cron leader looks for due schedule ticks. Default 1000. */
+  cronIntervalMs?: number;
   /** Days to keep completed and cancelled jobs (0: forever). Default 7. */
   retentionDays?: number;
   /** Run rescue and cleanup in this process. Default true. */
@@ -192,10 +195,22 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     pool,
     hub,
     rescueIntervalMs: options.rescueIntervalMs ?? 5000,
+    cronIntervalMs: options.cronIntervalMs ?? 1000,
     retentionDays: options.retentionDays ?? 7,
+    registry,
     log,
     ...(options.now ? { now: options.now } : {}),
   });
+  // Every server upserts the registry's schedules: idempotent (an unchanged
+  // schedule is not written, and keeps its next tick across restarts).
+  try {
+    for (const schedule of registrySchedules(registry)) await upsertSchedule({ ...deps, db: pool }, schedule, 'registry');
+  } catch (error) {
+    await hub.close();
+    await pool.end();
+    await embedded?.stop();
+    throw error;
+  }
   if (options.maintenance !== false) maintenance.start();
 
   const dashboard = createDashboard(options.dashboard);
