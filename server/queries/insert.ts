@@ -179,7 +179,7 @@ async function keyed(db: Db, query: { name: string; text: string; values: unknow
   try {
     const { rows } = await db.query<KeyedRow>(query);
     const row = rows[0];
-    if (!row) throw new Error(`${query.name} answered no job`);
+    if (!row) throw new Error(query.name + ' answered no job');
     return row;
   } catch (error) {
     const e = error as { code?: unknown; constraint?: unknown };
