@@ -3,6 +3,7 @@ import type { JobRegistry } from '../shared/index.js';
 import { clockOf } from './clock.js';
 import type { NotifyHub } from './notify.js';
 import { jobCleanup, jobRescueExpired } from './queries/maintenance.js';
+import { throttleWindowCleanup } from './queries/schedules.js';
 import { tickSchedules, type TickReport } from './schedules.js';
 
 // Same constant in every skipq process: only the holder sweeps.
@@ -51,6 +52,7 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let lastCleanup = 0;
+  let lastWindowCleanup = 0;
 
   const sweep = async (): Promise<{ rescued: number; failed: number; deleted: number } | null> => {
     const client = await pool.connect();
@@ -90,6 +92,10 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
         return null;
       }
       const report = await tickSchedules(client, { registry: options.registry ?? null, now: clockOf(options) });
+      if (now() - lastWindowCleanup >= CLEANUP_EVERY_MS) {
+        lastWindowCleanup = now();
+        await throttleWindowCleanup(client, { now: clockOf(options), limit: CLEANUP_BATCH });
+      }
       // The insert's NOTIFY wakes waiting claims on every server, this one included.
       await client.query('COMMIT');
       return report;

@@ -118,4 +118,13 @@ describe('throttle (clock)', () => {
     expect(await queue.enqueue('reindex', { doc: 'a', n: 1 }, opts)).toEqual({ id: first.id, created: false });
     expect(await rowsOf(t)).toHaveLength(1);
   });
+
+  it('the cron leader deletes windows that ended over an hour ago, and only those', async () => {
+    await queue.enqueue('reindex', { doc: 'a', n: 0 }, { uniqueKey: 'old', throttleMs: 1000 });
+    clock = new Date(START.getTime() + 2 * 3_600_000);
+    await queue.enqueue('reindex', { doc: 'a', n: 0 }, { uniqueKey: 'fresh', throttleMs: 1000 });
+    await t.server.maintenance.tickSchedules();
+    const { rows } = await t.db.pool.query<{ unique_key: string }>('SELECT unique_key FROM throttle_windows');
+    expect(rows.map((r) => r.unique_key)).toEqual(['fresh']);
+  });
 });

@@ -220,3 +220,24 @@ export async function databaseNow(db: Db): Promise<Date> {
   const { rows } = await db.query<{ now: Date }>({ name: 'databaseNow', text: 'SELECT skipq_now() AS now' });
   return (rows[0] as { now: Date }).now;
 }
+
+/**
+ * throttleWindowCleanup: deletes windows that ended over an hour ago, in a
+ * bounded batch. A key without a row has no window, which is what an ended
+ * window means too, so this changes no answer; it keeps the table small.
+ */
+export async function throttleWindowCleanup(db: Db, params: { now: Date | null; limit: number }): Promise<number> {
+  const { rowCount } = await db.query({
+    name: 'throttleWindowCleanup',
+    text: `
+DELETE FROM throttle_windows
+WHERE (queue, task_type, unique_key) IN (
+  SELECT w.queue, w.task_type, w.unique_key
+  FROM throttle_windows AS w
+  WHERE w.ends_at < coalesce($1::timestamptz, skipq_now()) - interval '1 hour'
+  LIMIT $2::int
+)`,
+    values: [params.now, params.limit],
+  });
+  return rowCount ?? 0;
+}
