@@ -13,6 +13,8 @@ import {
   type JobView,
   type PayloadInput,
   type ResultValue,
+  type ScheduleView,
+  type CatchUp,
 } from '../shared/index.js';
 import {
   InvalidPayloadError,
@@ -46,6 +48,56 @@ export interface EnqueueOptions {
    * process idempotent.
    */
   id?: string;
+  /**
+   * With `uniqueKey`: a pending job holding the key takes this payload and runs
+   * at now + debounceMs; a burst of calls makes one job, with the last payload.
+   * Sent on its own (never coalesced into an enqueueMany).
+   */
+  debounceMs?: number;
+  /**
+   * With `uniqueKey`: at most one job per key per window of throttleMs from its
+   * creation (also once it completed); calls in the window get it with `created: false`.
+   * Sent on its own (never coalesced into an enqueueMany).
+   */
+  throttleMs?: number;
+}
+
+/** A schedule for `schedules.upsert`: a job of type `K` at every tick of `cron`. */
+export type ScheduleInput<R extends JobDefinitions> = {
+  [K in JobType<R>]: {
+    name: string;
+    type: K;
+    /** 5 fields (minute precision) or 6 (seconds first). */
+    cron: string;
+    /** IANA time zone; default UTC. */
+    timezone?: string;
+    payload: PayloadInput<R, K>;
+    queue?: string;
+    priority?: number;
+    maxRetries?: number;
+    timeoutMs?: number;
+    /** Ticks missed over 10 s ago: `skip`, `latest` (default) or `all` (at most 100). */
+    catchUp?: CatchUp;
+    /** false: skip a tick while the previous run is pending or running. Default true. */
+    allowOverlap?: boolean;
+  };
+}[JobType<R>];
+
+/** Cron schedules (admin key). */
+export interface SchedulesClient<R extends JobDefinitions> {
+  /**
+   * Creates or replaces a schedule by name; the payload is checked against the registry.
+   * @example await queue.schedules.upsert({ name: 'nightly', type: 'ingestion', cron: '0 3 * * *', timezone: 'Europe/Zagreb', payload: { chainId: 'konzum', targetDate: '2026-01-23' } });
+   */
+  upsert(schedule: ScheduleInput<R>): Promise<ScheduleView>;
+  /** Every schedule with its next 3 run times. */
+  list(): Promise<ScheduleView[]>;
+  /** Deletes a schedule; a registry schedule returns at the next server start. */
+  remove(name: string): Promise<void>;
+  /** Stops a schedule's ticks. */
+  pause(name: string): Promise<ScheduleView>;
+  /** Runs a paused schedule again from its next tick after now. */
+  resume(name: string): Promise<ScheduleView>;
 }
 
 /** What `enqueue` answers: the job's id, typed with its job type (see {@link JobId}), and whether it was made now. */
@@ -139,6 +191,8 @@ export interface QueueClient<R extends JobDefinitions> {
   ): Promise<ResultValue<R, K>>;
   /** Counts per queue, type and status (admin key). */
   stats(): Promise<{ counts: Array<{ queue: string; type: string; status: string; count: number; oldestScheduledFor: Date | null }> }>;
+  /** Cron schedules (admin key). */
+  schedules: SchedulesClient<R>;
   /** Closes the connections. */
   close(): Promise<void>;
 }
@@ -210,7 +264,8 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
 
   const enqueue = <K extends JobType<R>>(type: K, payload: PayloadInput<R, K>, opts?: EnqueueOptions): Promise<EnqueuedJobRef<K>> => {
     const input = toInput(registry, type, payload, opts);
-    if (options.coalesce !== false) return coalescer.add(input);
+    // enqueueMany takes no debounced or throttled jobs: those are one statement each on the server.
+    if (options.coalesce !== false && input.debounceMs === undefined && input.throttleMs === undefined) return coalescer.add(input);
     return sendOne(input);
   };
 
@@ -261,6 +316,15 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     cancel: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K>>(trpc.jobs.cancel.mutate({ id })),
     retry: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K>>(trpc.jobs.retry.mutate({ id })),
     stats: () => trpc.queues.stats.query({}),
+    schedules: {
+      upsert: (schedule) => trpc.schedules.upsert.mutate(schedule),
+      list: async () => (await trpc.schedules.list.query()).schedules,
+      remove: async (name) => {
+        await trpc.schedules.remove.mutate({ name });
+      },
+      pause: (name) => trpc.schedules.pause.mutate({ name }),
+      resume: (name) => trpc.schedules.resume.mutate({ name }),
+    },
     async close() {
       await coalescer.drain();
       await transport.close();

@@ -18,6 +18,7 @@ import { createPrisma } from './db/prisma.js';
 import { createEnqueuer } from './enqueue.js';
 import { createMaintenance, type Maintenance } from './maintenance.js';
 import { createJobWaiters } from './jobWaiters.js';
+import { registrySchedules, upsertSchedule } from './schedules.js';
 import { createNotifyHub } from './notify.js';
 import { createFastCall } from './fastCall.js';
 import { createHttpGate } from './httpGate.js';
@@ -59,6 +60,8 @@ export interface QueueServerOptions {
   pollIntervalMs?: number;
   /** How often expired leases are rescued. Default 5000. */
   rescueIntervalMs?: number;
+  /** How often the cron leader looks for due schedule ticks. Default 1000. */
+  cronIntervalMs?: number;
   /** Days to keep completed and cancelled jobs (0: forever). Default 7. */
   retentionDays?: number;
   /** Run rescue and cleanup in this process. Default true. */
@@ -184,7 +187,14 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     waiters,
     registry,
     prisma: createPrisma(pool),
-    enqueuer: createEnqueuer({ db: pool, registry, hub, maxPayloadBytes, maxInFlight: Math.max(1, Math.floor((options.poolSize ?? 10) / 2)) }),
+    enqueuer: createEnqueuer({
+      db: pool,
+      registry,
+      hub,
+      maxPayloadBytes,
+      maxInFlight: Math.max(1, Math.floor((options.poolSize ?? 10) / 2)),
+      ...(options.now ? { now: options.now } : {}),
+    }),
     maxPayloadBytes,
     maxBodyBytes,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
@@ -197,10 +207,22 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     hub,
     waiters,
     rescueIntervalMs: options.rescueIntervalMs ?? 5000,
+    cronIntervalMs: options.cronIntervalMs ?? 1000,
     retentionDays: options.retentionDays ?? 7,
+    registry,
     log,
     ...(options.now ? { now: options.now } : {}),
   });
+  // Every server upserts the registry's schedules: idempotent (an unchanged
+  // schedule is not written, and keeps its next tick across restarts).
+  try {
+    for (const schedule of registrySchedules(registry)) await upsertSchedule({ ...deps, db: pool }, schedule, 'registry');
+  } catch (error) {
+    await hub.close();
+    await pool.end();
+    await embedded?.stop();
+    throw error;
+  }
   if (options.maintenance !== false) maintenance.start();
 
   const dashboard = createDashboard(options.dashboard);

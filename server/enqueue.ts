@@ -3,7 +3,17 @@ import type { Db } from './db/pool.js';
 import { isDatabaseUnavailable, QueueError } from './errors.js';
 import { toJsonText } from './json.js';
 import type { NotifyHub } from './notify.js';
-import { JobIdInUseError, jobFindExisting, jobInsertMany, type ExistingRow, type InsertedRow, type InsertJob } from './queries/insert.js';
+import {
+  JobIdInUseError,
+  jobEnqueueDebounced,
+  jobEnqueueThrottled,
+  jobFindExisting,
+  jobInsertMany,
+  type ExistingRow,
+  type InsertedRow,
+  type InsertJob,
+  type KeyedRow,
+} from './queries/insert.js';
 import { checkPayload } from './registryCheck.js';
 
 /** Validates and inserts jobs. */
@@ -24,6 +34,8 @@ export interface EnqueuerOptions {
   maxPayloadBytes: number;
   /** Statements in flight at once for group commit. */
   maxInFlight?: number;
+  /** The server's clock (its `now` option), for debounce and throttle; absent: the database's. */
+  now?: () => Date;
 }
 
 /** Turns a validated input into a row to insert; throws a QueueError for a bad payload. */
@@ -41,6 +53,8 @@ export function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPa
     maxRetries: input.maxRetries ?? defaults.maxRetries,
     uniqueKey: input.uniqueKey ?? null,
     timeoutMs: input.timeoutMs ?? defaults.timeoutMs,
+    debounceMs: input.debounceMs ?? null,
+    throttleMs: input.throttleMs ?? null,
   };
 }
 
@@ -56,7 +70,7 @@ function idConflict(jobId: string, where = ''): QueueError {
 const keyOf = (queue: string, type: string, uniqueKey: string | null): string | null =>
   uniqueKey === null ? null : `${queue}\u0000${type}\u0000${uniqueKey}`;
 
-const answerOf = (row: InsertedRow | ExistingRow, created: boolean): EnqueuedJob => ({
+const answerOf = (row: InsertedRow | ExistingRow | KeyedRow, created: boolean): EnqueuedJob => ({
   id: row.id,
   type: row.task_type,
   queue: row.queue,
@@ -164,11 +178,32 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
     },
   });
 
+  // Debounce and throttle: one statement per call, outside the group commit,
+  // so the plain path keeps its one multi-row statement and nothing more.
+  const enqueueKeyed = async (job: InsertJob): Promise<EnqueuedJob> => {
+    let row: KeyedRow;
+    try {
+      const now = options.now?.() ?? null;
+      row = job.debounceMs !== null ? await jobEnqueueDebounced(db, job, now) : await jobEnqueueThrottled(db, job, now);
+    } catch (error) {
+      if (error instanceof JobIdInUseError) throw idConflict(job.id);
+      throw error;
+    }
+    if (row.created) hub.wake([row.queue]);
+    return answerOf(row, row.created);
+  };
+
   return {
     enqueue(input) {
-      return group.add(prepare(registry, input, maxPayloadBytes));
+      const job = prepare(registry, input, maxPayloadBytes);
+      if (job.debounceMs !== null || job.throttleMs !== null) return enqueueKeyed(job);
+      return group.add(job);
     },
     async enqueueMany(inputs) {
+      const keyedAt = inputs.findIndex((i) => i.debounceMs !== undefined || i.throttleMs !== undefined);
+      if (keyedAt >= 0) {
+        throw new QueueError(ERROR_CODES.INVALID_INPUT, `jobs[${keyedAt}]: debounceMs and throttleMs are taken by jobs.enqueue only, one job a call`);
+      }
       const jobs = inputs.map((input, index) => {
         try {
           return prepare(registry, input, maxPayloadBytes);

@@ -17,6 +17,7 @@ const envSchema = z.object({
   SKIPQ_MAX_PAYLOAD_BYTES: int(16, 256 * 1024 * 1024).default(LIMITS.defaultPayloadBytes),
   SKIPQ_POLL_INTERVAL_MS: int(10, 60_000).default(1000),
   SKIPQ_RESCUE_INTERVAL_MS: int(50, 3_600_000).default(5000),
+  SKIPQ_CRON_INTERVAL_MS: int(50, 60_000).default(1000),
   SKIPQ_RETENTION_DAYS: int(0, 36_500).default(7),
   SKIPQ_STARTUP_TIMEOUT_MS: int(0, 3_600_000).default(60_000),
   SKIPQ_REQUIRE_AUTH: z.enum(['0', '1', 'true', 'false']).default('0').transform((v) => v === '1' || v === 'true'),

@@ -7,6 +7,7 @@ type TRPCCode = TRPCError['code'];
 /** Which tRPC code each domain error becomes. The one place this mapping lives. */
 const TRPC_CODE_OF: Record<ErrorCode, TRPCCode> = {
   JOB_NOT_FOUND: 'NOT_FOUND',
+  SCHEDULE_NOT_FOUND: 'NOT_FOUND',
   LEASE_LOST: 'CONFLICT',
   JOB_CANCELLED: 'CONFLICT',
   WRONG_STATE: 'CONFLICT',

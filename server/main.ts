@@ -34,6 +34,7 @@ Environment:
   SKIPQ_MAX_PAYLOAD_BYTES   payload/result limit, default 1048576 (1 MiB)
   SKIPQ_POLL_INTERVAL_MS    fallback poll of waiting claims, default 1000
   SKIPQ_RESCUE_INTERVAL_MS  expired-lease sweep, default 5000
+  SKIPQ_CRON_INTERVAL_MS    how often the cron leader looks for due schedule ticks, default 1000
   SKIPQ_RETENTION_DAYS      keep completed/cancelled jobs this long (0: forever), default 7
   SKIPQ_STARTUP_TIMEOUT_MS  wait for PostgreSQL at start, default 60000
   SKIPQ_REQUIRE_AUTH        1: require API keys on loopback too;
@@ -93,6 +94,7 @@ async function main(): Promise<void> {
     maxPayloadBytes: env.SKIPQ_MAX_PAYLOAD_BYTES,
     pollIntervalMs: env.SKIPQ_POLL_INTERVAL_MS,
     rescueIntervalMs: env.SKIPQ_RESCUE_INTERVAL_MS,
+    cronIntervalMs: env.SKIPQ_CRON_INTERVAL_MS,
     retentionDays: env.SKIPQ_RETENTION_DAYS,
     requireAuth: values['require-auth'] || env.SKIPQ_REQUIRE_AUTH,
     dashboard: { showPayloads: env.SKIPQ_DASHBOARD_PAYLOADS },

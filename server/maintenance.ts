@@ -1,11 +1,16 @@
 import type pg from 'pg';
+import type { JobRegistry } from '../shared/index.js';
 import { clockOf } from './clock.js';
 import type { JobWaiters } from './jobWaiters.js';
 import type { NotifyHub } from './notify.js';
 import { jobCleanup, jobRescueExpired } from './queries/maintenance.js';
+import { throttleWindowCleanup } from './queries/schedules.js';
+import { tickSchedules, type TickReport } from './schedules.js';
 
 // Same constant in every skipq process: only the holder sweeps.
 const MAINTENANCE_LOCK_KEY = 7_301_202_612;
+// Cron ticks have a leader of their own, so a long rescue or cleanup never delays a tick.
+const CRON_LOCK_KEY = 7_301_202_613;
 const RESCUE_BATCH = 1000;
 const CLEANUP_BATCH = 5000;
 const CLEANUP_EVERY_MS = 60_000;
@@ -22,6 +27,10 @@ export interface MaintenanceOptions {
   log: (message: string) => void;
   /** The clock leases are judged by (the server's `now` option); absent: the database's. */
   now?: () => Date;
+  /** How often the cron leader looks for due ticks. Default 1000. */
+  cronIntervalMs?: number;
+  /** The registry: defaults (queue, priority, retries, timeout) of schedules' jobs. */
+  registry?: JobRegistry | null;
 }
 
 /** Background sweeps. `sweep()` runs one at once (tests call it). */
@@ -30,6 +39,8 @@ export interface Maintenance {
   stop(): Promise<void>;
   /** One sweep; answers what it did, or null when another instance holds the lock. */
   sweep(): Promise<{ rescued: number; failed: number; deleted: number } | null>;
+  /** One cron sweep: the jobs of due ticks; null when another instance holds the cron lock. */
+  tickSchedules(): Promise<TickReport | null>;
 }
 
 /**
@@ -44,6 +55,7 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let lastCleanup = 0;
+  let lastWindowCleanup = 0;
 
   const sweep = async (): Promise<{ rescued: number; failed: number; deleted: number } | null> => {
     const client = await pool.connect();
@@ -74,6 +86,31 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
     }
   };
 
+  const cronSweep = async (): Promise<TickReport | null> => {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1::bigint) AS locked', [CRON_LOCK_KEY]);
+      if (!rows[0]?.locked) {
+        await client.query('ROLLBACK');
+        return null;
+      }
+      const report = await tickSchedules(client, { registry: options.registry ?? null, now: clockOf(options) });
+      if (now() - lastWindowCleanup >= CLEANUP_EVERY_MS) {
+        lastWindowCleanup = now();
+        await throttleWindowCleanup(client, { now: clockOf(options), limit: CLEANUP_BATCH });
+      }
+      // The insert's NOTIFY wakes waiting claims on every server, this one included.
+      await client.query('COMMIT');
+      return report;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  };
+
   const tick = (): void => {
     running = sweep()
       .catch((error: unknown) => log(`maintenance sweep failed: ${(error as Error).message}`))
@@ -82,17 +119,32 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
         if (timer) timer = setTimeout(tick, options.rescueIntervalMs).unref();
       });
   };
+  let cronTimer: NodeJS.Timeout | undefined;
+  let cronRunning: Promise<unknown> | undefined;
+  const cronTick = (): void => {
+    cronRunning = cronSweep()
+      .catch((error: unknown) => log(`cron sweep failed: ${(error as Error).message}`))
+      .finally(() => {
+        cronRunning = undefined;
+        if (cronTimer) cronTimer = setTimeout(cronTick, options.cronIntervalMs ?? 1000).unref();
+      });
+  };
 
   return {
     start() {
       if (timer) return;
       timer = setTimeout(tick, options.rescueIntervalMs).unref();
+      cronTimer = setTimeout(cronTick, options.cronIntervalMs ?? 1000).unref();
     },
     async stop() {
       clearTimeout(timer);
       timer = undefined;
+      clearTimeout(cronTimer);
+      cronTimer = undefined;
       await running;
+      await cronRunning;
     },
     sweep,
+    tickSchedules: cronSweep,
   };
 }

@@ -39,9 +39,28 @@ export const enqueueInputSchema = z
      * retried enqueue whose reply was lost returns the job it already made.
      */
     id: jobIdSchema.optional(),
+    /**
+     * With `uniqueKey`: a pending job holding the key takes this payload and is
+     * due at now + debounceMs (else a new job is, due then); one job runs after a burst.
+     */
+    debounceMs: z.number().int().min(1).max(LIMITS.maxDelayMs).optional(),
+    /**
+     * With `uniqueKey`: at most one job per key per window of throttleMs from its
+     * creation, completed or not; calls in the window get that job (`created: false`).
+     */
+    throttleMs: z.number().int().min(1).max(LIMITS.maxDelayMs).optional(),
   })
   .strict()
-  .refine((v) => v.runAt === undefined || v.delayMs === undefined, { message: 'give runAt or delayMs, not both', path: ['runAt'] });
+  .refine((v) => v.runAt === undefined || v.delayMs === undefined, { message: 'give runAt or delayMs, not both', path: ['runAt'] })
+  .refine((v) => (v.debounceMs === undefined && v.throttleMs === undefined) || v.uniqueKey !== undefined, {
+    message: 'debounceMs and throttleMs need a uniqueKey (the key calls are grouped by)',
+    path: ['uniqueKey'],
+  })
+  .refine((v) => v.debounceMs === undefined || v.throttleMs === undefined, { message: 'give debounceMs or throttleMs, not both', path: ['debounceMs'] })
+  .refine((v) => v.debounceMs === undefined || (v.runAt === undefined && v.delayMs === undefined), {
+    message: 'debounceMs decides when the job runs; give no runAt or delayMs with it',
+    path: ['debounceMs'],
+  });
 
 /** One job of `jobs.enqueueMany` (same fields as `jobs.enqueue`). */
 export type EnqueueInput = z.input<typeof enqueueInputSchema>;
@@ -277,4 +296,47 @@ export interface JobView {
   cancelRequestedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** Input of `schedules.upsert`: a schedule created or replaced by name. */
+export const scheduleUpsertInputSchema = z
+  .object({
+    name: nameSchema,
+    type: nameSchema,
+    /** 5 fields (minute precision) or 6 (seconds first). */
+    cron: z.string().min(1).max(200),
+    /** IANA time zone; default UTC. */
+    timezone: z.string().min(1).max(100).optional(),
+    payload: z.unknown(),
+    queue: nameSchema.optional(),
+    priority: z.number().int().min(0).max(10).optional(),
+    maxRetries: z.number().int().min(0).max(LIMITS.maxRetries).optional(),
+    timeoutMs: z.number().int().min(1).max(LIMITS.maxTimeoutMs).optional(),
+    catchUp: z.enum(['skip', 'latest', 'all']).default('latest'),
+    allowOverlap: z.boolean().default(true),
+  })
+  .strict();
+
+/** Input of `schedules.remove`, `schedules.pause`, `schedules.resume`. */
+export const scheduleRefInputSchema = z.object({ name: nameSchema }).strict();
+
+/** A schedule as `schedules.*` answer it. `nextRuns` is empty while paused. */
+export interface ScheduleView {
+  name: string;
+  type: string;
+  cron: string;
+  timezone: string | null;
+  payload: unknown;
+  queue: string | null;
+  priority: number | null;
+  maxRetries: number | null;
+  timeoutMs: number | null;
+  catchUp: 'skip' | 'latest' | 'all';
+  allowOverlap: boolean;
+  paused: boolean;
+  source: 'registry' | 'api';
+  /** The next 3 ticks not yet produced (the first may be due now). */
+  nextRuns: Date[];
+  lastRunAt: Date | null;
+  lastJobId: string | null;
 }

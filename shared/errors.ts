@@ -5,6 +5,8 @@
 export const ERROR_CODES = {
   /** No job has that id. (tRPC NOT_FOUND) */
   JOB_NOT_FOUND: 'JOB_NOT_FOUND',
+  /** No schedule has that name. (tRPC NOT_FOUND) */
+  SCHEDULE_NOT_FOUND: 'SCHEDULE_NOT_FOUND',
   /** The caller no longer holds the job: another attempt owns it, or the lease ran out. (tRPC CONFLICT) */
   LEASE_LOST: 'LEASE_LOST',
   /** The job was cancelled while the caller held it. (tRPC CONFLICT) */

@@ -54,6 +54,35 @@ export interface JobDefinition<Payload extends z.ZodType = z.ZodType, Result ext
    * signal; heartbeats never extend the lease beyond it. Default: no limit.
    */
   timeoutMs?: number;
+  /**
+   * Cron schedules of this type, upserted by every server at start (by name;
+   * the registry's version wins over one changed at run time). Each tick of a
+   * schedule enqueues one job with `payload` and these options.
+   */
+  schedules?: readonly ScheduleDefinition<z.input<Payload>>[];
+}
+
+/** What a schedule does with ticks that were due while no server ran (see README "Cron"). */
+export type CatchUp = 'skip' | 'latest' | 'all';
+
+/** One cron schedule of a job type, as declared in the registry. */
+export interface ScheduleDefinition<Payload = unknown> {
+  /** Unique among all schedules; names the schedule in `schedules.*` calls. */
+  name: string;
+  /** A 5-field (minute precision) or 6-field (seconds first) cron expression. */
+  cron: string;
+  /** IANA time zone the expression is read in (DST handled by the parser). Default UTC. */
+  timezone?: string;
+  /** The payload of every tick's job; validated against the type's schema. */
+  payload: Payload;
+  queue?: string;
+  priority?: number;
+  maxRetries?: number;
+  timeoutMs?: number;
+  /** Ticks missed over 10 s ago (downtime): `skip` drops them, `latest` runs the newest, `all` runs each (at most 100). Default `latest`. */
+  catchUp?: CatchUp;
+  /** false: a tick is skipped while the previous run of this schedule is pending or running. Default true. */
+  allowOverlap?: boolean;
 }
 
 /** A map of job type name to definition. */
@@ -117,6 +146,7 @@ const backoffSchema = z.discriminatedUnion('kind', [
  * });
  */
 export function defineJobs<const Defs extends JobDefinitions>(definitions: Defs): JobRegistry<Defs> {
+  const scheduleNames = new Set<string>();
   for (const [name, def] of Object.entries(definitions)) {
     if (!NAME_PATTERN.test(name)) throw new TypeError(`job type "${name}" is not a valid name (${NAME_PATTERN})`);
     if (!(def.payload instanceof z.ZodType)) throw new TypeError(`job type "${name}" needs a zod payload schema`);
@@ -133,6 +163,16 @@ export function defineJobs<const Defs extends JobDefinitions>(definitions: Defs)
     if (def.backoff !== undefined) {
       const parsed = backoffSchema.safeParse(def.backoff);
       if (!parsed.success) throw new TypeError(`job type "${name}": invalid backoff: ${parsed.error.message}`);
+    }
+    for (const schedule of def.schedules ?? []) {
+      if (!NAME_PATTERN.test(schedule.name)) throw new TypeError(`job type "${name}": schedule name "${schedule.name}" is not a valid name`);
+      if (scheduleNames.has(schedule.name)) throw new TypeError(`schedule "${schedule.name}" is declared twice`);
+      scheduleNames.add(schedule.name);
+      const payload = def.payload.safeParse(schedule.payload);
+      if (!payload.success) throw new TypeError(`schedule "${schedule.name}": payload does not match job type "${name}": ${payload.error.message}`);
+      if (schedule.catchUp !== undefined && !['skip', 'latest', 'all'].includes(schedule.catchUp)) {
+        throw new TypeError(`schedule "${schedule.name}": catchUp must be skip, latest or all`);
+      }
     }
   }
   return Object.freeze({ ...definitions });

@@ -65,6 +65,14 @@ interface ProcedureCase {
 
 const lease = () => new Date(Date.now() + 60_000);
 
+/** A schedule row written directly (the server's own client has no key). */
+async function insertSchedule(t: TestServer, name: string, queue: string, paused = false): Promise<void> {
+  await t.db.pool.query(
+    "INSERT INTO schedules (name, task_type, cron, payload, queue, paused, next_run_at) VALUES ($1, 'ingestion', '0 3 * * *', '{}', $2, $3, now() + interval '1 day')",
+    [name, queue, paused],
+  );
+}
+
 const held = async (env: Env, status: 'claimed' | 'processing' = 'processing') =>
   insertJob(env.t.db.pool, { queue: Q, status, worker_id: env.holder, attempt: 1, lease_expires_at: lease() });
 
@@ -267,6 +275,53 @@ const PROCEDURES: Record<string, ProcedureCase> = {
       };
     },
   },
+  'schedules.upsert': {
+    roles: ['admin'],
+    otherQueue: 403,
+    async call(c, env) {
+      return {
+        run: () => c.schedules.upsert.mutate({ name: `s-${env.caller}`, type: 'ingestion', cron: '0 3 * * *', payload: {}, queue: Q }),
+        verify: async (v) => expect(v).toMatchObject({ name: `s-${env.caller}`, queue: Q, source: 'api' }),
+      };
+    },
+  },
+  'schedules.list': {
+    roles: ['admin'],
+    // Allowed, but it sees only the schedules of queues the key may use.
+    otherQueue: 'ok',
+    async call(c, env) {
+      await env.t.db.pool.query('DELETE FROM schedules');
+      await insertSchedule(env.t, 'in-q', Q);
+      await insertSchedule(env.t, 'elsewhere', 'elsewhere');
+      return {
+        run: () => c.schedules.list.query(),
+        verify: async (v) => {
+          const names = (v as { schedules: Array<{ name: string }> }).schedules.map((s) => s.name);
+          expect(names).toEqual(env.caller === 'otherQueue' ? ['elsewhere'] : ['elsewhere', 'in-q']);
+        },
+      };
+    },
+  },
+  ...Object.fromEntries(
+    (['remove', 'pause', 'resume'] as const).map((op): [string, ProcedureCase] => [
+      `schedules.${op}`,
+      {
+        roles: ['admin'],
+        otherQueue: 403,
+        async call(c, env) {
+          await env.t.db.pool.query('DELETE FROM schedules');
+          await insertSchedule(env.t, 'target', Q, op === 'resume');
+          return {
+            run: () => c.schedules[op].mutate({ name: 'target' }),
+            verify: async () => {
+              const { rows } = await env.t.db.pool.query<{ paused: boolean }>("SELECT paused FROM schedules WHERE name = 'target'");
+              expect(rows.map((r) => r.paused)).toEqual(op === 'remove' ? [] : [op === 'pause']);
+            },
+          };
+        },
+      },
+    ]),
+  ),
   health: {
     roles: ['anyone'],
     otherQueue: 'ok',

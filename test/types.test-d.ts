@@ -99,3 +99,15 @@ describe('createWorker', () => {
     });
   });
 });
+
+describe('schedules and debounce/throttle options', () => {
+  it('types a schedule payload by its job type, and the enqueue options', () => {
+    void queue.schedules.upsert({ name: 'nightly', type: 'email', cron: '0 3 * * *', payload: { to: 'ops@b.co' }, catchUp: 'all' });
+    // @ts-expect-error the payload of email is not the payload of ingestion
+    void queue.schedules.upsert({ name: 'nightly', type: 'email', cron: '0 3 * * *', payload: { chainId: 'x', targetDate: 'y' } });
+    // @ts-expect-error catchUp is skip, latest or all
+    void queue.schedules.upsert({ name: 'nightly', type: 'email', cron: '0 3 * * *', payload: { to: 'a' }, catchUp: 'never' });
+    expectTypeOf(queue.enqueue('email', { to: 'a@b.co' }, { uniqueKey: 'k', debounceMs: 500 })).toEqualTypeOf<Promise<EnqueuedJobRef<'email'>>>();
+    expectTypeOf(queue.enqueue('email', { to: 'a@b.co' }, { uniqueKey: 'k', throttleMs: 60_000 })).toEqualTypeOf<Promise<EnqueuedJobRef<'email'>>>();
+  });
+});

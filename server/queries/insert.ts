@@ -13,6 +13,10 @@ export interface InsertJob {
   maxRetries: number;
   uniqueKey: string | null;
   timeoutMs: number | null;
+  /** With uniqueKey: debounce (a pending holder takes the payload, due now + this); null on the plain path. */
+  debounceMs: number | null;
+  /** With uniqueKey: one job per key per window of this many ms; null on the plain path. */
+  throttleMs: number | null;
 }
 
 /** A row the insert wrote. */
@@ -129,4 +133,57 @@ WHERE t.status IN ('pending', 'claimed', 'processing')`,
     ],
   });
   return rows;
+}
+
+/** A debounced or throttled enqueue's answer: the job, and whether this call made it. */
+export interface KeyedRow extends Omit<InsertedRow, 'status'> {
+  status: ExistingRow['status'];
+  created: boolean;
+}
+
+/**
+ * jobEnqueueDebounced: one job with uniqueKey and debounceMs
+ * (skipq_enqueue_debounced, migration 20261201000400_schedules): a pending
+ * holder of the key takes the payload and is due at now + debounceMs, else a
+ * new job is inserted due then. Only enqueues with debounceMs take this path,
+ * so the plain enqueue pays nothing for it. Throws {@link JobIdInUseError} when
+ * the id belongs to another job.
+ */
+export async function jobEnqueueDebounced(db: Db, job: InsertJob, now: Date | null): Promise<KeyedRow> {
+  return keyed(db, {
+    name: 'jobEnqueueDebounced',
+    text: `
+SELECT e.id, e.task_type, e.queue, e.status, e.priority, e.scheduled_for, e.created
+FROM skipq_enqueue_debounced($1::text, $2::text, $3::text, $4::text, $5::int, $6::int, $7::text, $8::int, $9::bigint, $10::timestamptz) AS e`,
+    values: [job.id, job.queue, job.type, job.payloadJson, job.priority, job.maxRetries, job.uniqueKey, job.timeoutMs, job.debounceMs, now],
+  });
+}
+
+/**
+ * jobEnqueueThrottled: one job with uniqueKey and throttleMs
+ * (skipq_enqueue_throttled): the first call of a window makes the job; every
+ * call until the window (from that job's creation) is over gets it, whatever
+ * its status. Only enqueues with throttleMs take this path.
+ */
+export async function jobEnqueueThrottled(db: Db, job: InsertJob, now: Date | null): Promise<KeyedRow> {
+  return keyed(db, {
+    name: 'jobEnqueueThrottled',
+    text: `
+SELECT e.id, e.task_type, e.queue, e.status, e.priority, e.scheduled_for, e.created
+FROM skipq_enqueue_throttled($1::text, $2::text, $3::text, $4::text, $5::int, $6::timestamptz, $7::bigint, $8::int, $9::text, $10::int, $11::bigint, $12::timestamptz) AS e`,
+    values: [job.id, job.queue, job.type, job.payloadJson, job.priority, job.runAt, job.delayMs, job.maxRetries, job.uniqueKey, job.timeoutMs, job.throttleMs, now],
+  });
+}
+
+async function keyed(db: Db, query: { name: string; text: string; values: unknown[] }): Promise<KeyedRow> {
+  try {
+    const { rows } = await db.query<KeyedRow>(query);
+    const row = rows[0];
+    if (!row) throw new Error(query.name + ' answered no job');
+    return row;
+  } catch (error) {
+    const e = error as { code?: unknown; constraint?: unknown };
+    if (e.code === '23505' && e.constraint === 'task_queue_pkey') throw new JobIdInUseError();
+    throw error;
+  }
 }

@@ -2,6 +2,7 @@ import { isDatabaseUnavailable } from '../errors.js';
 import { createCallerFactory, publicProcedure, router } from '../trpc.js';
 import { jobsRouter } from './jobs.js';
 import { queuesRouter } from './queues.js';
+import { schedulesRouter } from './schedules.js';
 import { workerRouter } from './worker.js';
 
 /** skipq's root router. */
@@ -9,6 +10,7 @@ export const appRouter = router({
   jobs: jobsRouter,
   worker: workerRouter,
   queues: queuesRouter,
+  schedules: schedulesRouter,
   /** Whether the database answers, and the server's version. Needs no key. */
   health: publicProcedure.query(async ({ ctx }) => {
     let database: 'up' | 'down' = 'up';
