@@ -10,7 +10,8 @@ import { isJobRegistry, LIMITS, type JobRegistry } from '../shared/index.js';
 import { createAuthenticator, isLoopback, type Authenticator } from './auth.js';
 import { createContextInner, type QueueContext, type ServerDeps } from './context.js';
 import { createDashboard, type DashboardOptions } from './dashboard.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
+import { startDataDirDatabase } from './db/dataDir.js';
+import { isPortFree, type EmbeddedDatabase } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
 import { retryingOnce } from './db/retry.js';
@@ -81,6 +82,8 @@ export interface QueueServer {
   url: string;
   port: number;
   pool: pg.Pool;
+  /** Connection string of the embedded PostgreSQL this server started (null with `databaseUrl`). */
+  embeddedDatabaseUrl: string | null;
   deps: ServerDeps;
   auth: Authenticator;
   maintenance: Maintenance;
@@ -131,48 +134,63 @@ function rejectTooLarge(req: IncomingMessage, res: ServerResponse, maxBodyBytes:
  */
 export async function createQueueServer(options: QueueServerOptions = {}): Promise<QueueServer> {
   const log = options.log ?? ((m: string) => console.log(`[skipq] ${m}`));
-  let embedded: EmbeddedDatabase | undefined;
-  let databaseUrl = options.databaseUrl;
-  if (!databaseUrl) {
-    embedded = await startEmbeddedPostgres({ dataDir: join(options.dataDir ?? '.data', 'pg') });
-    databaseUrl = embedded.url;
-    log(`embedded PostgreSQL on port ${embedded.port}, data in ${join(options.dataDir ?? '.data', 'pg')}`);
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 3000;
+  // Checked before anything starts: a clash found at listen() came after the
+  // embedded database had started and migrated, and left it running.
+  if (port !== 0 && !(await isPortFree(port, host))) {
+    throw new Error(`port ${port} on ${host} is in use (another skipq server, or another program): stop it, or choose another port with --port / PORT`);
   }
-  const pool = createPool(databaseUrl, options.poolSize ?? 10);
   const maxPayloadBytes = options.maxPayloadBytes ?? LIMITS.defaultPayloadBytes;
   const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
   const maxInflightBodyBytes = options.maxInflightBodyBytes ?? maxBodyBytes;
+  if (maxInflightBodyBytes < maxBodyBytes) {
+    throw new Error(`maxInflightBodyBytes (${maxInflightBodyBytes}) is below maxBodyBytes (${maxBodyBytes}): a body of the largest allowed size could never be read`);
+  }
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = options.databaseUrl;
+  if (!databaseUrl) {
+    const dataDir = options.dataDir ?? '.data';
+    embedded = await startDataDirDatabase(dataDir, log);
+    databaseUrl = embedded.url;
+    log(`embedded PostgreSQL at ${embedded.url} (data in ${join(dataDir, 'pg')}; psql "${embedded.url}")`);
+  }
+  const pool = createPool(databaseUrl, options.poolSize ?? 10);
   let closing = false;
+  // Whatever started before a failure is stopped again, newest first: a failed start leaves nothing running.
+  const started: Array<() => Promise<unknown>> = [() => pool.end(), async () => embedded?.stop()];
+  const undoStart = async (): Promise<void> => {
+    for (const stop of started.reverse()) await stop().catch(() => {});
+  };
   try {
-    if (maxInflightBodyBytes < maxBodyBytes) {
-      throw new Error(`maxInflightBodyBytes (${maxInflightBodyBytes}) is below maxBodyBytes (${maxBodyBytes}): a body of the largest allowed size could never be read`);
-    }
     await waitForDatabase(pool, describeDatabase(databaseUrl), { timeoutMs: options.startupTimeoutMs ?? 60_000, log });
     const { applied } = await migrate(pool);
     if (applied.length > 0) log(`applied migrations: ${applied.join(', ')}`);
+    if (!isLoopback(host) && !(await hasActiveKey(pool))) {
+      throw new Error(
+        `refusing to listen on ${host} without API keys: anyone who reaches it could run and read jobs. ` +
+          'Create a key first (npm run keys -- create --role admin), or listen on 127.0.0.1.',
+      );
+    }
+    // Open the pool's connections now, not on the first requests: a connection
+    // takes a few milliseconds to establish, which the first burst of calls would pay.
+    await Promise.all(Array.from({ length: options.poolSize ?? 10 }, () => pool.connect())).then((clients) => clients.forEach((c) => c.release()));
   } catch (error) {
-    await pool.end();
-    await embedded?.stop();
+    await undoStart();
     throw error;
   }
-  const host = options.host ?? '127.0.0.1';
   const auth = createAuthenticator(pool, {
     alwaysRequired: options.requireAuth === true || !isLoopback(host),
     ...(options.keyCacheSize !== undefined ? { cacheSize: options.keyCacheSize } : {}),
   });
-  if (!isLoopback(host) && !(await hasActiveKey(pool))) {
-    await pool.end();
-    await embedded?.stop();
-    throw new Error(
-      `refusing to listen on ${host} without API keys: anyone who reaches it could run and read jobs. ` +
-        'Create a key first (npm run keys -- create --role admin), or listen on 127.0.0.1.',
-    );
-  }
-  // Open the pool's connections now, not on the first requests: a connection
-  // takes a few milliseconds to establish, which the first burst of calls would pay.
-  await Promise.all(Array.from({ length: options.poolSize ?? 10 }, () => pool.connect())).then((clients) => clients.forEach((c) => c.release()));
   const hub = createNotifyHub(pool, databaseUrl, log, () => auth.invalidate());
-  await hub.start();
+  started.push(() => hub.close());
+  try {
+    await hub.start();
+  } catch (error) {
+    await undoStart();
+    throw error;
+  }
   const registry = options.jobs ?? null;
   const deps: ServerDeps = {
     db: retryingOnce(pool),
@@ -197,6 +215,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     ...(options.now ? { now: options.now } : {}),
   });
   if (options.maintenance !== false) maintenance.start();
+  started.push(() => maintenance.stop());
 
   const dashboard = createDashboard(options.dashboard);
   const onError = (error: TRPCError, path: string | undefined): void => {
@@ -242,10 +261,17 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     gate.handle(req, res);
   });
   server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 3000, host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+  } catch (error) {
+    await undoStart();
+    throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
+      ? new Error(`port ${port} on ${host} is in use (another skipq server, or another program): stop it, or choose another port with --port / PORT`, { cause: error })
+      : error;
+  }
   const address = server.address() as AddressInfo;
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
@@ -254,6 +280,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     url: `http://${shownHost}:${address.port}/trpc`,
     port: address.port,
     pool,
+    embeddedDatabaseUrl: embedded?.url ?? null,
     deps,
     auth,
     maintenance,
