@@ -136,10 +136,9 @@ describe('skipq --help', () => {
   });
 
   it('an unknown command or a missing argument fails with a message and exit code 2 or 1, never silently', async () => {
-    const unknown = await skipqDone(['nonsense']);
+    const [unknown, missing] = await Promise.all([skipqDone(['nonsense']), skipqDone(['keys', 'revoke'])]);
     expect(unknown.code).toBe(2);
     expect(unknown.out).toMatch(/unknown command "nonsense"/);
-    const missing = await skipqDone(['keys', 'revoke']);
     expect(missing.code).toBe(2);
     expect(missing.out).toMatch(/revoke needs a key id .* or --all/);
   });
@@ -218,23 +217,24 @@ describe('serve on the embedded database, and commands beside it', () => {
     expect(migrated.out).toMatch(/using the embedded database of the server running on .* \(pid \d+\)/);
     expect(migrated.out).toMatch(/migrations applied: none; already applied: \d+/);
 
-    const empty = await skipqDone(['keys', 'list'], env);
-    expect(empty.out).toMatch(/no API keys: a server on loopback answers calls without one/);
     const created = await skipqDone(['keys', 'create', '--role', 'admin', '--name', 'cli test'], env);
     expect(created.code, created.out).toBe(0);
     const key = /secret \(shown once\): (skq_\S+)/.exec(created.out)?.[1] as string;
     expect(key).toBeDefined();
     // Keys now count: a call without one is refused, one with the key passes.
-    await waitUntil(async () => (await skipqDone(['stats'], { SKIPQ_URL: url })).code !== 0, 10_000, 'keys to be required');
-    const keyed = await skipqDone(['stats', '--api-key', key], { SKIPQ_URL: url });
+    const keylessStats = async () => (await fetch(`${url}/queues.stats?input=${encodeURIComponent('{"json":{}}')}`)).status;
+    await waitUntil(async () => (await keylessStats()) === 401, 10_000, 'keys to be required');
+    const [keyed, refused] = await Promise.all([skipqDone(['stats', '--api-key', key], { SKIPQ_URL: url }), skipqDone(['stats'], { SKIPQ_URL: url })]);
     expect(keyed.code, keyed.out).toBe(0);
-    const refused = await skipqDone(['stats'], { SKIPQ_URL: url });
-    expect(refused.out).toMatch(/UNAUTHORIZED/);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toMatch(/this server needs an API key.*UNAUTHORIZED, HTTP 401/);
 
     const revoked = await skipqDone(['keys', 'revoke', '--all'], env);
     expect(revoked.code, revoked.out).toBe(0);
     expect(revoked.out).toMatch(/revoked 1 active key and removed 1 key record/);
-    await waitUntil(async () => (await fetch(`${url}/queues.stats?input=${encodeURIComponent('{"json":{}}')}`)).status === 200, 10_000, 'keyless loopback');
+    await waitUntil(async () => (await keylessStats()) === 200, 10_000, 'keyless loopback');
+    const none = await skipqDone(['keys', 'list'], env);
+    expect(none.out).toMatch(/no API keys: a server on loopback answers calls without one/);
   });
 
   it('enqueue, jobs get, stats and queues list against the running server; worker <module> processes the job', async () => {
@@ -242,21 +242,19 @@ describe('serve on the embedded database, and commands beside it', () => {
     expect(enqueued.code, enqueued.out).toBe(0);
     const job = JSON.parse(enqueued.out.slice(enqueued.out.indexOf('{'))) as { id: string; status: string };
     expect(job.status).toBe('pending');
-    const got = await skipqDone(['jobs', 'get', job.id], { SKIPQ_URL: url });
+    const [got, stats] = await Promise.all([skipqDone(['jobs', 'get', job.id], { SKIPQ_URL: url }), skipqDone(['stats'], { SKIPQ_URL: url })]);
     expect(JSON.parse(got.out.slice(got.out.indexOf('{')))).toMatchObject({ id: job.id, type: 'double', queue: 'cli', payload: { n: 21 } });
-    const stats = await skipqDone(['stats'], { SKIPQ_URL: url });
     expect(stats.out).toMatch(/cli {2}double {2}pending {4,}1/);
 
     const worker = skipq(['worker', WORKER_MODULE, '--concurrency', '2', '--url', url]);
     try {
       await waitForOutput(worker, new RegExp(`completed ${job.id}`));
-      const done = await skipqDone(['jobs', 'get', job.id, '--url', url]);
-      expect(JSON.parse(done.out.slice(done.out.indexOf('{')))).toMatchObject({ status: 'completed', result: { doubled: 42 } });
     } finally {
       worker.kill('SIGTERM');
       expect(await worker.exited).toBe(0);
     }
-    const queues = await skipqDone(['queues', 'list', '--url', url]);
+    const [done, queues] = await Promise.all([skipqDone(['jobs', 'get', job.id, '--url', url]), skipqDone(['queues', 'list', '--url', url])]);
+    expect(JSON.parse(done.out.slice(done.out.indexOf('{')))).toMatchObject({ status: 'completed', result: { doubled: 42 } });
     expect(queues.out).toMatch(/^cli {2}pending 0 .* completed 1/m);
   });
 

@@ -1,10 +1,15 @@
 import { Command, Option } from 'commander';
 import { NAME_PATTERN } from '../../shared/index.js';
-import { createApiKey, listApiKeys, removeAllApiKeys, revokeApiKey } from '../auth.js';
 import type { Role } from '../context.js';
-import { readEnv } from '../env.js';
-import { withAdminDatabase } from './adminDatabase.js';
+import { readEnv, type ServerEnv } from '../env.js';
+import type { AdminDatabase } from './adminDatabase.js';
 import { CliError, progress } from './errors.js';
+
+/** The key functions and the admin database, loaded when a keys command runs (not for --help). */
+async function withKeys<T>(env: ServerEnv, work: (auth: typeof import('../auth.js'), db: AdminDatabase) => Promise<T>): Promise<T> {
+  const [auth, { withAdminDatabase }] = await Promise.all([import('../auth.js'), import('./adminDatabase.js')]);
+  return withAdminDatabase(env, (db) => work(auth, db));
+}
 
 const ROLES: readonly Role[] = ['producer', 'worker', 'admin'];
 
@@ -38,7 +43,7 @@ on loopback answer calls without a key again (unless SKIPQ_REQUIRE_AUTH=1).`,
     .option('--name <text>', 'a label shown by keys list')
     .action(async (opts: { role: Role; queues?: string; name?: string }) => {
       const queues = parseQueues(opts.queues);
-      await withAdminDatabase(readEnv(), async ({ pool }) => {
+      await withKeys(readEnv(), async ({ createApiKey }, { pool }) => {
         progress('creating the key');
         const created = await createApiKey(pool, { role: opts.role, ...(queues ? { queues } : {}), ...(opts.name ? { name: opts.name } : {}) });
         console.log(`created key ${created.id} (${created.role}${queues ? `, queues: ${queues.join(', ')}` : ', every queue'})`);
@@ -49,7 +54,7 @@ on loopback answer calls without a key again (unless SKIPQ_REQUIRE_AUTH=1).`,
     .command('list')
     .description('list keys (never secrets)')
     .action(async () => {
-      await withAdminDatabase(readEnv(), async ({ pool }) => {
+      await withKeys(readEnv(), async ({ listApiKeys }, { pool }) => {
         const rows = await listApiKeys(pool);
         if (rows.length === 0) {
           console.log('no API keys: a server on loopback answers calls without one (SKIPQ_REQUIRE_AUTH=1 requires keys anyway)');
@@ -70,7 +75,7 @@ on loopback answer calls without a key again (unless SKIPQ_REQUIRE_AUTH=1).`,
     .action(async (id: string | undefined, opts: { all?: boolean }) => {
       if (opts.all && id) throw new CliError('give a key id or --all, not both', 2);
       if (!opts.all && !id) throw new CliError('revoke needs a key id (see skipq keys list) or --all', 2);
-      await withAdminDatabase(readEnv(), async ({ pool }) => {
+      await withKeys(readEnv(), async ({ removeAllApiKeys, revokeApiKey }, { pool }) => {
         if (opts.all) {
           progress('revoking every key');
           const { active, removed } = await removeAllApiKeys(pool);

@@ -1,13 +1,11 @@
 import { Command } from 'commander';
-import { migrate } from '../db/migrate.js';
 import type { ServerEnv } from '../env.js';
 import { readEnv } from '../env.js';
-import { describeDatabase } from '../waitForDatabase.js';
-import { withAdminDatabase } from './adminDatabase.js';
 import { progress } from './errors.js';
 
 /** Applies pending migrations to DATABASE_URL or the embedded database, printing each as it goes. */
 export async function runMigrations(env: ServerEnv): Promise<void> {
+  const [{ migrate }, { describeDatabase }, { withAdminDatabase }] = await Promise.all([import('../db/migrate.js'), import('../waitForDatabase.js'), import('./adminDatabase.js')]);
   await withAdminDatabase(env, async ({ pool, url }) => {
     progress(`migrating ${describeDatabase(url)}`);
     const { applied, alreadyApplied } = await migrate(pool, undefined, (name) => progress(`applying ${name}`));

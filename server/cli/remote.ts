@@ -1,6 +1,5 @@
-import { TRPCClientError } from '@trpc/client';
 import { Command, Option } from 'commander';
-import { createTrpc, type SkipqTrpc } from '../../client/trpc.js';
+import type { SkipqTrpc } from '../../client/trpc.js';
 import { CliError } from './errors.js';
 
 /** Where client-side commands find the server when neither --url nor SKIPQ_URL says. */
@@ -20,7 +19,9 @@ export function withRemoteOptions(command: Command): Command {
 }
 
 /** The typed client for `options`; a bad URL is a usage error. */
-export function connect(options: RemoteOptions): { trpc: SkipqTrpc; close(): Promise<void> } {
+export async function connect(options: RemoteOptions): Promise<{ trpc: SkipqTrpc; close(): Promise<void> }> {
+  // Loaded here, not at the top: `skipq --help` and the server commands start without the client's modules.
+  const { createTrpc } = await import('../../client/trpc.js');
   try {
     const { trpc, transport } = createTrpc({ url: options.url, ...(options.apiKey ? { apiKey: options.apiKey } : {}) }, false);
     return { trpc, close: () => transport.close() };
@@ -32,10 +33,11 @@ export function connect(options: RemoteOptions): { trpc: SkipqTrpc; close(): Pro
 
 /** A client call's failure as a CLI error: the server's message and code, or that no server answered. */
 export function remoteFailure(error: unknown, url: string): CliError {
-  if (error instanceof TRPCClientError) {
-    const data = error.data as { code?: string; httpStatus?: number } | undefined;
+  if (error instanceof Error && error.name === 'TRPCClientError') {
+    const failure = error as Error & { data?: unknown; cause?: unknown };
+    const data = failure.data as { code?: string; httpStatus?: number } | undefined;
     if (data?.code) return new CliError(`${error.message} (${data.code}${data.httpStatus ? `, HTTP ${data.httpStatus}` : ''})`);
-    const cause = (error.cause as { code?: string; cause?: { code?: string } } | undefined) ?? {};
+    const cause = (failure.cause as { code?: string; cause?: { code?: string } } | undefined) ?? {};
     const code = cause.code ?? cause.cause?.code;
     return new CliError(`no skipq server answered at ${url}${code ? ` (${code})` : ''}: is it running (skipq serve), and is --url / SKIPQ_URL right? (${error.message})`);
   }
@@ -44,7 +46,7 @@ export function remoteFailure(error: unknown, url: string): CliError {
 
 /** Runs `work` with a client for `options`, turning its failures into CLI errors, and closes it. */
 export async function withRemote<T>(options: RemoteOptions, work: (trpc: SkipqTrpc) => Promise<T>): Promise<T> {
-  const { trpc, close } = connect(options);
+  const { trpc, close } = await connect(options);
   try {
     return await work(trpc);
   } catch (error) {

@@ -1,9 +1,7 @@
 import { Command } from 'commander';
-import { createQueueServer, loadRegistry } from '../app.js';
 import { readServerRecord, writeServerRecord } from '../db/dataDir.js';
 import { readEnv } from '../env.js';
 import { CliError } from './errors.js';
-import { runMigrations } from './migrate.js';
 
 /** Options of `skipq serve` (also taken by `skipq` without a command, as `npm start -- ...` passes them). */
 export interface ServeOptions {
@@ -55,7 +53,7 @@ export async function serve(values: ServeOptions): Promise<void> {
     ...(values.host !== undefined ? { HOST: values.host } : {}),
     ...(values.startupTimeout !== undefined ? { SKIPQ_STARTUP_TIMEOUT_MS: values.startupTimeout } : {}),
   });
-  if (values.migrateOnly) return runMigrations(env);
+  if (values.migrateOnly) return (await import('./migrate.js')).runMigrations(env);
   if (!env.DATABASE_URL) {
     const running = await readServerRecord(env.SKIPQ_DATA_DIR);
     if (running) {
@@ -65,6 +63,8 @@ export async function serve(values: ServeOptions): Promise<void> {
       );
     }
   }
+  // Loaded here, not at the top: `skipq --help` and the other commands start without the server's modules.
+  const { createQueueServer, loadRegistry } = await import('../app.js');
   const jobsModule = values.jobs ?? env.SKIPQ_JOBS;
   const jobs = jobsModule ? await loadRegistry(jobsModule) : undefined;
   const server = await createQueueServer({

@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createWorker } from '../../client/worker.js';
 import { isJobRegistry, type JobRegistry } from '../../shared/index.js';
 import { CliError, progress } from './errors.js';
 import { connect, withRemoteOptions, type RemoteOptions } from './remote.js';
@@ -45,7 +44,8 @@ export function workerCommand(): Command {
   ).action(async (modulePath: string, opts: RemoteOptions & { concurrency: number; queues?: string; grace: number }) => {
     const { jobs, handlers } = await loadWorkerModule(modulePath);
     // Checks the URL (a usage error) before the worker starts claiming.
-    await connect(opts).close();
+    await (await connect(opts)).close();
+    const { createWorker } = await import('../../client/worker.js');
     const worker = createWorker({
       url: opts.url,
       ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
