@@ -11,7 +11,7 @@ import { createAuthenticator, isLoopback, type Authenticator } from './auth.js';
 import { createContextInner, type QueueContext, type ServerDeps } from './context.js';
 import { createDashboard, type DashboardOptions } from './dashboard.js';
 import { startDataDirDatabase } from './db/dataDir.js';
-import { isPortFree, type EmbeddedDatabase } from './db/embedded.js';
+import { probeListen, type EmbeddedDatabase } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
 import { retryingOnce } from './db/retry.js';
@@ -108,6 +108,16 @@ async function hasActiveKey(pool: pg.Pool): Promise<boolean> {
   return rows[0]?.any ?? false;
 }
 
+/** Why the server cannot listen, in one line that says what to do. */
+function listenError(error: NodeJS.ErrnoException, port: number, host: string): Error {
+  if (error.code === 'EADDRINUSE') {
+    return new Error(`port ${port} on ${host} is in use (another skipq server, or another program): stop it, or choose another port with --port / PORT`, { cause: error });
+  }
+  if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND') return new Error(`cannot listen on ${host}: no such address on this machine (--host / HOST)`, { cause: error });
+  if (error.code === 'EACCES') return new Error(`not allowed to listen on port ${port} (ports below 1024 need privileges): choose another with --port / PORT`, { cause: error });
+  return new Error(`cannot listen on ${host}:${port}: ${error.message}`, { cause: error });
+}
+
 function rejectTooLarge(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): boolean {
   const length = Number(req.headers['content-length'] ?? 0);
   if (!(length > maxBodyBytes)) return false;
@@ -138,9 +148,8 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   const port = options.port ?? 3000;
   // Checked before anything starts: a clash found at listen() came after the
   // embedded database had started and migrated, and left it running.
-  if (port !== 0 && !(await isPortFree(port, host))) {
-    throw new Error(`port ${port} on ${host} is in use (another skipq server, or another program): stop it, or choose another port with --port / PORT`);
-  }
+  const listenProblem = port !== 0 ? await probeListen(port, host) : null;
+  if (listenProblem) throw listenError(listenProblem, port, host);
   const maxPayloadBytes = options.maxPayloadBytes ?? LIMITS.defaultPayloadBytes;
   const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
   const maxInflightBodyBytes = options.maxInflightBodyBytes ?? maxBodyBytes;
@@ -268,9 +277,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     });
   } catch (error) {
     await undoStart();
-    throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
-      ? new Error(`port ${port} on ${host} is in use (another skipq server, or another program): stop it, or choose another port with --port / PORT`, { cause: error })
-      : error;
+    throw listenError(error as NodeJS.ErrnoException, port, host);
   }
   const address = server.address() as AddressInfo;
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createQueueClient, createWorker, defineJobs } from '../client/index.js';
+import { createQueueServer } from '../server/app.js';
 import { createProgram } from '../server/cli/program.js';
 import { freePort } from '../server/db/embedded.js';
 
@@ -271,6 +272,18 @@ describe('serve on the embedded database, and commands beside it', () => {
       expect(existsSync(join(other, 'server.json'))).toBe(false);
     } finally {
       blocker.close();
+      await rm(other, { recursive: true, force: true });
+    }
+  });
+
+  it('a start that fails after its embedded database started stops that database again', async () => {
+    const other = await tempDataDir();
+    try {
+      // No keys, and not loopback: refused after the database started and migrated.
+      await expect(createQueueServer({ dataDir: other, host: '0.0.0.0', port: 0, log: () => {} })).rejects.toThrow(/refusing to listen on 0\.0\.0\.0 without API keys/);
+      expect(postgresOf(other)).toEqual([]);
+      expect(existsSync(join(other, 'pg', 'postmaster.pid'))).toBe(false);
+    } finally {
       await rm(other, { recursive: true, force: true });
     }
   });

@@ -107,14 +107,19 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** True when nothing listens on `port` at `host` (checked by binding it for a moment). */
-export async function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolvePort) => {
+/** Binds `port` at `host` for a moment: null when that works, else the error (EADDRINUSE: something listens there). */
+export async function probeListen(port: number, host = '127.0.0.1'): Promise<NodeJS.ErrnoException | null> {
+  return new Promise((resolveProbe) => {
     const srv = createServer();
     srv.unref();
-    srv.once('error', () => resolvePort(false));
-    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolvePort(true)));
+    srv.once('error', (error: NodeJS.ErrnoException) => resolveProbe(error));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolveProbe(null)));
   });
+}
+
+/** True when `port` at `host` can be listened on now. */
+export async function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return (await probeListen(port, host)) === null;
 }
 
 /**
