@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isJobRegistry, type JobRegistry } from '../../shared/index.js';
@@ -13,7 +14,8 @@ interface WorkerModule {
 
 /** Loads `jobs` and `handlers` from a module's named exports, or from its default export `{ jobs, handlers }`. */
 async function loadWorkerModule(modulePath: string): Promise<WorkerModule> {
-  const specifier = /^\.{0,2}\//.test(modulePath) || !/^[@a-z]/i.test(modulePath) ? pathToFileURL(resolve(modulePath)).href : modulePath;
+  // A file that exists is loaded as a file (examples/jobs.ts too); anything else as a package name.
+  const specifier = existsSync(resolve(modulePath)) ? pathToFileURL(resolve(modulePath)).href : modulePath;
   let mod: Record<string, unknown>;
   try {
     mod = (await import(specifier)) as Record<string, unknown>;
