@@ -28,6 +28,31 @@ export type SkipqTrpc = TRPCClient<AppRouter>;
 export const ALONE = Object.freeze({ alone: true });
 
 /**
+ * Checks a server URL before anything is sent: an absolute http(s) URL whose
+ * path ends in `/trpc`. Without this, a URL lacking `/trpc` failed later with
+ * tRPC's "Unable to transform response from server" and one lacking a scheme
+ * with a raw undici stack.
+ * @example assertServerUrl('http://127.0.0.1:3000/trpc')
+ */
+export function assertServerUrl(url: string): void {
+  const example = 'e.g. http://127.0.0.1:3000/trpc';
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError(`skipq url ${JSON.stringify(url)} is not an absolute URL: it needs http:// or https:// and the /trpc path, ${example}`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new TypeError(`skipq url ${JSON.stringify(url)} uses ${parsed.protocol.slice(0, -1)}: only http and https are served, ${example}`);
+  }
+  if (!/\/trpc$/.test(parsed.pathname) || parsed.search !== '' || parsed.hash !== '') {
+    const path = parsed.pathname.replace(/\/+$/, '');
+    const suggestion = `${parsed.origin}${path.endsWith('/trpc') ? path : `${path}/trpc`}`;
+    throw new TypeError(`skipq url ${JSON.stringify(url)} does not end in /trpc (the tRPC endpoint of a skipq server); did you mean ${suggestion}?`);
+  }
+}
+
+/**
  * Creates the tRPC client. With `batch`, calls made together share a request
  * (tRPC's batch link waits a timer tick, about 1 ms, to gather them), but
  * long-polling claims always go alone: a batch waits for its slowest call.
@@ -36,6 +61,7 @@ export const ALONE = Object.freeze({ alone: true });
  * much longer than `requestTimeoutMs`.
  */
 export function createTrpc(options: ConnectionOptions, batch: boolean, longPollMs = 0): { trpc: SkipqTrpc; transport: Transport } {
+  assertServerUrl(options.url);
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const transport = createTransport(options.url, {
     connections: options.connections,

@@ -10,7 +10,8 @@ import { isJobRegistry, LIMITS, type JobRegistry } from '../shared/index.js';
 import { createAuthenticator, isLoopback, type Authenticator } from './auth.js';
 import { createContextInner, type QueueContext, type ServerDeps } from './context.js';
 import { createDashboard, type DashboardOptions } from './dashboard.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
+import { startDataDirDatabase } from './db/dataDir.js';
+import { probeListen, type EmbeddedDatabase } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { createPool } from './db/pool.js';
 import { retryingOnce } from './db/retry.js';
@@ -86,6 +87,8 @@ export interface QueueServer {
   url: string;
   port: number;
   pool: pg.Pool;
+  /** Connection string of the embedded PostgreSQL this server started (null with `databaseUrl`). */
+  embeddedDatabaseUrl: string | null;
   deps: ServerDeps;
   auth: Authenticator;
   maintenance: Maintenance;
@@ -108,6 +111,16 @@ export async function loadRegistry(modulePath: string): Promise<JobRegistry> {
 async function hasActiveKey(pool: pg.Pool): Promise<boolean> {
   const { rows } = await pool.query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL) AS any');
   return rows[0]?.any ?? false;
+}
+
+/** Why the server cannot listen, in one line that says what to do. */
+function listenError(error: NodeJS.ErrnoException, port: number, host: string): Error {
+  if (error.code === 'EADDRINUSE') {
+    return new Error(`port ${port} on ${host} is in use (another skipq server, or another program): stop it, or choose another port with --port / PORT`, { cause: error });
+  }
+  if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND') return new Error(`cannot listen on ${host}: no such address on this machine (--host / HOST)`, { cause: error });
+  if (error.code === 'EACCES') return new Error(`not allowed to listen on port ${port} (ports below 1024 need privileges): choose another with --port / PORT`, { cause: error });
+  return new Error(`cannot listen on ${host}:${port}: ${error.message}`, { cause: error });
 }
 
 function rejectTooLarge(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): boolean {
@@ -136,49 +149,63 @@ function rejectTooLarge(req: IncomingMessage, res: ServerResponse, maxBodyBytes:
  */
 export async function createQueueServer(options: QueueServerOptions = {}): Promise<QueueServer> {
   const log = options.log ?? ((m: string) => console.log(`[skipq] ${m}`));
-  let embedded: EmbeddedDatabase | undefined;
-  let databaseUrl = options.databaseUrl;
-  if (!databaseUrl) {
-    embedded = await startEmbeddedPostgres({ dataDir: join(options.dataDir ?? '.data', 'pg') });
-    databaseUrl = embedded.url;
-    log(`embedded PostgreSQL on port ${embedded.port}, data in ${join(options.dataDir ?? '.data', 'pg')}`);
-  }
-  const pool = createPool(databaseUrl, options.poolSize ?? 10);
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 3000;
+  // Checked before anything starts: a clash found at listen() came after the
+  // embedded database had started and migrated, and left it running.
+  const listenProblem = port !== 0 ? await probeListen(port, host) : null;
+  if (listenProblem) throw listenError(listenProblem, port, host);
   const maxPayloadBytes = options.maxPayloadBytes ?? LIMITS.defaultPayloadBytes;
   const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
   const maxInflightBodyBytes = options.maxInflightBodyBytes ?? maxBodyBytes;
+  if (maxInflightBodyBytes < maxBodyBytes) {
+    throw new Error(`maxInflightBodyBytes (${maxInflightBodyBytes}) is below maxBodyBytes (${maxBodyBytes}): a body of the largest allowed size could never be read`);
+  }
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = options.databaseUrl;
+  if (!databaseUrl) {
+    const dataDir = options.dataDir ?? '.data';
+    embedded = await startDataDirDatabase(dataDir, log);
+    databaseUrl = embedded.url;
+    log(`embedded PostgreSQL at ${embedded.url} (data in ${join(dataDir, 'pg')}; psql "${embedded.url}")`);
+  }
+  const pool = createPool(databaseUrl, options.poolSize ?? 10);
   let closing = false;
+  // Whatever started before a failure is stopped again, newest first: a failed start leaves nothing running.
+  const started: Array<() => Promise<unknown>> = [() => pool.end(), async () => embedded?.stop()];
+  const undoStart = async (): Promise<void> => {
+    for (const stop of started.reverse()) await stop().catch(() => {});
+  };
   try {
-    if (maxInflightBodyBytes < maxBodyBytes) {
-      throw new Error(`maxInflightBodyBytes (${maxInflightBodyBytes}) is below maxBodyBytes (${maxBodyBytes}): a body of the largest allowed size could never be read`);
-    }
     await waitForDatabase(pool, describeDatabase(databaseUrl), { timeoutMs: options.startupTimeoutMs ?? 60_000, log });
     const { applied } = await migrate(pool);
     if (applied.length > 0) log(`applied migrations: ${applied.join(', ')}`);
+    if (!isLoopback(host) && !(await hasActiveKey(pool))) {
+      throw new Error(
+        `refusing to listen on ${host} without API keys: anyone who reaches it could run and read jobs. ` +
+          'Create a key first (npm run keys -- create --role admin), or listen on 127.0.0.1.',
+      );
+    }
+    // Open the pool's connections now, not on the first requests: a connection
+    // takes a few milliseconds to establish, which the first burst of calls would pay.
+    await Promise.all(Array.from({ length: options.poolSize ?? 10 }, () => pool.connect())).then((clients) => clients.forEach((c) => c.release()));
   } catch (error) {
-    await pool.end();
-    await embedded?.stop();
+    await undoStart();
     throw error;
   }
-  const host = options.host ?? '127.0.0.1';
   const auth = createAuthenticator(pool, {
     alwaysRequired: options.requireAuth === true || !isLoopback(host),
     ...(options.keyCacheSize !== undefined ? { cacheSize: options.keyCacheSize } : {}),
   });
-  if (!isLoopback(host) && !(await hasActiveKey(pool))) {
-    await pool.end();
-    await embedded?.stop();
-    throw new Error(
-      `refusing to listen on ${host} without API keys: anyone who reaches it could run and read jobs. ` +
-        'Create a key first (npm run keys -- create --role admin), or listen on 127.0.0.1.',
-    );
-  }
-  // Open the pool's connections now, not on the first requests: a connection
-  // takes a few milliseconds to establish, which the first burst of calls would pay.
-  await Promise.all(Array.from({ length: options.poolSize ?? 10 }, () => pool.connect())).then((clients) => clients.forEach((c) => c.release()));
   const waiters = createJobWaiters(pool, log);
   const hub = createNotifyHub(pool, databaseUrl, log, () => auth.invalidate(), { channels: waiters.channels, onListening: () => waiters.onListening() });
-  await hub.start();
+  started.push(() => hub.close());
+  try {
+    await hub.start();
+  } catch (error) {
+    await undoStart();
+    throw error;
+  }
   const registry = options.jobs ?? null;
   const deps: ServerDeps = {
     db: retryingOnce(pool),
@@ -224,6 +251,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     throw error;
   }
   if (options.maintenance !== false) maintenance.start();
+  started.push(() => maintenance.stop());
 
   const dashboard = createDashboard(options.dashboard);
   const onError = (error: TRPCError, path: string | undefined): void => {
@@ -269,10 +297,15 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     gate.handle(req, res);
   });
   server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 3000, host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+  } catch (error) {
+    await undoStart();
+    throw listenError(error as NodeJS.ErrnoException, port, host);
+  }
   const address = server.address() as AddressInfo;
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
@@ -281,6 +314,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     url: `http://${shownHost}:${address.port}/trpc`,
     port: address.port,
     pool,
+    embeddedDatabaseUrl: embedded?.url ?? null,
     deps,
     auth,
     maintenance,

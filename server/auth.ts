@@ -208,6 +208,25 @@ export async function revokeApiKey(pool: pg.Pool, id: string): Promise<boolean> 
   return (rowCount ?? 0) > 0;
 }
 
+/**
+ * Revokes every key and removes all key records, revoked ones too: the server
+ * requires keys as long as any record exists (a revocation never loosens access),
+ * so this is the one way back to keyless loopback. Answers how many were active and how many records went.
+ */
+export async function removeAllApiKeys(pool: pg.Pool): Promise<{ active: number; removed: number }> {
+  const { rows } = await pool.query<{ active: number; removed: number }>(
+    `WITH removed AS (
+       DELETE FROM api_keys
+       RETURNING revoked_at
+     )
+     SELECT count(*) FILTER (WHERE revoked_at IS NULL)::int AS active,
+            count(*)::int AS removed
+     FROM removed`,
+  );
+  await pool.query('SELECT pg_notify($1, $2)', [KEYS_CHANNEL, '*']);
+  return rows[0] ?? { active: 0, removed: 0 };
+}
+
 /** Lists keys without secrets. */
 export async function listApiKeys(pool: pg.Pool) {
   const { rows } = await pool.query<{ id: string; name: string; role: Role; queues: string[] | null; created_at: Date; revoked_at: Date | null }>(

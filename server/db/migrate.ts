@@ -36,7 +36,7 @@ export interface MigrateResult {
  * two servers starting at once never both migrate. Refuses to run when an
  * applied migration's file has changed or a previous one failed halfway.
  */
-export async function migrate(pool: pg.Pool, dir: string = MIGRATIONS_DIR): Promise<MigrateResult> {
+export async function migrate(pool: pg.Pool, dir: string = MIGRATIONS_DIR, onApply?: (name: string) => void): Promise<MigrateResult> {
   const names = (await readdir(dir, { withFileTypes: true }))
     .filter((e) => e.isDirectory())
     .map((e) => e.name)
@@ -64,6 +64,7 @@ export async function migrate(pool: pg.Pool, dir: string = MIGRATIONS_DIR): Prom
         result.alreadyApplied.push(name);
         continue;
       }
+      onApply?.(name);
       const id = randomUUID();
       await client.query('BEGIN');
       try {
