@@ -9,8 +9,12 @@ import {
   type JobRegistry,
   type JobStatus,
   type JobType,
+  type JobExplanation,
   type JobView,
   type PayloadInput,
+  type QueueConfigureInput,
+  type QueueSettings,
+  type QueueView,
 } from '../shared/index.js';
 import { InvalidPayloadError, errorCodeOf, isTransient } from './errors.js';
 import { createTrpc, type ConnectionOptions } from './trpc.js';
@@ -82,6 +86,22 @@ export interface QueueClient<R extends JobDefinitions> {
   retry(id: string): Promise<JobView>;
   /** Counts per queue, type and status (admin key). */
   stats(): Promise<{ counts: Array<{ queue: string; type: string; status: string; count: number; oldestScheduledFor: Date | null }> }>;
+  /**
+   * Why a job is or is not being claimed: `runnable`, and every reason that holds it back.
+   * @example const { runnable, reasons } = await queue.explain(job.id);
+   */
+  explain(id: string): Promise<JobExplanation>;
+  /** Every queue with its settings and job counts (admin key). */
+  queues(): Promise<QueueView[]>;
+  /** Stops claims from a queue; enqueues still go in (admin key). */
+  pause(queue: string): Promise<QueueSettings & { name: string }>;
+  /** Lets claims take a queue's jobs again (admin key). */
+  resume(queue: string): Promise<QueueSettings & { name: string }>;
+  /**
+   * Sets a queue's limits; a setting left out is kept, `null` clears it (admin key).
+   * @example await queue.configure('ingestion', { concurrency: 2, rateLimit: { max: 50, periodMs: 1000 } });
+   */
+  configure(queue: string, settings: Omit<QueueConfigureInput, 'queue'>): Promise<QueueSettings & { name: string }>;
   /** Closes the connections. */
   close(): Promise<void>;
 }
@@ -167,6 +187,11 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     cancel: (id) => trpc.jobs.cancel.mutate({ id }),
     retry: (id) => trpc.jobs.retry.mutate({ id }),
     stats: () => trpc.queues.stats.query({}),
+    explain: (id) => trpc.jobs.explain.query({ id }),
+    queues: async () => (await trpc.queues.list.query({})).queues,
+    pause: (queue) => trpc.queues.pause.mutate({ queue }),
+    resume: (queue) => trpc.queues.resume.mutate({ queue }),
+    configure: (queue, settings) => trpc.queues.configure.mutate({ ...settings, queue }),
     async close() {
       await coalescer.drain();
       await transport.close();
