@@ -10,11 +10,15 @@ import {
   type JobRegistry,
   type JobStatus,
   type JobType,
+  type JobExplanation,
   type JobView,
   type PayloadInput,
   type ResultValue,
   type ScheduleView,
   type CatchUp,
+  type QueueConfigureInput,
+  type QueueSettings,
+  type QueueView,
 } from '../shared/index.js';
 import {
   InvalidPayloadError,
@@ -193,6 +197,22 @@ export interface QueueClient<R extends JobDefinitions> {
   stats(): Promise<{ counts: Array<{ queue: string; type: string; status: string; count: number; oldestScheduledFor: Date | null }> }>;
   /** Cron schedules (admin key). */
   schedules: SchedulesClient<R>;
+  /**
+   * Why a job is or is not being claimed: `runnable`, and every reason that holds it back.
+   * @example const { runnable, reasons } = await queue.explain(job.id);
+   */
+  explain(id: string): Promise<JobExplanation>;
+  /** Every queue with its settings and job counts (admin key). */
+  queues(): Promise<QueueView[]>;
+  /** Stops claims from a queue; enqueues still go in (admin key). */
+  pause(queue: string): Promise<QueueSettings & { name: string }>;
+  /** Lets claims take a queue's jobs again (admin key). */
+  resume(queue: string): Promise<QueueSettings & { name: string }>;
+  /**
+   * Sets a queue's limits; a setting left out is kept, `null` clears it (admin key).
+   * @example await queue.configure('ingestion', { concurrency: 2, rateLimit: { max: 50, periodMs: 1000 } });
+   */
+  configure(queue: string, settings: Omit<QueueConfigureInput, 'queue'>): Promise<QueueSettings & { name: string }>;
   /** Closes the connections. */
   close(): Promise<void>;
 }
@@ -325,6 +345,11 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
       pause: (name) => trpc.schedules.pause.mutate({ name }),
       resume: (name) => trpc.schedules.resume.mutate({ name }),
     },
+    explain: (id) => trpc.jobs.explain.query({ id }),
+    queues: async () => (await trpc.queues.list.query({})).queues,
+    pause: (queue) => trpc.queues.pause.mutate({ queue }),
+    resume: (queue) => trpc.queues.resume.mutate({ queue }),
+    configure: (queue, settings) => trpc.queues.configure.mutate({ ...settings, queue }),
     async close() {
       await coalescer.drain();
       await transport.close();

@@ -11,3 +11,4 @@ export * from './limits.js';
 export * from './names.js';
 export * from './registry.js';
 export * from './statuses.js';
+export * from './queues.js';

@@ -322,6 +322,61 @@ const PROCEDURES: Record<string, ProcedureCase> = {
       },
     ]),
   ),
+  'jobs.explain': {
+    roles: ['producer'],
+    otherQueue: 404,
+    async call(c, env) {
+      const row = await insertJob(env.t.db.pool, { queue: Q });
+      return { run: () => c.jobs.explain.query({ id: row.id }), verify: async (v) => expect(v).toMatchObject({ id: row.id, status: 'pending' }) };
+    },
+  },
+  'queues.list': {
+    roles: ['admin'],
+    // Allowed, but it sees only the queues the key may use.
+    otherQueue: 'ok',
+    async call(c, env) {
+      await insertJob(env.t.db.pool, { queue: Q });
+      await insertJob(env.t.db.pool, { queue: 'elsewhere' });
+      return {
+        run: () => c.queues.list.query({}),
+        verify: async (v) => {
+          const names = (v as { queues: Array<{ name: string }> }).queues.map((r) => r.name);
+          expect(names).toEqual(env.caller === 'otherQueue' ? ['elsewhere'] : ['elsewhere', Q]);
+        },
+      };
+    },
+  },
+  'queues.pause': {
+    roles: ['admin'],
+    otherQueue: 403,
+    async call(c, env) {
+      return {
+        run: () => c.queues.pause.mutate({ queue: Q }),
+        verify: async () => expect((await env.t.db.pool.query('SELECT paused FROM queues WHERE name = $1', [Q])).rows).toEqual([{ paused: true }]),
+      };
+    },
+  },
+  'queues.resume': {
+    roles: ['admin'],
+    otherQueue: 403,
+    async call(c, env) {
+      await env.t.db.pool.query(`INSERT INTO queues (name, paused) VALUES ($1, true) ON CONFLICT (name) DO UPDATE SET paused = true`, [Q]);
+      return {
+        run: () => c.queues.resume.mutate({ queue: Q }),
+        verify: async () => expect((await env.t.db.pool.query('SELECT paused FROM queues WHERE name = $1', [Q])).rows).toEqual([{ paused: false }]),
+      };
+    },
+  },
+  'queues.configure': {
+    roles: ['admin'],
+    otherQueue: 403,
+    async call(c, env) {
+      return {
+        run: () => c.queues.configure.mutate({ queue: Q, concurrency: 3 }),
+        verify: async () => expect((await env.t.db.pool.query('SELECT concurrency FROM queues WHERE name = $1', [Q])).rows).toEqual([{ concurrency: 3 }]),
+      };
+    },
+  },
   health: {
     roles: ['anyone'],
     otherQueue: 'ok',
@@ -371,7 +426,7 @@ describe('API keys over HTTP (requireAuth)', () => {
   });
   afterAll(() => t.stop());
   beforeEach(async () => {
-    await t.db.pool.query('DELETE FROM task_queue');
+    await t.db.pool.query('DELETE FROM task_queue; DELETE FROM queues');
   });
 
   it('covers every procedure of the router', () => {

@@ -27,7 +27,17 @@ async function fillFinished(database: string, rows: number): Promise<void> {
   });
 }
 
-async function runProcess(ctx: RunContext, finishedRows: number): Promise<Measurement> {
+/**
+ * Gives the bench's queue (`default`) a concurrency limit, so every claim
+ * takes the limited path of skipq_claim (row lock, ledger fold, counters).
+ */
+async function limitQueue(database: string, concurrency: number): Promise<void> {
+  await withClient(database, async (c) => {
+    await c.query(`INSERT INTO queues (name, concurrency) VALUES ('default', $1::int)`, [concurrency]);
+  });
+}
+
+async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrency: number | null = null): Promise<Measurement> {
   const { round, sizes } = ctx;
   const system = ctx.system!;
   const deployment = await system.deploy(round, { serverNodeArgs: ctx.profileArgs });
@@ -35,6 +45,7 @@ async function runProcess(ctx: RunContext, finishedRows: number): Promise<Measur
     ctx.log(`inserting ${finishedRows.toLocaleString('en-US')} finished rows`);
     await round.wait(fillFinished(deployment.database as string, finishedRows));
   }
+  if (queueConcurrency !== null) await round.wait(limitQueue(deployment.database as string, queueConcurrency));
   // Untimed: the jobs are there before the worker starts.
   const preloaded = await produce(round, deployment.endpoint, { mode: 'batch', count: sizes.jobs, batchSize: PRELOAD_BATCH });
   const problems = checkProduced(preloaded, sizes.jobs);
@@ -77,4 +88,13 @@ export const processWithHistory: Workload = {
   metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
   scope: 'skipq',
   run: (ctx) => runProcess(ctx, ctx.sizes.finishedRows),
+};
+
+/** W3 with a queue concurrency limit of 100: the cost of the limited claim path (issue 8: at least 70% of W3). */
+export const processLimited: Workload = {
+  id: 'W3-C100',
+  title: (s) => `W3 (queue concurrency 100): ${s.jobs.toLocaleString('en-US')} no-op jobs`,
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
+  scope: 'skipq',
+  run: (ctx) => runProcess(ctx, 0, 100),
 };

@@ -1,4 +1,5 @@
 import {
+  explainInputSchema,
   enqueueInputSchema,
   enqueueManyInputSchema,
   ERROR_CODES,
@@ -9,8 +10,11 @@ import {
   waitForInputSchema,
   type EnqueuedRef,
   type JobState,
+  type JobExplanation,
   type JobView,
 } from '../../shared/index.js';
+import { explainJob } from '../explain.js';
+import { jobExplainRead } from '../queries/queues.js';
 import { withoutPayloads } from '../dashboard.js';
 import { clockOf } from '../clock.js';
 import { QueueError } from '../errors.js';
@@ -72,6 +76,18 @@ export const jobsRouter = router({
   waitFor: producerProcedure.input(waitForInputSchema).query(async ({ ctx, input, signal }) => {
     const answer = await waitForJob(ctx.deps, input.id, input.timeoutMs, () => getOrThrow(ctx, input.id), signal);
     return { finished: answer.finished, job: shown(ctx, answer.job) };
+  }),
+
+  /**
+   * Whether the next claim could take the job, and every reason why not
+   * (SCHEDULED, QUEUE_PAUSED, QUEUE_CONCURRENCY_FULL, KEY_CONCURRENCY_FULL,
+   * RATE_LIMITED, HELD, FINISHED), by the rules the claim follows.
+   */
+  explain: producerProcedure.input(explainInputSchema).query(async ({ ctx, input }): Promise<JobExplanation> => {
+    const row = await jobExplainRead(ctx.deps.db, input.id);
+    const allowed = ctx.principal.queues;
+    if (!row || (allowed && !allowed.includes(row.queue))) throw new QueueError(ERROR_CODES.JOB_NOT_FOUND, `no job with id ${input.id}`);
+    return explainJob(row, clockOf(ctx.deps) ?? new Date());
   }),
 
   /** Jobs newest first, filtered, with a keyset cursor. */

@@ -1,8 +1,30 @@
-import { statsInputSchema } from '../../shared/index.js';
+import {
+  ERROR_CODES,
+  JOB_STATUSES,
+  queueConfigureInputSchema,
+  queueListInputSchema,
+  queueRefInputSchema,
+  statsInputSchema,
+  type JobStatus,
+  type QueueView,
+} from '../../shared/index.js';
+import { queueConfigure, queueList, queueSetPaused, type QueueRow } from '../queries/queues.js';
 import { queueStats } from '../queries/stats.js';
-import { adminProcedure, router } from '../trpc.js';
+import { QueueError } from '../errors.js';
+import { adminProcedure, assertQueueAllowed, router } from '../trpc.js';
 
-/** Queue-level views. */
+/** A queue's settings as the API shows them. */
+function settingsOf(row: QueueRow) {
+  return {
+    name: row.name,
+    paused: row.paused,
+    concurrency: row.concurrency,
+    rateLimit: row.rate_max !== null && row.rate_period_ms !== null ? { max: row.rate_max, periodMs: row.rate_period_ms } : null,
+    keyConcurrency: row.key_concurrency,
+  };
+}
+
+/** Queue-level views and settings. Changing a queue needs an admin key allowed that queue. */
 export const queuesRouter = router({
   /** Job counts per queue, type and status, with the oldest scheduled_for of each; a key limited to some queues sees only those. */
   stats: adminProcedure.input(statsInputSchema).query(async ({ ctx }) => {
@@ -11,5 +33,50 @@ export const queuesRouter = router({
     return {
       counts: rows.map((r) => ({ queue: r.queue, type: r.task_type, status: r.status, count: r.count, oldestScheduledFor: r.oldest_scheduled_for })),
     };
+  }),
+
+  /** Every queue with a row or jobs: its settings and its jobs per status. A key limited to some queues sees only those. */
+  list: adminProcedure.input(queueListInputSchema).query(async ({ ctx }) => {
+    const allowed = ctx.principal.queues;
+    const byName = new Map<string, QueueView>();
+    for (const row of await queueList(ctx.deps.db)) {
+      if (allowed && !allowed.includes(row.name)) continue;
+      let view = byName.get(row.name);
+      if (!view) {
+        view = { ...settingsOf(row), counts: Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number> };
+        byName.set(row.name, view);
+      }
+      if (row.status !== null) view.counts[row.status as JobStatus] = row.count;
+    }
+    return { queues: [...byName.values()] };
+  }),
+
+  /** Stops claims from the queue (over HTTP and claim_tasks); enqueues still go in. */
+  pause: adminProcedure.input(queueRefInputSchema).mutation(async ({ ctx, input }) => {
+    assertQueueAllowed(ctx, input.queue);
+    return settingsOf(await queueSetPaused(ctx.deps.db, { queue: input.queue, paused: true }));
+  }),
+
+  /** Lets claims take the queue's jobs again, and wakes waiting claims. */
+  resume: adminProcedure.input(queueRefInputSchema).mutation(async ({ ctx, input }) => {
+    assertQueueAllowed(ctx, input.queue);
+    const row = await queueSetPaused(ctx.deps.db, { queue: input.queue, paused: false });
+    ctx.deps.hub.wake([input.queue]);
+    return settingsOf(row);
+  }),
+
+  /**
+   * Sets the queue's concurrency, rate limit and key concurrency; a field left
+   * out keeps its setting, `null` clears it. Answers the settings now in force.
+   */
+  configure: adminProcedure.input(queueConfigureInputSchema).mutation(async ({ ctx, input }) => {
+    assertQueueAllowed(ctx, input.queue);
+    if (input.keyConcurrency !== undefined && input.keyConcurrency !== null) {
+      // Reserved: the keyed, round-robin claim is not shipped yet (see the queues migration).
+      throw new QueueError(ERROR_CODES.INVALID_INPUT, 'keyConcurrency is not supported yet; only null (none) is accepted');
+    }
+    const row = await queueConfigure(ctx.deps.pool, input);
+    ctx.deps.hub.wake([input.queue]);
+    return settingsOf(row);
   }),
 });

@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { nameSchema } from './names.js';
+import { jobIdSchema } from './api.js';
+import type { JobStatus } from './statuses.js';
+
+/** Input of `queues.pause` and `queues.resume`. */
+export const queueRefInputSchema = z.object({ queue: nameSchema }).strict();
+
+const limitSchema = z.number().int().min(1).max(1_000_000);
+
+/**
+ * Input of `queues.configure`. A field left out keeps its setting; `null` clears it.
+ * `rateLimit`: at most `max` claims start in each window of `periodMs`.
+ */
+export const queueConfigureInputSchema = z
+  .object({
+    queue: nameSchema,
+    concurrency: limitSchema.nullable().optional(),
+    rateLimit: z
+      .object({ max: limitSchema, periodMs: z.number().int().min(1).max(86_400_000) })
+      .strict()
+      .nullable()
+      .optional(),
+    keyConcurrency: limitSchema.nullable().optional(),
+  })
+  .strict();
+
+/** Input of `queues.configure`, as a caller writes it. */
+export type QueueConfigureInput = z.input<typeof queueConfigureInputSchema>;
+
+/** Input of `queues.list`. */
+export const queueListInputSchema = z.object({}).strict().optional();
+
+/** A queue's settings (`null`: no limit). */
+export interface QueueSettings {
+  paused: boolean;
+  /** At most this many jobs of the queue held (claimed or processing) at once. */
+  concurrency: number | null;
+  /** At most `max` claims per `periodMs`. */
+  rateLimit: { max: number; periodMs: number } | null;
+  /** At most this many held jobs per concurrency key. */
+  keyConcurrency: number | null;
+}
+
+/** One queue as `queues.list` answers it: its settings and its jobs per status. */
+export interface QueueView extends QueueSettings {
+  name: string;
+  counts: Record<JobStatus, number>;
+}
+
+/** Why a job is or is not being claimed, as `jobs.explain` names it. */
+export const EXPLAIN_CODES = {
+  /** Pending, due, and no policy holds it back. */
+  READY: 'READY',
+  /** Due later (a delay, a backoff, a schedule); `until` says when. */
+  SCHEDULED: 'SCHEDULED',
+  /** Its queue is paused. */
+  QUEUE_PAUSED: 'QUEUE_PAUSED',
+  /** Its queue holds as many jobs as its concurrency allows. */
+  QUEUE_CONCURRENCY_FULL: 'QUEUE_CONCURRENCY_FULL',
+  /** Its concurrency key holds as many jobs as keyConcurrency allows. */
+  KEY_CONCURRENCY_FULL: 'KEY_CONCURRENCY_FULL',
+  /** Its queue used up the claims of the current rate window; `until` is when the next one opens. */
+  RATE_LIMITED: 'RATE_LIMITED',
+  /** A worker holds it; `until` is when its lease runs out. */
+  HELD: 'HELD',
+  /** Completed, failed or cancelled. */
+  FINISHED: 'FINISHED',
+} as const;
+
+/** One of {@link EXPLAIN_CODES}. */
+export type ExplainCode = (typeof EXPLAIN_CODES)[keyof typeof EXPLAIN_CODES];
+
+/** One reason of `jobs.explain`. */
+export interface ExplainReason {
+  code: ExplainCode;
+  message: string;
+  until?: Date;
+}
+
+/** What `jobs.explain` answers: whether the next claim could take the job, and every reason why not. */
+export interface JobExplanation {
+  id: string;
+  status: JobStatus;
+  /** Pending, due, and nothing in its queue's policy holds it back. */
+  runnable: boolean;
+  reasons: ExplainReason[];
+}
+
+/** Input of `jobs.explain`. */
+export const explainInputSchema = z.object({ id: jobIdSchema }).strict();
