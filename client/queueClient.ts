@@ -12,7 +12,7 @@ import {
   type JobView,
   type PayloadInput,
 } from '../shared/index.js';
-import { InvalidPayloadError, errorCodeOf, isTransient } from './errors.js';
+import { InvalidPayloadError, isTransient, serverCodeOf } from './errors.js';
 import { createTrpc, type ConnectionOptions } from './trpc.js';
 
 /** Per-call options of `enqueue`; each overrides the job type's default. */
@@ -96,9 +96,15 @@ function toInput(registry: JobRegistry, type: string, payload: unknown, options:
   return { type, payload, ...options, id: options.id ?? createJobId() };
 }
 
-/** True when no skipq server answered, so the call may or may not have taken effect. */
+/**
+ * True when the call is safe and worth sending again: no skipq server answered
+ * (it may or may not have taken effect; the job's id makes a resend harmless),
+ * or the server refused it as busy before reading it.
+ */
 function noAnswer(error: unknown): boolean {
-  return error instanceof TRPCClientError && errorCodeOf(error) === undefined && isTransient(error);
+  if (!(error instanceof TRPCClientError)) return false;
+  const sent = serverCodeOf(error);
+  return sent === 'SERVER_BUSY' || (sent === undefined && isTransient(error));
 }
 
 /** Runs `call`, and again up to `retries` times while no answer comes back. */
@@ -141,7 +147,7 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
       } catch (error) {
         // enqueueMany is all-or-nothing; when the server refuses one job, send
         // each alone so every caller gets its own answer.
-        const code = errorCodeOf(error);
+        const code = serverCodeOf(error);
         if (code === undefined || code === 'DATABASE_UNAVAILABLE' || code === 'SHUTTING_DOWN' || code === 'INTERNAL') throw error;
         return Promise.all(inputs.map((input) => sendOne(input).catch((e: unknown) => e as Error)));
       }

@@ -6,7 +6,9 @@ import { pathToFileURL } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { TRPCError } from '@trpc/server';
-import { isJobRegistry, LIMITS, type JobRegistry } from '../shared/index.js';
+import { ERROR_CODES, isJobRegistry, LIMITS, type JobRegistry } from '../shared/index.js';
+import { QueueError } from './errors.js';
+import { sendRefusal } from './httpReply.js';
 import { createAuthenticator, isLoopback, type Authenticator } from './auth.js';
 import { createContextInner, type QueueContext, type ServerDeps } from './context.js';
 import { createDashboard, type DashboardOptions } from './dashboard.js';
@@ -108,18 +110,8 @@ async function hasActiveKey(pool: pg.Pool): Promise<boolean> {
 function rejectTooLarge(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): boolean {
   const length = Number(req.headers['content-length'] ?? 0);
   if (!(length > maxBodyBytes)) return false;
-  res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
-  res.end(
-    JSON.stringify({
-      error: {
-        json: {
-          message: `request body is ${length} bytes; the limit is ${maxBodyBytes}`,
-          code: -32600,
-          data: { code: 'PAYLOAD_TOO_LARGE', httpStatus: 413 },
-        },
-      },
-    }),
-  );
+  // Through tRPC's own formatter, like every other error body.
+  sendRefusal(req, res, new QueueError(ERROR_CODES.PAYLOAD_TOO_LARGE, `request body is ${length} bytes; the limit is ${maxBodyBytes}`), { connection: 'close' });
   req.resume();
   return true;
 }

@@ -28,6 +28,8 @@ export interface QueueContext {
   authError: string | null;
   /** Leave payloads and results out of job views (a browser, with the dashboard's `showPayloads: false`). */
   hidePayloads?: boolean;
+  /** The request's id (`x-request-id`, given or generated): in the response header, error data and log lines. */
+  requestId?: string;
 }
 
 /** Builds a context without HTTP; tests and `createCaller` use it directly. */

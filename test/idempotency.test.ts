@@ -13,7 +13,7 @@ const jobs = defineJobs({
 });
 
 function codeOf(error: unknown): string | undefined {
-  return error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : undefined;
+  return error instanceof TRPCClientError ? (error.data as { skipqCode?: string } | undefined)?.skipqCode : undefined;
 }
 
 /** Inserts `n` jobs held by `workerId` (attempt 1) whose leases expired a moment ago. */
