@@ -24,6 +24,12 @@ import { createFastCall } from './fastCall.js';
 import { createHttpGate } from './httpGate.js';
 import { appRouter } from './routers/_app.js';
 import { describeDatabase, waitForDatabase } from './waitForDatabase.js';
+import { createLogger, enabled, loggerFromLog, type SkipqLogger } from './logger.js';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { randomUUID } from 'node:crypto';
+
+// An `x-request-id` sent by a proxy or the caller is kept when it looks like an id; otherwise one is made.
+const REQUEST_ID = /^[\w.:@-]{1,128}$/;
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -74,6 +80,14 @@ export interface QueueServerOptions {
    * Default: the database's. Tests pass one to travel in time instead of sleeping.
    */
   now?: () => Date;
+  /**
+   * A pino (or pino-compatible) logger. Default: {@link createLogger} (JSON lines
+   * on stdout, pretty in a terminal, level from `LOG_LEVEL`). Requests at debug;
+   * startup, shutdown, migrations, leader changes, rescues and retention at info;
+   * every 5xx at error with its request id.
+   */
+  logger?: SkipqLogger;
+  /** Older form of `logger`: every line's message, whatever its level (debug dropped). Ignored when `logger` is given. */
   log?: (message: string) => void;
 }
 
@@ -122,13 +136,15 @@ function rejectTooLarge(req: IncomingMessage, res: ServerResponse, maxBodyBytes:
  * @example const server = await createQueueServer({ databaseUrl, jobs, port: 0 });
  */
 export async function createQueueServer(options: QueueServerOptions = {}): Promise<QueueServer> {
-  const log = options.log ?? ((m: string) => console.log(`[skipq] ${m}`));
+  const logger = options.logger ?? (options.log ? loggerFromLog(options.log) : createLogger());
+  // Waiting for PostgreSQL and a lost LISTEN connection are warnings.
+  const warn = (message: string): void => logger.warn(message);
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = options.databaseUrl;
   if (!databaseUrl) {
     embedded = await startEmbeddedPostgres({ dataDir: join(options.dataDir ?? '.data', 'pg') });
     databaseUrl = embedded.url;
-    log(`embedded PostgreSQL on port ${embedded.port}, data in ${join(options.dataDir ?? '.data', 'pg')}`);
+    logger.info({ event: 'embedded_postgres', port: embedded.port }, `embedded PostgreSQL on port ${embedded.port}, data in ${join(options.dataDir ?? '.data', 'pg')}`);
   }
   const pool = createPool(databaseUrl, options.poolSize ?? 10);
   const maxPayloadBytes = options.maxPayloadBytes ?? LIMITS.defaultPayloadBytes;
@@ -139,9 +155,9 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     if (maxInflightBodyBytes < maxBodyBytes) {
       throw new Error(`maxInflightBodyBytes (${maxInflightBodyBytes}) is below maxBodyBytes (${maxBodyBytes}): a body of the largest allowed size could never be read`);
     }
-    await waitForDatabase(pool, describeDatabase(databaseUrl), { timeoutMs: options.startupTimeoutMs ?? 60_000, log });
+    await waitForDatabase(pool, describeDatabase(databaseUrl), { timeoutMs: options.startupTimeoutMs ?? 60_000, log: warn });
     const { applied } = await migrate(pool);
-    if (applied.length > 0) log(`applied migrations: ${applied.join(', ')}`);
+    logger.info({ event: 'migrations', applied }, applied.length > 0 ? `applied migrations: ${applied.join(', ')}` : 'migrations: none to apply');
   } catch (error) {
     await pool.end();
     await embedded?.stop();
@@ -163,7 +179,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   // Open the pool's connections now, not on the first requests: a connection
   // takes a few milliseconds to establish, which the first burst of calls would pay.
   await Promise.all(Array.from({ length: options.poolSize ?? 10 }, () => pool.connect())).then((clients) => clients.forEach((c) => c.release()));
-  const hub = createNotifyHub(pool, databaseUrl, log, () => auth.invalidate());
+  const hub = createNotifyHub(pool, databaseUrl, warn, () => auth.invalidate());
   await hub.start();
   const registry = options.jobs ?? null;
   const deps: ServerDeps = {
@@ -185,14 +201,21 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     hub,
     rescueIntervalMs: options.rescueIntervalMs ?? 5000,
     retentionDays: options.retentionDays ?? 7,
-    log,
+    logger,
     ...(options.now ? { now: options.now } : {}),
   });
   if (options.maintenance !== false) maintenance.start();
 
   const dashboard = createDashboard(options.dashboard);
-  const onError = (error: TRPCError, path: string | undefined): void => {
-    if (error.code === 'INTERNAL_SERVER_ERROR') log(`internal error in ${path ?? '?'}: ${error.cause?.stack ?? error.stack}`);
+  // Every 5xx at error, with the request id its response carries (header and error data).
+  const onError = (error: TRPCError, path: string | undefined, ctx: QueueContext | undefined): void => {
+    const status = getHTTPStatusCodeFromError(error);
+    if (status < 500) return;
+    const skipqCode = error.cause instanceof QueueError ? error.cause.code : undefined;
+    logger.error(
+      { requestId: ctx?.requestId, path, status, code: error.code, ...(skipqCode ? { skipqCode } : {}), err: error.cause ?? error },
+      error.code === 'INTERNAL_SERVER_ERROR' ? `internal error in ${path ?? '?'}: ${error.cause?.stack ?? error.stack}` : `${path ?? '?'} failed with ${status} ${skipqCode ?? error.code}: ${error.message}`,
+    );
   };
   // The gate identified the caller before the body was read; the adapter's createContext picks that up.
   const contexts = new WeakMap<IncomingMessage, QueueContext>();
@@ -202,19 +225,19 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     maxBodySize: maxBodyBytes,
     maxBatchSize: 100,
     createContext: ({ req }) => contexts.get(req) ?? createContextInner(deps, null, 'this request was not authenticated'),
-    onError: ({ error, path }) => onError(error, path),
+    onError: ({ error, path, ctx }) => onError(error, path, ctx),
   });
   const fastCall = createFastCall({ onError });
   const gate = createHttpGate({
     auth,
     maxBodyBytes,
     maxInflightBodyBytes,
-    log,
+    logger,
     serve(req, res, who, body) {
       const keyId = who.principal?.keyId;
       // A keyed caller's claim re-checks the key before it hands out jobs (a long-poll outlives its authentication).
       const callDeps = keyId ? { ...deps, recheckKey: () => auth.recheck(keyId) } : deps;
-      const ctx = { ...createContextInner(callDeps, who.principal, who.error), hidePayloads: dashboard.hidesPayloadsFor(req) };
+      const ctx: QueueContext = { ...createContextInner(callDeps, who.principal, who.error), hidePayloads: dashboard.hidesPayloadsFor(req), requestId: res.getHeader('x-request-id') as string };
       if (fastCall(req, res, ctx, body)) return;
       // tRPC's adapter takes a body already read from `req.body` (as after a body parser).
       if (body !== undefined) (req as IncomingMessage & { body?: string }).body = body;
@@ -222,8 +245,19 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       handler(req, res);
     },
   });
+  // Read once: the request log costs nothing (no listener, no fields) when debug is off.
+  const debug = enabled(logger, 'debug');
   const server: Server = createServer((req, res) => {
     if (closing) res.setHeader('connection', 'close');
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    res.setHeader('x-request-id', requestId);
+    if (debug) {
+      const started = performance.now();
+      res.once('finish', () =>
+        logger.debug({ requestId, method: req.method, url: req.url, status: res.statusCode, ms: Math.round((performance.now() - started) * 100) / 100 }, 'request'),
+      );
+    }
     if (rejectTooLarge(req, res, maxBodyBytes)) return;
     if (dashboard.serve(req, res)) return;
     if (!req.url?.startsWith('/trpc/')) {
@@ -240,6 +274,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   });
   const address = server.address() as AddressInfo;
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  logger.info({ event: 'listening', url: `http://${shownHost}:${address.port}/trpc`, jobTypes: registry ? Object.keys(registry) : null }, `listening on http://${shownHost}:${address.port}/trpc`);
 
   let closed: Promise<void> | undefined;
   return {
@@ -252,6 +287,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     close() {
       closed ??= (async () => {
         closing = true;
+        logger.info({ event: 'shutdown' }, 'shutting down: finishing requests in flight');
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         // A keep-alive connection whose request was in flight turns idle once it is
@@ -267,6 +303,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
         await deps.prisma.$disconnect().catch(() => {});
         await pool.end();
         await embedded?.stop();
+        logger.info({ event: 'stopped' }, 'stopped');
       })();
       return closed;
     },

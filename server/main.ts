@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { createQueueServer, loadRegistry } from './app.js';
 import { readEnv } from './env.js';
 import { keysCommand } from './keysCli.js';
+import { createLogger } from './logger.js';
 
 const HELP = `skipq: a type-safe job queue service on PostgreSQL
 
@@ -39,6 +40,8 @@ Environment:
   SKIPQ_REQUIRE_AUTH        1: require API keys on loopback too;
                             without keys only Host: localhost / 127.x / [::1] is answered
   SKIPQ_DASHBOARD_PAYLOADS  0: the dashboard (at /) never shows job payloads or results
+  LOG_LEVEL                 fatal|error|warn|info|debug|trace|silent, default info; JSON lines
+                            on stdout (pretty in a terminal when pino-pretty is installed)
 `;
 
 async function main(): Promise<void> {
@@ -73,6 +76,7 @@ async function main(): Promise<void> {
     ...(values.host ? { HOST: values.host } : {}),
     ...(values['startup-timeout'] ? { SKIPQ_STARTUP_TIMEOUT_MS: values['startup-timeout'] } : {}),
   });
+  const logger = createLogger({ level: env.LOG_LEVEL });
   const jobsModule = values.jobs ?? env.SKIPQ_JOBS;
   const jobs = jobsModule ? await loadRegistry(jobsModule) : undefined;
   if (values['migrate-only']) {
@@ -96,17 +100,18 @@ async function main(): Promise<void> {
     retentionDays: env.SKIPQ_RETENTION_DAYS,
     requireAuth: values['require-auth'] || env.SKIPQ_REQUIRE_AUTH,
     dashboard: { showPayloads: env.SKIPQ_DASHBOARD_PAYLOADS },
+    logger,
   });
-  console.log(`[skipq] listening on ${server.url}${jobs ? ` with job types: ${Object.keys(jobs).join(', ')}` : ' (no registry: any JSON payload is accepted)'}`);
+  if (!jobs) logger.warn('no registry (--jobs): any JSON payload is accepted');
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    console.log(`[skipq] ${signal}: finishing requests in flight, then stopping`);
+    logger.info({ event: 'signal', signal }, `${signal}: finishing requests in flight, then stopping`);
     server.close().then(
       () => process.exit(0),
       (error: unknown) => {
-        console.error(error);
+        logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
       },
     );
