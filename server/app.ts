@@ -25,6 +25,8 @@ import { createHttpGate } from './httpGate.js';
 import { appRouter } from './routers/_app.js';
 import { describeDatabase, waitForDatabase } from './waitForDatabase.js';
 import { createLogger, enabled, loggerFromLog, type SkipqLogger } from './logger.js';
+import { createMetrics, type ServerMetrics } from './metrics.js';
+import { createProbes } from './probes.js';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { randomUUID } from 'node:crypto';
 
@@ -87,6 +89,12 @@ export interface QueueServerOptions {
    * every 5xx at error with its request id.
    */
   logger?: SkipqLogger;
+  /**
+   * Serve `/metrics`, `/healthz` and `/readyz` (also) on this port, without keys:
+   * for a scraper on a private network. Absent: only on the main port, where
+   * `/metrics` needs an admin key once keys exist.
+   */
+  metricsPort?: number;
   /** Older form of `logger`: every line's message, whatever its level (debug dropped). Ignored when `logger` is given. */
   log?: (message: string) => void;
 }
@@ -100,6 +108,10 @@ export interface QueueServer {
   deps: ServerDeps;
   auth: Authenticator;
   maintenance: Maintenance;
+  /** This server's Prometheus metrics (its own registry). */
+  metrics: ServerMetrics;
+  /** The port of `metricsPort`, when asked for. */
+  metricsPort?: number;
   /** Stops accepting, finishes requests in flight, releases long-polls, then closes the database (and embedded PostgreSQL). */
   close(): Promise<void>;
 }
@@ -182,13 +194,15 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   const hub = createNotifyHub(pool, databaseUrl, warn, () => auth.invalidate());
   await hub.start();
   const registry = options.jobs ?? null;
+  const metrics = createMetrics(pool);
   const deps: ServerDeps = {
     db: retryingOnce(pool),
     pool,
     hub,
     registry,
     prisma: createPrisma(pool),
-    enqueuer: createEnqueuer({ db: pool, registry, hub, maxPayloadBytes, maxInFlight: Math.max(1, Math.floor((options.poolSize ?? 10) / 2)) }),
+    enqueuer: createEnqueuer({ db: pool, registry, hub, maxPayloadBytes, maxInFlight: Math.max(1, Math.floor((options.poolSize ?? 10) / 2)), metrics }),
+    metrics,
     maxPayloadBytes,
     maxBodyBytes,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
@@ -202,6 +216,10 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     rescueIntervalMs: options.rescueIntervalMs ?? 5000,
     retentionDays: options.retentionDays ?? 7,
     logger,
+    onSweep: ({ rescued, failed }) => {
+      if (rescued > 0) metrics.rescued('pending', rescued);
+      if (failed > 0) metrics.rescued('failed', failed);
+    },
     ...(options.now ? { now: options.now } : {}),
   });
   if (options.maintenance !== false) maintenance.start();
@@ -245,6 +263,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       handler(req, res);
     },
   });
+  const probes = createProbes({ pool, metrics, auth, logger, isClosing: () => closing });
   // Read once: the request log costs nothing (no listener, no fields) when debug is off.
   const debug = enabled(logger, 'debug');
   const server: Server = createServer((req, res) => {
@@ -259,6 +278,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       );
     }
     if (rejectTooLarge(req, res, maxBodyBytes)) return;
+    if (probes.serve(req, res, true)) return;
     if (dashboard.serve(req, res)) return;
     if (!req.url?.startsWith('/trpc/')) {
       res.writeHead(404, { 'content-type': 'application/json' });
@@ -273,6 +293,18 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     server.listen(options.port ?? 3000, host, () => resolve());
   });
   const address = server.address() as AddressInfo;
+  let metricsServer: Server | undefined;
+  if (options.metricsPort !== undefined) {
+    const probeServer = createServer((req, res) => {
+      if (probes.serve(req, res, false)) return;
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: /metrics, /healthz, /readyz\n');
+    });
+    metricsServer = probeServer;
+    await new Promise<void>((resolve, reject) => {
+      probeServer.once('error', reject);
+      probeServer.listen(options.metricsPort, host, () => resolve());
+    });
+  }
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   logger.info({ event: 'listening', url: `http://${shownHost}:${address.port}/trpc`, jobTypes: registry ? Object.keys(registry) : null }, `listening on http://${shownHost}:${address.port}/trpc`);
 
@@ -284,6 +316,8 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     deps,
     auth,
     maintenance,
+    metrics,
+    ...(metricsServer ? { metricsPort: (metricsServer.address() as AddressInfo).port } : {}),
     close() {
       closed ??= (async () => {
         closing = true;
@@ -299,6 +333,10 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
         await Promise.race([serverClosed, new Promise((r) => setTimeout(r, 10_000).unref())]);
         clearInterval(idleCloser);
         server.closeAllConnections();
+        if (metricsServer) {
+          metricsServer.closeAllConnections();
+          await new Promise<void>((resolve) => metricsServer?.close(() => resolve()));
+        }
         await maintenance.stop();
         await deps.prisma.$disconnect().catch(() => {});
         await pool.end();

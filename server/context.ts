@@ -3,6 +3,7 @@ import type { JobRegistry } from '../shared/index.js';
 import type { PrismaClient } from './db/prisma.js';
 import type { Enqueuer } from './enqueue.js';
 import type { LeaseDeps } from './leases.js';
+import type { ServerMetrics } from './metrics.js';
 import type { NotifyHub } from './notify.js';
 import { OPEN_PRINCIPAL, type Principal } from './principal.js';
 
@@ -19,6 +20,7 @@ export interface ServerDeps extends LeaseDeps {
   version: string;
   /** The request body limit, for error messages. */
   maxBodyBytes?: number;
+  metrics?: ServerMetrics;
 }
 
 /** The tRPC context: who is calling, or why they could not be identified. */

@@ -19,6 +19,9 @@ Options:
   --startup-timeout <ms>
                     how long to wait for an unreachable PostgreSQL at start, retrying
                     with backoff (env SKIPQ_STARTUP_TIMEOUT_MS, default 60000; 0: no wait)
+  --metrics-port <n>
+                    also serve /metrics, /healthz, /readyz on this port, without keys
+                    (on the main port /metrics needs an admin key once keys exist)
   --require-auth    require API keys even on loopback (env SKIPQ_REQUIRE_AUTH=1);
                     beyond loopback they are always required, and the server
                     refuses to start until a key exists
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
       host: { type: 'string' },
       'startup-timeout': { type: 'string' },
       'migrate-only': { type: 'boolean', default: false },
+      'metrics-port': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -101,6 +105,7 @@ async function main(): Promise<void> {
     requireAuth: values['require-auth'] || env.SKIPQ_REQUIRE_AUTH,
     dashboard: { showPayloads: env.SKIPQ_DASHBOARD_PAYLOADS },
     logger,
+    ...(values['metrics-port'] !== undefined ? { metricsPort: Number(values['metrics-port']) } : {}),
   });
   if (!jobs) logger.warn('no registry (--jobs): any JSON payload is accepted');
   let stopping = false;

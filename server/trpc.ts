@@ -63,12 +63,16 @@ const t = initTRPC.context<QueueContext>().create({
  * The one place errors are mapped: a domain error, a validation error or a
  * database fault thrown anywhere below becomes its tRPC code here.
  */
-const mapErrors = t.middleware(async ({ next }) => {
+const mapErrors = t.middleware(async ({ next, path, ctx }) => {
   const result = await next();
   if (!result.ok) {
     const domain = toQueueError(result.error.cause);
-    if (domain) throw toTRPCError(domain);
+    const error = domain ? toTRPCError(domain) : result.error;
+    ctx.deps.metrics?.request(path, error.code);
+    if (domain) throw error;
+    return result;
   }
+  ctx.deps.metrics?.request(path, 'OK');
   return result;
 });
 
