@@ -90,7 +90,6 @@ export async function claimJobs(
     const ticket = deps.hub.ticket(req.queues, req.workerId);
     const params: ClaimParams = { ...req, now: clockOf(deps) };
     let rows: ClaimedRow[] = [];
-    const started = deps.metrics ? performance.now() : 0;
     if (first && completions.length > 0) {
       // The worker's finished jobs ride with its claim: one statement, one commit.
       let claimed = false;
@@ -107,7 +106,6 @@ export async function claimJobs(
     } else {
       rows = await jobClaim(deps.db, params);
     }
-    deps.metrics?.claimSeconds((performance.now() - started) / 1000);
     if (rows.length > 0) {
       ticket.cancel();
       // A long-poll outlives its authentication: a key revoked meanwhile gets no jobs.

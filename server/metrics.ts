@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { Counter, Histogram, Gauge, Registry, type CounterConfiguration } from 'prom-client';
+import { Counter, Gauge, Registry, type CounterConfiguration } from 'prom-client';
 
 /**
  * The server's Prometheus metrics, in a registry of its own (several servers in
@@ -19,8 +19,6 @@ export interface ServerMetrics {
   rescued(outcome: 'pending' | 'failed', n: number): void;
   /** One tRPC call answered: its procedure and tRPC code ('OK' on success). */
   request(procedure: string, code: string): void;
-  /** Seconds the claim statement took (not the long-poll wait). */
-  claimSeconds(seconds: number): void;
   /** The exposition text, with the gauges read now. */
   scrape(): Promise<string>;
 }
@@ -65,12 +63,6 @@ export function createMetrics(pool: pg.Pool): ServerMetrics {
   const retried = cachedCounter({ name: 'skipq_jobs_retried_total', help: 'Failed attempts sent back to pending for a retry', labelNames: ['queue'], registers });
   const rescued = cachedCounter({ name: 'skipq_jobs_rescued_total', help: 'Jobs whose lease expired, taken back by the rescuer (outcome: pending again, or failed)', labelNames: ['outcome'], registers });
   const requests = cachedCounter({ name: 'skipq_http_requests_total', help: 'tRPC calls answered, by procedure and tRPC code', labelNames: ['procedure', 'code'], registers });
-  const claimDuration = new Histogram({
-    name: 'skipq_claim_duration_seconds',
-    help: 'Time of the claim statement (without the long-poll wait)',
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-    registers,
-  });
   const depth = new Gauge({ name: 'skipq_queue_depth', help: 'Pending jobs per queue (due or scheduled)', labelNames: ['queue'], registers });
   const oldest = new Gauge({ name: 'skipq_queue_oldest_pending_age_seconds', help: 'Age of the oldest due pending job per queue', labelNames: ['queue'], registers });
   const held = new Gauge({ name: 'skipq_jobs_held', help: 'Jobs claimed or processing per queue', labelNames: ['queue'], registers });
@@ -85,7 +77,6 @@ export function createMetrics(pool: pg.Pool): ServerMetrics {
     retried: (queue, n) => retried([queue], n),
     rescued: (outcome, n) => rescued([outcome], n),
     request: (procedure, code) => requests([procedure, code]),
-    claimSeconds: (seconds) => claimDuration.observe(seconds),
     async scrape() {
       poolGauge.set({ state: 'total' }, pool.totalCount);
       poolGauge.set({ state: 'idle' }, pool.idleCount);

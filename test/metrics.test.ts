@@ -54,7 +54,6 @@ describe('metrics, health and readiness', () => {
       ['skipq_jobs_retried_total', 'counter'],
       ['skipq_jobs_rescued_total', 'counter'],
       ['skipq_http_requests_total', 'counter'],
-      ['skipq_claim_duration_seconds', 'histogram'],
       ['skipq_queue_depth', 'gauge'],
       ['skipq_queue_oldest_pending_age_seconds', 'gauge'],
       ['skipq_jobs_held', 'gauge'],
@@ -79,7 +78,6 @@ describe('metrics, health and readiness', () => {
     expect(m.get(`skipq_jobs_claimed_total{queue="${q}",type="note"}`)).toBe(4);
     expect(m.get(`skipq_jobs_held{queue="${q}"}`)).toBe(4);
     expect(m.get(`skipq_queue_depth{queue="${q}"}`)).toBe(0);
-    expect(m.get('skipq_claim_duration_seconds_count')).toBeGreaterThanOrEqual(1);
 
     await t.trpc.worker.complete.mutate({ workerId: 'w1', id: a.id, attempt: a.attempt });
     await t.trpc.worker.completeMany.mutate({ workerId: 'w1', jobs: [{ id: b.id, attempt: b.attempt }] });
