@@ -1,5 +1,6 @@
 import { TRPCClientError } from '@trpc/client';
-import type { ErrorCode } from '../shared/index.js';
+import { ERROR_CODES, type ErrorCode } from '../shared/index.js';
+import { RequestTimeoutError } from './transport.js';
 
 /**
  * Throw from a handler to fail the job for good: no retry, whatever retries are left.
@@ -9,9 +10,10 @@ export class PermanentError extends Error {
   override readonly name = 'PermanentError';
 }
 
-/** A payload failed its job type's schema on the client, before anything was sent. */
+/** A payload failed its job type's schema on the client, before anything was sent. `code` is INVALID_PAYLOAD, as the server would say. */
 export class InvalidPayloadError extends Error {
   override readonly name = 'InvalidPayloadError';
+  readonly code = ERROR_CODES.INVALID_PAYLOAD;
   constructor(
     readonly type: string,
     readonly issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>,
@@ -20,11 +22,26 @@ export class InvalidPayloadError extends Error {
   }
 }
 
-/** The skipq error code (`error.data.code`) of a failed call, if the server sent one. */
-export function errorCodeOf(error: unknown): ErrorCode | undefined {
+/** skipq's code as the server sent it (`error.data.skipqCode`); undefined when no skipq server answered. */
+export function serverCodeOf(error: unknown): ErrorCode | undefined {
   if (!(error instanceof TRPCClientError)) return undefined;
-  const data = error.data as { code?: ErrorCode } | undefined;
-  return data?.code;
+  return (error.data as { skipqCode?: ErrorCode } | undefined)?.skipqCode;
+}
+
+/**
+ * The skipq error code of a failed call or of the client's own refusal: the
+ * server's `error.data.skipqCode`, INVALID_PAYLOAD for an {@link InvalidPayloadError},
+ * REQUEST_TIMEOUT for a request cut by its time limit; undefined otherwise
+ * (a network failure, a tRPC error without a skipq reason such as an unknown path).
+ * @example if (errorCodeOf(error) === 'LEASE_LOST') return;
+ */
+export function errorCodeOf(error: unknown): ErrorCode | undefined {
+  if (error instanceof InvalidPayloadError) return error.code;
+  if (error instanceof RequestTimeoutError) return ERROR_CODES.REQUEST_TIMEOUT;
+  if (!(error instanceof TRPCClientError)) return undefined;
+  const sent = serverCodeOf(error);
+  if (sent) return sent;
+  return error.cause instanceof RequestTimeoutError ? ERROR_CODES.REQUEST_TIMEOUT : undefined;
 }
 
 /** True when a worker call failed because the worker no longer holds the job. */
@@ -32,13 +49,18 @@ export function isLeaseLost(error: unknown): boolean {
   return errorCodeOf(error) === 'LEASE_LOST';
 }
 
-/** True when the failure is worth retrying later: the server or its database is unavailable, or the network failed. */
+const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set([ERROR_CODES.DATABASE_UNAVAILABLE, ERROR_CODES.SHUTTING_DOWN, ERROR_CODES.SERVER_BUSY, ERROR_CODES.REQUEST_TIMEOUT]);
+
+/**
+ * True when the failure is worth retrying later: the server or its database is
+ * unavailable, the server is busy (429), the request timed out, or the network failed.
+ */
 export function isTransient(error: unknown): boolean {
   const code = errorCodeOf(error);
-  if (code === 'DATABASE_UNAVAILABLE' || code === 'SHUTTING_DOWN') return true;
+  if (code !== undefined && TRANSIENT_CODES.has(code)) return true;
   if (error instanceof TRPCClientError) {
     const status = (error.data as { httpStatus?: number } | undefined)?.httpStatus;
-    return status === undefined || status === 502 || status === 503 || status === 504;
+    return status === undefined || status === 429 || status === 502 || status === 503 || status === 504;
   }
   return false;
 }

@@ -12,7 +12,7 @@ export {
   type TypedJobView,
   type WaitOptions,
 } from './queueClient.js';
-export { createWorker, type Worker, type WorkerOptions, type Handlers, type JobContext, type WorkerEvent, type StopReport, type UndeliveredReport } from './worker.js';
+export { createWorker, type Worker, type WorkerOptions, type Handlers, type JobContext, type WorkerEvent, type WorkerLogger, type StopReport, type UndeliveredReport } from './worker.js';
 export {
   PermanentError,
   InvalidPayloadError,
@@ -21,6 +21,7 @@ export {
   JobFailedError,
   JobWaitTimeoutError,
   errorCodeOf,
+  serverCodeOf,
   isLeaseLost,
   isTransient,
 } from './errors.js';

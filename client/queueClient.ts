@@ -28,6 +28,7 @@ import {
   JobWaitTimeoutError,
   errorCodeOf,
   isTransient,
+  serverCodeOf,
 } from './errors.js';
 import { createTrpc, type ConnectionOptions } from './trpc.js';
 
@@ -230,9 +231,15 @@ function toInput(registry: JobRegistry, type: string, payload: unknown, options:
 /** A server answer seen through the registry's types (TypedJobView); the value is not touched. */
 const typed = <T>(answer: Promise<unknown>): Promise<T> => answer as Promise<T>;
 
-/** True when no skipq server answered, so the call may or may not have taken effect. */
+/**
+ * True when the call is safe and worth sending again: no skipq server answered
+ * (it may or may not have taken effect; the job's id makes a resend harmless),
+ * or the server refused it as busy before reading it.
+ */
 function noAnswer(error: unknown): boolean {
-  return error instanceof TRPCClientError && errorCodeOf(error) === undefined && isTransient(error);
+  if (!(error instanceof TRPCClientError)) return false;
+  const sent = serverCodeOf(error);
+  return sent === 'SERVER_BUSY' || (sent === undefined && isTransient(error));
 }
 
 /** Runs `call`, and again up to `retries` times while no answer comes back. */
@@ -275,7 +282,7 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
       } catch (error) {
         // enqueueMany is all-or-nothing; when the server refuses one job, send
         // each alone so every caller gets its own answer.
-        const code = errorCodeOf(error);
+        const code = serverCodeOf(error);
         if (code === undefined || code === 'DATABASE_UNAVAILABLE' || code === 'SHUTTING_DOWN' || code === 'INTERNAL') throw error;
         return Promise.all(inputs.map((input) => sendOne(input).catch((e: unknown) => e as Error)));
       }

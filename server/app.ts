@@ -6,7 +6,9 @@ import { pathToFileURL } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { TRPCError } from '@trpc/server';
-import { isJobRegistry, LIMITS, type JobRegistry } from '../shared/index.js';
+import { ERROR_CODES, isJobRegistry, LIMITS, type JobRegistry } from '../shared/index.js';
+import { QueueError } from './errors.js';
+import { sendRefusal } from './httpReply.js';
 import { createAuthenticator, isLoopback, type Authenticator } from './auth.js';
 import { createContextInner, type QueueContext, type ServerDeps } from './context.js';
 import { createDashboard, type DashboardOptions } from './dashboard.js';
@@ -26,6 +28,14 @@ import { createHttpGate } from './httpGate.js';
 import { PACKAGE_DIR } from './packageDir.js';
 import { appRouter } from './routers/_app.js';
 import { describeDatabase, waitForDatabase } from './waitForDatabase.js';
+import { createLogger, enabled, loggerFromLog, type SkipqLogger } from './logger.js';
+import { createMetrics, type ServerMetrics } from './metrics.js';
+import { createProbes } from './probes.js';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { randomUUID } from 'node:crypto';
+
+// An `x-request-id` sent by a proxy or the caller is kept when it looks like an id; otherwise one is made.
+const REQUEST_ID = /^[\w.:@-]{1,128}$/;
 
 const VERSION = (JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -78,6 +88,20 @@ export interface QueueServerOptions {
    * Default: the database's. Tests pass one to travel in time instead of sleeping.
    */
   now?: () => Date;
+  /**
+   * A pino (or pino-compatible) logger. Default: {@link createLogger} (JSON lines
+   * on stdout, pretty in a terminal, level from `LOG_LEVEL`). Requests at debug;
+   * startup, shutdown, migrations, leader changes, rescues and retention at info;
+   * every 5xx at error with its request id.
+   */
+  logger?: SkipqLogger;
+  /**
+   * Serve `/metrics`, `/healthz` and `/readyz` (also) on this port, without keys:
+   * for a scraper on a private network. Absent: only on the main port, where
+   * `/metrics` needs an admin key once keys exist.
+   */
+  metricsPort?: number;
+  /** Older form of `logger`: every line's message, whatever its level (debug dropped). Ignored when `logger` is given. */
   log?: (message: string) => void;
 }
 
@@ -92,6 +116,10 @@ export interface QueueServer {
   deps: ServerDeps;
   auth: Authenticator;
   maintenance: Maintenance;
+  /** This server's Prometheus metrics (its own registry). */
+  metrics: ServerMetrics;
+  /** The port of `metricsPort`, when asked for. */
+  metricsPort?: number;
   /** Stops accepting, finishes requests in flight, releases long-polls, then closes the database (and embedded PostgreSQL). */
   close(): Promise<void>;
 }
@@ -126,18 +154,8 @@ function listenError(error: NodeJS.ErrnoException, port: number, host: string): 
 function rejectTooLarge(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): boolean {
   const length = Number(req.headers['content-length'] ?? 0);
   if (!(length > maxBodyBytes)) return false;
-  res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
-  res.end(
-    JSON.stringify({
-      error: {
-        json: {
-          message: `request body is ${length} bytes; the limit is ${maxBodyBytes}`,
-          code: -32600,
-          data: { code: 'PAYLOAD_TOO_LARGE', httpStatus: 413 },
-        },
-      },
-    }),
-  );
+  // Through tRPC's own formatter, like every other error body.
+  sendRefusal(req, res, new QueueError(ERROR_CODES.PAYLOAD_TOO_LARGE, `request body is ${length} bytes; the limit is ${maxBodyBytes}`), { connection: 'close' });
   req.resume();
   return true;
 }
@@ -148,7 +166,10 @@ function rejectTooLarge(req: IncomingMessage, res: ServerResponse, maxBodyBytes:
  * @example const server = await createQueueServer({ databaseUrl, jobs, port: 0 });
  */
 export async function createQueueServer(options: QueueServerOptions = {}): Promise<QueueServer> {
-  const log = options.log ?? ((m: string) => console.log(`[skipq] ${m}`));
+  const logger = options.logger ?? (options.log ? loggerFromLog(options.log) : createLogger());
+  // Waiting for PostgreSQL and a lost LISTEN connection are warnings.
+  const warn = (message: string): void => logger.warn(message);
+  const log = (message: string): void => logger.info(message);
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 3000;
   // Checked before anything starts: a clash found at listen() came after the
@@ -177,9 +198,9 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     for (const stop of started.reverse()) await stop().catch(() => {});
   };
   try {
-    await waitForDatabase(pool, describeDatabase(databaseUrl), { timeoutMs: options.startupTimeoutMs ?? 60_000, log });
+    await waitForDatabase(pool, describeDatabase(databaseUrl), { timeoutMs: options.startupTimeoutMs ?? 60_000, log: warn });
     const { applied } = await migrate(pool);
-    if (applied.length > 0) log(`applied migrations: ${applied.join(', ')}`);
+    logger.info({ event: 'migrations', applied }, applied.length > 0 ? `applied migrations: ${applied.join(', ')}` : 'migrations: none to apply');
     if (!isLoopback(host) && !(await hasActiveKey(pool))) {
       throw new Error(
         `refusing to listen on ${host} without API keys: anyone who reaches it could run and read jobs. ` +
@@ -198,7 +219,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     ...(options.keyCacheSize !== undefined ? { cacheSize: options.keyCacheSize } : {}),
   });
   const waiters = createJobWaiters(pool, log);
-  const hub = createNotifyHub(pool, databaseUrl, log, () => auth.invalidate(), { channels: waiters.channels, onListening: () => waiters.onListening() });
+  const hub = createNotifyHub(pool, databaseUrl, warn, () => auth.invalidate(), { channels: waiters.channels, onListening: () => waiters.onListening() });
   started.push(() => hub.close());
   try {
     await hub.start();
@@ -207,6 +228,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     throw error;
   }
   const registry = options.jobs ?? null;
+  const metrics = createMetrics(pool);
   const deps: ServerDeps = {
     db: retryingOnce(pool),
     pool,
@@ -221,7 +243,9 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       maxPayloadBytes,
       maxInFlight: Math.max(1, Math.floor((options.poolSize ?? 10) / 2)),
       ...(options.now ? { now: options.now } : {}),
+      metrics,
     }),
+    metrics,
     maxPayloadBytes,
     maxBodyBytes,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
@@ -237,7 +261,11 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     cronIntervalMs: options.cronIntervalMs ?? 1000,
     retentionDays: options.retentionDays ?? 7,
     registry,
-    log,
+    logger,
+    onSweep: ({ rescued, failed }) => {
+      if (rescued > 0) metrics.rescued('pending', rescued);
+      if (failed > 0) metrics.rescued('failed', failed);
+    },
     ...(options.now ? { now: options.now } : {}),
   });
   // Every server upserts the registry's schedules: idempotent (an unchanged
@@ -254,8 +282,15 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   started.push(() => maintenance.stop());
 
   const dashboard = createDashboard(options.dashboard);
-  const onError = (error: TRPCError, path: string | undefined): void => {
-    if (error.code === 'INTERNAL_SERVER_ERROR') log(`internal error in ${path ?? '?'}: ${error.cause?.stack ?? error.stack}`);
+  // Every 5xx at error, with the request id its response carries (header and error data).
+  const onError = (error: TRPCError, path: string | undefined, ctx: QueueContext | undefined): void => {
+    const status = getHTTPStatusCodeFromError(error);
+    if (status < 500) return;
+    const skipqCode = error.cause instanceof QueueError ? error.cause.code : undefined;
+    logger.error(
+      { requestId: ctx?.requestId, path, status, code: error.code, ...(skipqCode ? { skipqCode } : {}), err: error.cause ?? error },
+      error.code === 'INTERNAL_SERVER_ERROR' ? `internal error in ${path ?? '?'}: ${error.cause?.stack ?? error.stack}` : `${path ?? '?'} failed with ${status} ${skipqCode ?? error.code}: ${error.message}`,
+    );
   };
   // The gate identified the caller before the body was read; the adapter's createContext picks that up.
   const contexts = new WeakMap<IncomingMessage, QueueContext>();
@@ -265,19 +300,19 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     maxBodySize: maxBodyBytes,
     maxBatchSize: 100,
     createContext: ({ req }) => contexts.get(req) ?? createContextInner(deps, null, 'this request was not authenticated'),
-    onError: ({ error, path }) => onError(error, path),
+    onError: ({ error, path, ctx }) => onError(error, path, ctx),
   });
   const fastCall = createFastCall({ onError });
   const gate = createHttpGate({
     auth,
     maxBodyBytes,
     maxInflightBodyBytes,
-    log,
+    logger,
     serve(req, res, who, body) {
       const keyId = who.principal?.keyId;
       // A keyed caller's claim re-checks the key before it hands out jobs (a long-poll outlives its authentication).
       const callDeps = keyId ? { ...deps, recheckKey: () => auth.recheck(keyId) } : deps;
-      const ctx = { ...createContextInner(callDeps, who.principal, who.error), hidePayloads: dashboard.hidesPayloadsFor(req) };
+      const ctx: QueueContext = { ...createContextInner(callDeps, who.principal, who.error), hidePayloads: dashboard.hidesPayloadsFor(req), requestId: res.getHeader('x-request-id') as string };
       if (fastCall(req, res, ctx, body)) return;
       // tRPC's adapter takes a body already read from `req.body` (as after a body parser).
       if (body !== undefined) (req as IncomingMessage & { body?: string }).body = body;
@@ -285,9 +320,22 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       handler(req, res);
     },
   });
+  const probes = createProbes({ pool, metrics, auth, logger, isClosing: () => closing });
+  // Read once: the request log costs nothing (no listener, no fields) when debug is off.
+  const debug = enabled(logger, 'debug');
   const server: Server = createServer((req, res) => {
     if (closing) res.setHeader('connection', 'close');
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    res.setHeader('x-request-id', requestId);
+    if (debug) {
+      const started = performance.now();
+      res.once('finish', () =>
+        logger.debug({ requestId, method: req.method, url: req.url, status: res.statusCode, ms: Math.round((performance.now() - started) * 100) / 100 }, 'request'),
+      );
+    }
     if (rejectTooLarge(req, res, maxBodyBytes)) return;
+    if (probes.serve(req, res, true)) return;
     if (dashboard.serve(req, res)) return;
     if (!req.url?.startsWith('/trpc/')) {
       res.writeHead(404, { 'content-type': 'application/json' });
@@ -307,7 +355,20 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     throw listenError(error as NodeJS.ErrnoException, port, host);
   }
   const address = server.address() as AddressInfo;
+  let metricsServer: Server | undefined;
+  if (options.metricsPort !== undefined) {
+    const probeServer = createServer((req, res) => {
+      if (probes.serve(req, res, false)) return;
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: /metrics, /healthz, /readyz\n');
+    });
+    metricsServer = probeServer;
+    await new Promise<void>((resolve, reject) => {
+      probeServer.once('error', reject);
+      probeServer.listen(options.metricsPort, host, () => resolve());
+    });
+  }
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  logger.info({ event: 'listening', url: `http://${shownHost}:${address.port}/trpc`, jobTypes: registry ? Object.keys(registry) : null }, `listening on http://${shownHost}:${address.port}/trpc`);
 
   let closed: Promise<void> | undefined;
   return {
@@ -318,9 +379,12 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     deps,
     auth,
     maintenance,
+    metrics,
+    ...(metricsServer ? { metricsPort: (metricsServer.address() as AddressInfo).port } : {}),
     close() {
       closed ??= (async () => {
         closing = true;
+        logger.info({ event: 'shutdown' }, 'shutting down: finishing requests in flight');
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         // A keep-alive connection whose request was in flight turns idle once it is
@@ -333,10 +397,15 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
         await Promise.race([serverClosed, new Promise((r) => setTimeout(r, 10_000).unref())]);
         clearInterval(idleCloser);
         server.closeAllConnections();
+        if (metricsServer) {
+          metricsServer.closeAllConnections();
+          await new Promise<void>((resolve) => metricsServer?.close(() => resolve()));
+        }
         await maintenance.stop();
         await deps.prisma.$disconnect().catch(() => {});
         await pool.end();
         await embedded?.stop();
+        logger.info({ event: 'stopped' }, 'stopped');
       })();
       return closed;
     },

@@ -3,6 +3,7 @@ import type { JobRegistry } from '../shared/index.js';
 import type { PrismaClient } from './db/prisma.js';
 import type { Enqueuer } from './enqueue.js';
 import type { LeaseDeps } from './leases.js';
+import type { ServerMetrics } from './metrics.js';
 import type { NotifyHub } from './notify.js';
 import { OPEN_PRINCIPAL, type Principal } from './principal.js';
 
@@ -19,6 +20,7 @@ export interface ServerDeps extends LeaseDeps {
   version: string;
   /** The request body limit, for error messages. */
   maxBodyBytes?: number;
+  metrics?: ServerMetrics;
 }
 
 /** The tRPC context: who is calling, or why they could not be identified. */
@@ -28,6 +30,8 @@ export interface QueueContext {
   authError: string | null;
   /** Leave payloads and results out of job views (a browser, with the dashboard's `showPayloads: false`). */
   hidePayloads?: boolean;
+  /** The request's id (`x-request-id`, given or generated): in the response header, error data and log lines. */
+  requestId?: string;
 }
 
 /** Builds a context without HTTP; tests and `createCaller` use it directly. */

@@ -1,4 +1,5 @@
 import { createBatcher, createJobId, ERROR_CODES, type EnqueuedJob, type EnqueueInput, type JobRegistry } from '../shared/index.js';
+import type { ServerMetrics } from './metrics.js';
 import type { Db } from './db/pool.js';
 import { isDatabaseUnavailable, QueueError } from './errors.js';
 import { toJsonText } from './json.js';
@@ -36,6 +37,7 @@ export interface EnqueuerOptions {
   maxInFlight?: number;
   /** The server's clock (its `now` option), for debounce and throttle; absent: the database's. */
   now?: () => Date;
+  metrics?: ServerMetrics;
 }
 
 /** Turns a validated input into a row to insert; throws a QueueError for a bad payload. */
@@ -158,6 +160,13 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
 
   const insertAndWake = async (jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>> => {
     const result = await insertJobs(db, jobs, atomic);
+    const metrics = options.metrics;
+    if (metrics) {
+      result.forEach((r, i) => {
+        const job = jobs[i] as InsertJob;
+        if (!(r instanceof QueueError) && r.created) metrics.enqueued(job.queue, job.type);
+      });
+    }
     // This server's own waiting claims need no NOTIFY round trip.
     hub.wake(new Set(result.flatMap((r) => (r instanceof QueueError || !r.created ? [] : [r.queue]))));
     return result;

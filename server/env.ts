@@ -21,6 +21,7 @@ const envSchema = z.object({
   SKIPQ_RETENTION_DAYS: int(0, 36_500).default(7),
   SKIPQ_STARTUP_TIMEOUT_MS: int(0, 3_600_000).default(60_000),
   SKIPQ_REQUIRE_AUTH: z.enum(['0', '1', 'true', 'false']).default('0').transform((v) => v === '1' || v === 'true'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SKIPQ_DASHBOARD_PAYLOADS: z.enum(['0', '1', 'true', 'false']).default('1').transform((v) => v === '1' || v === 'true'),
 });
 

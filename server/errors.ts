@@ -21,10 +21,11 @@ const TRPC_CODE_OF: Record<ErrorCode, TRPCCode> = {
   SHUTTING_DOWN: 'SERVICE_UNAVAILABLE',
   JOB_ID_CONFLICT: 'CONFLICT',
   SERVER_BUSY: 'TOO_MANY_REQUESTS',
+  REQUEST_TIMEOUT: 'TIMEOUT',
   INTERNAL: 'INTERNAL_SERVER_ERROR',
 };
 
-/** An error the domain raises on purpose; the router's middleware turns it into a tRPC error with `data.code`. */
+/** An error the domain raises on purpose; the router's middleware turns it into a tRPC error (`data.code` the tRPC code, `data.skipqCode` this one). */
 export class QueueError extends Error {
   override readonly name = 'QueueError';
   constructor(

@@ -33,7 +33,7 @@ const FAST_PATHS: ReadonlySet<string> = new Set([
 
 /** Options of {@link createFastCall}. */
 export interface FastCallOptions {
-  onError(error: TRPCError, path: string): void;
+  onError(error: TRPCError, path: string, ctx: QueueContext): void;
 }
 
 /**
@@ -77,7 +77,7 @@ export function createFastCall(options: FastCallOptions): (req: IncomingMessage,
       sendJson(res, 200, transformTRPCResponse(config, { result: { data } }));
     } catch (cause) {
       const error = cause instanceof QueueError ? toTRPCError(cause) : getTRPCErrorFromUnknown(cause);
-      options.onError(error, path);
+      options.onError(error, path, ctx);
       const shape = getTRPCErrorShape({ config, error, type: 'mutation', path, input: undefined, ctx });
       sendJson(res, getHTTPStatusCodeFromError(error), transformTRPCResponse(config, { error: shape }));
     }

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERROR_CODES } from '../shared/index.js';
 import type { AuthResult, Authenticator } from './auth.js';
 import { QueueError, toQueueError } from './errors.js';
-import { sendRefusal } from './httpReply.js';
+import { requestIdOf, sendRefusal } from './httpReply.js';
+import type { SkipqLogger } from './logger.js';
 
 /** Options of {@link createHttpGate}. */
 export interface HttpGateOptions {
@@ -11,7 +12,7 @@ export interface HttpGateOptions {
   maxBodyBytes: number;
   /** Body bytes held at once over all requests: a request that would go past it gets 429 SERVER_BUSY before its body is read. */
   maxInflightBodyBytes: number;
-  log(message: string): void;
+  logger: SkipqLogger;
   /** Serves a request whose caller is identified and whose body (undefined for GET and HEAD) has been read. */
   serve(req: IncomingMessage, res: ServerResponse, who: AuthResult, body: string | undefined): void;
 }
@@ -40,7 +41,7 @@ const RETRY_AFTER_SECONDS = '1';
  */
 export function createHttpGate(options: HttpGateOptions): HttpGate {
   let inflight = 0;
-  const { maxBodyBytes, log } = options;
+  const { maxBodyBytes, logger } = options;
 
   /**
    * Answers at once, then reads and drops what is left of the body before ending
@@ -130,7 +131,10 @@ export function createHttpGate(options: HttpGateOptions): HttpGate {
       if (settled || req.complete) return;
       stop();
       // A client that hangs up mid-upload is not a server fault: one line, no stack.
-      log(`request aborted by the client: ${req.method} ${req.url} after ${size}${declared === undefined ? '' : ` of ${declared}`} body bytes`);
+      logger.warn(
+        { requestId: requestIdOf(res), method: req.method, url: req.url, bytesRead: size },
+        `request aborted by the client: ${req.method} ${req.url} after ${size}${declared === undefined ? '' : ` of ${declared}`} body bytes`,
+      );
     };
     req.on('data', onData);
     req.on('end', onEnd);
@@ -145,7 +149,11 @@ export function createHttpGate(options: HttpGateOptions): HttpGate {
     } catch (error) {
       // Looking up a key needs the database: unreachable, that is a 503, not an internal error.
       const domain = toQueueError(error);
-      if (!domain) log(`internal error authenticating ${req.method} ${req.url}: ${(error as Error).stack ?? String(error)}`);
+      // Every 5xx is logged at error, with the request id the response carries.
+      logger.error(
+        { requestId: requestIdOf(res), method: req.method, url: req.url, status: domain ? 503 : 500, err: error },
+        domain ? `database unavailable authenticating ${req.method} ${req.url}` : `internal error authenticating ${req.method} ${req.url}`,
+      );
       return refuse(req, res, domain ?? new QueueError(ERROR_CODES.INTERNAL, 'internal server error (logged on the server)'));
     }
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD';

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getTRPCErrorShape, transformTRPCResponse } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import type { QueueContext } from './context.js';
 import { toTRPCError, type QueueError } from './errors.js';
 import { appRouter } from './routers/_app.js';
 
@@ -18,6 +19,12 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
  * every tRPC client reads it like any other error. With `end` false the whole
  * answer is written but the response is left open, for the caller to end.
  */
+/** The request id the server gave this response (its `x-request-id` header). */
+export function requestIdOf(res: ServerResponse): string | undefined {
+  const id = res.getHeader('x-request-id');
+  return typeof id === 'string' ? id : undefined;
+}
+
 export function sendRefusal(req: IncomingMessage, res: ServerResponse, refusal: QueueError, headers: Record<string, string> = {}, end = true): void {
   const config = appRouter._def._config;
   const url = new URL(req.url ?? '/', 'http://localhost');
@@ -26,6 +33,9 @@ export function sendRefusal(req: IncomingMessage, res: ServerResponse, refusal: 
   const paths = batch ? joined.split(',') : [joined];
   const error = toTRPCError(refusal);
   const type = req.method === 'GET' ? 'query' : 'mutation';
-  const shapes = paths.map((path) => ({ error: getTRPCErrorShape({ config, error, type, path, input: undefined, ctx: undefined }) }));
+  // The formatter reads only `requestId` (and `deps`, absent here) from the context.
+  const requestId = requestIdOf(res);
+  const ctxWithId = (requestId ? { requestId } : undefined) as QueueContext | undefined;
+  const shapes = paths.map((path) => ({ error: getTRPCErrorShape({ config, error, type, path, input: undefined, ctx: ctxWithId }) }));
   sendJson(res, getHTTPStatusCodeFromError(error), transformTRPCResponse(config, batch ? shapes : (shapes[0] as (typeof shapes)[number])), headers, end);
 }

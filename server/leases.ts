@@ -22,6 +22,13 @@ import { jobCompleteMany, jobFailMany, type CompletionRef, type FailRef } from '
 import { jobHeartbeatMany, jobReleaseMany, jobStartMany, type HeldRef } from './queries/lease.js';
 import { toClaimedJob, type ClaimedRow, type MoveRow } from './queries/row.js';
 import { idsWith, lostOutcome, missError, verdictsOf } from './verdicts.js';
+import type { ServerMetrics } from './metrics.js';
+
+/** Counts the rows a fenced statement moved, per queue. */
+function countMoved(rows: readonly MoveRow[], count: ((queue: string) => void) | undefined, status?: string): void {
+  if (!count) return;
+  for (const r of rows) if (r.moved && r.queue !== null && (status === undefined || r.status === status)) count(r.queue);
+}
 
 /** What the worker procedures need. */
 export interface LeaseDeps {
@@ -40,6 +47,8 @@ export interface LeaseDeps {
   now?: () => Date;
   /** Set per request for a caller with an API key: why that key no longer holds, or null (a claim re-checks it before handing out jobs). */
   recheckKey?(): Promise<string | null>;
+  /** Counters of the moves (absent in callers without a server, e.g. scripts). */
+  metrics?: ServerMetrics;
 }
 
 /** Parameters of {@link claimJobs}. */
@@ -99,6 +108,8 @@ export async function claimJobs(
         if (revoked) throw new QueueError(ERROR_CODES.UNAUTHORIZED, revoked);
         return { jobs: [], leaseExpiresAt: null, ...carried };
       }
+      const metrics = deps.metrics;
+      if (metrics) for (const r of rows) metrics.claimed(r.queue, r.task_type);
       const lease = Math.max(...rows.map((r) => r.lease_expires_at?.getTime() ?? 0));
       return { jobs: rows.map(toClaimedJob), leaseExpiresAt: new Date(lease), ...carried };
     }
@@ -142,6 +153,12 @@ async function completeEach(
   const failedRows = refused.length > 0 ? await jobFailMany(deps.db, { workerId, jobs: refused, policiesJson: null, now: clockOf(deps) }) : [];
   const doneRows = good.length > 0 ? await complete(good) : [];
   deps.waiters?.finished(finishedIds(failedRows, doneRows));
+  const metrics = deps.metrics;
+  if (metrics) {
+    const done = doneRows.filter((r) => r.moved).length;
+    if (done > 0) metrics.completed(done);
+    countMoved(failedRows, (q) => metrics.failed(q), 'failed');
+  }
   const doneVerdicts = new Map<string, Verdict>();
   verdictsOf('complete', workerId, good, doneRows).forEach((v, i) => doneVerdicts.set(good[i]?.id as string, v));
   const failVerdicts = new Map<string, Verdict>();
@@ -278,6 +295,11 @@ export async function failJobs(deps: LeaseDeps, workerId: string, items: readonl
   const rows = await jobFailMany(deps.db, { workerId, jobs: refs, policiesJson: policiesOf(deps.registry), now: clockOf(deps) });
   deps.waiters?.finished(finishedIds(rows));
   deps.hub.wake(rows.filter((r) => r.moved && r.status === 'pending').map((r) => r.queue as string));
+  const metrics = deps.metrics;
+  if (metrics) {
+    countMoved(rows, (q) => metrics.retried(q), 'pending');
+    countMoved(rows, (q) => metrics.failed(q), 'failed');
+  }
   const byId = new Map(rows.map((r) => [r.id, r]));
   return verdictsOf('fail', workerId, items, rows).map((verdict, i): FailAnswer => {
     const id = (items[i] as FailItem).id;

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { JobRegistry } from '../shared/index.js';
 import { clockOf } from './clock.js';
 import type { JobWaiters } from './jobWaiters.js';
+import type { SkipqLogger } from './logger.js';
 import type { NotifyHub } from './notify.js';
 import { jobCleanup, jobRescueExpired } from './queries/maintenance.js';
 import { throttleWindowCleanup } from './queries/schedules.js';
@@ -24,13 +25,16 @@ export interface MaintenanceOptions {
   rescueIntervalMs: number;
   /** Days to keep completed and cancelled jobs; 0 keeps them forever. */
   retentionDays: number;
-  log: (message: string) => void;
+  /** Leader changes, rescues and retention at info; a failed sweep at error. */
+  logger: SkipqLogger;
   /** The clock leases are judged by (the server's `now` option); absent: the database's. */
   now?: () => Date;
   /** How often the cron leader looks for due ticks. Default 1000. */
   cronIntervalMs?: number;
   /** The registry: defaults (queue, priority, retries, timeout) of schedules' jobs. */
   registry?: JobRegistry | null;
+  /** Told what each sweep that held the lock did (metrics). */
+  onSweep?(done: { rescued: number; failed: number; deleted: number }): void;
 }
 
 /** Background sweeps. `sweep()` runs one at once (tests call it). */
@@ -50,12 +54,14 @@ export interface Maintenance {
  * lock with its connection.
  */
 export function createMaintenance(options: MaintenanceOptions): Maintenance {
-  const { pool, hub, log } = options;
+  const { pool, hub, logger } = options;
   const now = (): number => options.now?.().getTime() ?? Date.now();
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let lastCleanup = 0;
   let lastWindowCleanup = 0;
+  // Whether the last sweep held the lock: a change is logged once, not every sweep.
+  let leader = false;
 
   const sweep = async (): Promise<{ rescued: number; failed: number; deleted: number } | null> => {
     const client = await pool.connect();
@@ -64,8 +70,12 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
       const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1::bigint) AS locked', [MAINTENANCE_LOCK_KEY]);
       if (!rows[0]?.locked) {
         await client.query('ROLLBACK');
+        if (leader) logger.info({ event: 'leader_lost' }, 'maintenance: another instance holds the lock now; this one no longer sweeps');
+        leader = false;
         return null;
       }
+      if (!leader) logger.info({ event: 'leader_gained' }, 'maintenance: this instance holds the lock and sweeps (rescue, retention)');
+      leader = true;
       const rescued = await jobRescueExpired(client, { limit: RESCUE_BATCH, now: clockOf(options) });
       let deleted = 0;
       if (options.retentionDays > 0 && now() - lastCleanup >= CLEANUP_EVERY_MS) {
@@ -76,7 +86,11 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
       const back = rescued.filter((r) => r.status === 'pending');
       if (back.length > 0) hub.wake(new Set(back.map((r) => r.queue)));
       if (back.length < rescued.length) options.waiters?.finished(rescued.filter((r) => r.status === 'failed').map((r) => r.id));
-      if (rescued.length > 0) log(`rescued ${back.length} job(s) with expired leases, failed ${rescued.length - back.length}`);
+      if (rescued.length > 0) {
+        logger.info({ event: 'rescue', rescued: back.length, failed: rescued.length - back.length }, `rescued ${back.length} job(s) with expired leases, failed ${rescued.length - back.length}`);
+      }
+      if (deleted > 0) logger.info({ event: 'retention', deleted, retentionDays: options.retentionDays }, `retention: deleted ${deleted} finished job(s) older than ${options.retentionDays} day(s)`);
+      options.onSweep?.({ rescued: back.length, failed: rescued.length - back.length, deleted });
       return { rescued: back.length, failed: rescued.length - back.length, deleted };
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
@@ -113,7 +127,7 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
 
   const tick = (): void => {
     running = sweep()
-      .catch((error: unknown) => log(`maintenance sweep failed: ${(error as Error).message}`))
+      .catch((error: unknown) => logger.error({ err: error }, `maintenance sweep failed: ${(error as Error).message}`))
       .finally(() => {
         running = undefined;
         if (timer) timer = setTimeout(tick, options.rescueIntervalMs).unref();
@@ -123,7 +137,7 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
   let cronRunning: Promise<unknown> | undefined;
   const cronTick = (): void => {
     cronRunning = cronSweep()
-      .catch((error: unknown) => log(`cron sweep failed: ${(error as Error).message}`))
+      .catch((error: unknown) => logger.error({ err: error }, `cron sweep failed: ${(error as Error).message}`))
       .finally(() => {
         cronRunning = undefined;
         if (cronTimer) cronTimer = setTimeout(cronTick, options.cronIntervalMs ?? 1000).unref();

@@ -1,6 +1,6 @@
-import { initTRPC } from '@trpc/server';
+import { initTRPC, type TRPCError } from '@trpc/server';
 import superjson from 'superjson';
-import { ERROR_CODES, LIMITS } from '../shared/index.js';
+import { ERROR_CODES, LIMITS, type ErrorCode } from '../shared/index.js';
 import type { Principal, QueueContext, Role } from './context.js';
 import { QueueError, toQueueError, toTRPCError } from './errors.js';
 
@@ -26,6 +26,14 @@ const transformer = {
   output: superjson,
 };
 
+/** skipq's code for an error tRPC raised itself (bad input, its own body limit, a bug); tRPC-only codes (404 path, 405, 415) have none. */
+const SKIPQ_CODE_OF_TRPC: Partial<Record<TRPCError['code'], ErrorCode>> = {
+  BAD_REQUEST: ERROR_CODES.INVALID_INPUT,
+  PARSE_ERROR: ERROR_CODES.INVALID_INPUT,
+  PAYLOAD_TOO_LARGE: ERROR_CODES.PAYLOAD_TOO_LARGE,
+  INTERNAL_SERVER_ERROR: ERROR_CODES.INTERNAL,
+};
+
 const t = initTRPC.context<QueueContext>().create({
   transformer,
   // Never send stack traces to clients.
@@ -33,13 +41,20 @@ const t = initTRPC.context<QueueContext>().create({
   errorFormatter({ shape, error, ctx }) {
     const domain = error.cause instanceof QueueError ? error.cause : undefined;
     // tRPC's own body limit (a body sent without Content-Length) says only "PAYLOAD_TOO_LARGE".
-    const tooLarge = error.code === 'PAYLOAD_TOO_LARGE' && !domain ? `request body is over the limit of ${ctx?.deps.maxBodyBytes ?? '?'} bytes` : undefined;
-    const code = domain?.code ?? (error.code === 'INTERNAL_SERVER_ERROR' ? ERROR_CODES.INTERNAL : error.code === 'BAD_REQUEST' ? ERROR_CODES.INVALID_INPUT : error.code);
+    const tooLarge = error.code === 'PAYLOAD_TOO_LARGE' && !domain ? `request body is over the limit of ${ctx?.deps?.maxBodyBytes ?? '?'} bytes` : undefined;
+    // `data.code` stays tRPC's own code (every tRPC client reads it); skipq's reason goes beside it.
+    const skipqCode = domain?.code ?? SKIPQ_CODE_OF_TRPC[error.code];
     const { stack: _stack, ...data } = shape.data as typeof shape.data & { stack?: string };
+    const requestId = (ctx as Partial<QueueContext> | undefined)?.requestId;
     return {
       ...shape,
       message: error.code === 'INTERNAL_SERVER_ERROR' && !domain ? 'internal server error (logged on the server)' : (tooLarge ?? shape.message),
-      data: { ...data, code, ...(domain?.issues ? { issues: domain.issues } : {}) },
+      data: {
+        ...data,
+        ...(skipqCode ? { skipqCode } : {}),
+        ...(domain?.issues ? { issues: domain.issues } : {}),
+        ...(requestId ? { requestId } : {}),
+      },
     };
   },
 });
@@ -48,12 +63,16 @@ const t = initTRPC.context<QueueContext>().create({
  * The one place errors are mapped: a domain error, a validation error or a
  * database fault thrown anywhere below becomes its tRPC code here.
  */
-const mapErrors = t.middleware(async ({ next }) => {
+const mapErrors = t.middleware(async ({ next, path, ctx }) => {
   const result = await next();
   if (!result.ok) {
     const domain = toQueueError(result.error.cause);
-    if (domain) throw toTRPCError(domain);
+    const error = domain ? toTRPCError(domain) : result.error;
+    ctx.deps.metrics?.request(path, error.code);
+    if (domain) throw error;
+    return result;
   }
+  ctx.deps.metrics?.request(path, 'OK');
   return result;
 });
 

@@ -1,6 +1,8 @@
 /**
- * Machine-readable error codes. The server puts one in `error.data.code` of every
- * tRPC error it raises on purpose, so a client can react without parsing messages.
+ * Machine-readable error codes. The server puts one in `error.data.skipqCode` of every
+ * tRPC error it raises on purpose (`error.data.code` stays tRPC's own code, e.g.
+ * CONFLICT), so a client can react without parsing messages. The client's own
+ * errors carry one too, in `code`; `errorCodeOf()` reads both.
  */
 export const ERROR_CODES = {
   /** No job has that id. (tRPC NOT_FOUND) */
@@ -33,6 +35,8 @@ export const ERROR_CODES = {
   JOB_ID_CONFLICT: 'JOB_ID_CONFLICT',
   /** The server is reading as many request bytes as it allows; retry shortly. (tRPC TOO_MANY_REQUESTS) */
   SERVER_BUSY: 'SERVER_BUSY',
+  /** Client side: a request got no complete answer within its time limit; it may or may not have taken effect. (tRPC TIMEOUT) */
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
   /** Anything unexpected; the server logged it. (tRPC INTERNAL_SERVER_ERROR) */
   INTERNAL: 'INTERNAL',
 } as const;

@@ -31,14 +31,14 @@ function clientFor(url: string, authorization: string | undefined): Client {
 }
 
 /** Runs a call; answers the value, or the HTTP status and skipq code it was refused with. */
-async function settle(call: Promise<unknown>): Promise<{ ok: true; value: unknown } | { ok: false; status: number; code: string; message: string }> {
+async function settle(call: Promise<unknown>): Promise<{ ok: true; value: unknown } | { ok: false; status: number; code: string; trpcCode: string; message: string }> {
   try {
     return { ok: true, value: await call };
   } catch (error) {
     if (!(error instanceof TRPCClientError)) throw error;
-    const data = error.data as { httpStatus: number; code: string; stack?: string };
+    const data = error.data as { httpStatus: number; code: string; skipqCode: string; stack?: string };
     expect(data.stack).toBeUndefined();
-    return { ok: false, status: data.httpStatus, code: data.code, message: error.message };
+    return { ok: false, status: data.httpStatus, code: data.skipqCode, trpcCode: data.code, message: error.message };
   }
 }
 
@@ -481,7 +481,7 @@ describe('API keys over HTTP (requireAuth)', () => {
     const before = await readJob(t.db.pool, job.id);
     expect(before.worker_id).toBe(`${keys.worker.id}/${WORKER}`);
     const ref = { workerId: WORKER, id: job.id, attempt: job.attempt };
-    expect(await settle(b.worker.complete.mutate({ ...ref, result: 'stolen' }))).toMatchObject({ ok: false, status: 409, code: 'LEASE_LOST' });
+    expect(await settle(b.worker.complete.mutate({ ...ref, result: 'stolen' }))).toMatchObject({ ok: false, status: 409, code: 'LEASE_LOST', trpcCode: 'CONFLICT' });
     expect(await settle(b.worker.fail.mutate({ ...ref, error: 'x' }))).toMatchObject({ ok: false, status: 409, code: 'LEASE_LOST' });
     expect(await b.worker.completeMany.mutate({ workerId: WORKER, jobs: [{ id: job.id, attempt: job.attempt }] })).toEqual({ results: [{ id: job.id, outcome: 'lease_lost' }] });
     expect((await b.worker.heartbeat.mutate({ workerId: WORKER, jobs: [{ id: job.id, attempt: job.attempt }] })).lost).toEqual([job.id]);

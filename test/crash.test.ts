@@ -155,10 +155,10 @@ describe.sequential('worker processes that die or freeze', () => {
     expect(linesOf(a, 'completed')).toEqual([]);
     expect(linesOf(a, 'exec').map((l) => l.attempt)).toEqual([1]);
 
-    // The same two calls made as A over HTTP: CONFLICT with data.code LEASE_LOST, and the heartbeat names the job lost.
+    // The same two calls made as A over HTTP: CONFLICT with data.skipqCode LEASE_LOST, and the heartbeat names the job lost.
     const complete = await t.trpc.worker.complete.mutate({ workerId: 'frozen-a', id: job.id, attempt: 1, result: { n: -1 } }).catch((e: unknown) => e);
     expect(complete).toBeInstanceOf(TRPCClientError);
-    expect((complete as TRPCClientError<never>).data).toMatchObject({ code: 'LEASE_LOST', httpStatus: 409 });
+    expect((complete as TRPCClientError<never>).data).toMatchObject({ code: 'CONFLICT', skipqCode: 'LEASE_LOST', httpStatus: 409 });
     const beat = await t.trpc.worker.heartbeat.mutate({ workerId: 'frozen-a', jobs: [{ id: job.id, attempt: 1 }] });
     expect(beat).toMatchObject({ extended: [], lost: [job.id] });
 

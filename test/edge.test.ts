@@ -226,7 +226,7 @@ describe('item 7.4: the caller is identified from the headers, and body bytes ar
     const answer = await upload.answer;
     expect(answer.status).toBe(401);
     const error = path.includes('batch') ? answer.json[0]?.error?.json : answer.json.error?.json;
-    expect(error?.data.code).toBe('UNAUTHORIZED');
+    expect(error?.data).toMatchObject({ code: 'UNAUTHORIZED', skipqCode: 'UNAUTHORIZED', httpStatus: 401 });
     upload.socket.destroy();
   });
 
@@ -241,7 +241,7 @@ describe('item 7.4: the caller is identified from the headers, and body bytes ar
       expect(answer.status, path).toBe(429);
       expect(answer.headers['retry-after']).toBe('1');
       const error = path.includes('batch') ? answer.json[0]?.error?.json : answer.json.error?.json;
-      expect(error?.data.code).toBe('SERVER_BUSY');
+      expect(error?.data).toMatchObject({ code: 'TOO_MANY_REQUESTS', skipqCode: 'SERVER_BUSY', httpStatus: 429 });
       refused.socket.destroy();
     }
     // A small call still fits.
@@ -326,7 +326,7 @@ describe('item 7.12: security details', () => {
         const req = request({ host: u.hostname, port: u.port, path, method, agent: false, headers: { host, 'content-type': 'application/json', ...(method === 'POST' ? { 'content-length': String(body.length) } : {}) } }, (res) => {
           let text = '';
           res.on('data', (c: Buffer) => (text += c.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, code: (JSON.parse(text) as { error?: { json?: { data?: { code?: string } } } }).error?.json?.data?.code }));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, code: (JSON.parse(text) as { error?: { json?: { data?: { skipqCode?: string } } } }).error?.json?.data?.skipqCode }));
         });
         req.on('error', reject);
         req.end(method === 'POST' ? body : undefined);
@@ -434,7 +434,7 @@ describe('item 7.12: security details', () => {
       const job = await clientFor(t.url, admin).jobs.enqueue.mutate({ type: 'note', payload: 1, queue: 'revoke-q' });
       const answer = await claiming;
       expect(answer).toBeInstanceOf(TRPCClientError);
-      expect((answer as TRPCClientError<AppRouter>).data).toMatchObject({ code: 'UNAUTHORIZED', httpStatus: 401 });
+      expect((answer as TRPCClientError<AppRouter>).data).toMatchObject({ code: 'UNAUTHORIZED', skipqCode: 'UNAUTHORIZED', httpStatus: 401 });
       expect((answer as Error).message).toContain(`API key ${worker.id} was revoked`);
       // The job went back at once, without using a retry, and another worker gets it.
       expect(await readJob(t.db.pool, job.id)).toMatchObject({ status: 'pending', lease_expires_at: null, retry_count: 0 });
@@ -450,7 +450,7 @@ describe('item 7.12: security details', () => {
       const unknown = '01930000-0000-7000-8000-00000000abcd';
       const answerOf = async (call: () => Promise<unknown>) => {
         const e = (await call().catch((error: unknown) => error)) as TRPCClientError<AppRouter>;
-        return { data: { code: e.data?.code, httpStatus: e.data?.httpStatus }, message: e.message };
+        return { data: { code: (e.data as { skipqCode?: string } | undefined)?.skipqCode, httpStatus: e.data?.httpStatus }, message: e.message };
       };
       for (const id of [theirs.id, unknown]) {
         for (const call of [() => c.jobs.get.query({ id }), () => c.jobs.cancel.mutate({ id }), () => c.jobs.retry.mutate({ id })]) {

@@ -30,8 +30,8 @@ async function settle<T>(call: Promise<T>): Promise<{ ok: true; value: T } | { o
     return { ok: true, value: await call };
   } catch (error) {
     if (!(error instanceof TRPCClientError)) throw error;
-    const data = error.data as { httpStatus: number; code: string };
-    return { ok: false, status: data.httpStatus, code: data.code, message: error.message, data };
+    const data = error.data as { httpStatus: number; code: string; skipqCode: string };
+    return { ok: false, status: data.httpStatus, code: data.skipqCode, message: error.message, data };
   }
 }
 

@@ -106,19 +106,19 @@ CREATE TRIGGER hold_sweep AFTER UPDATE ON task_queue FOR EACH STATEMENT EXECUTE 
     const claim = await post(server.url, 'worker.claim', { workerId: 'probe', limit: 1, waitMs: 5000 });
     const heartbeat = await post(server.url, 'worker.heartbeat', { workerId: 'probe', jobs: [{ id: '01931a3c-5c1e-7d2a-9f00-1b2c3d4e5f60', attempt: 1 }] });
     for (const r of [enqueue, claim, heartbeat]) {
-      expect(r).toMatchObject({ status: 503, data: { code: 'DATABASE_UNAVAILABLE', httpStatus: 503 } });
+      expect(r).toMatchObject({ status: 503, data: { code: 'SERVICE_UNAVAILABLE', skipqCode: 'DATABASE_UNAVAILABLE', httpStatus: 503 } });
       expect(r.ms).toBeLessThan(2000);
     }
     const typed = await trpc.jobs.get.query({ id: '01931a3c-5c1e-7d2a-9f00-1b2c3d4e5f60' }).catch((e: unknown) => e);
     expect(typed).toBeInstanceOf(TRPCClientError);
-    expect((typed as TRPCClientError<AppRouter>).data).toMatchObject({ code: 'DATABASE_UNAVAILABLE', httpStatus: 503 });
+    expect((typed as TRPCClientError<AppRouter>).data).toMatchObject({ code: 'SERVICE_UNAVAILABLE', skipqCode: 'DATABASE_UNAVAILABLE', httpStatus: 503 });
     // The producer client reports the same, and the workers see it and back off.
-    await expect(producer.enqueue('work', { n: -2 })).rejects.toMatchObject({ data: { code: 'DATABASE_UNAVAILABLE' } });
+    await expect(producer.enqueue('work', { n: -2 })).rejects.toMatchObject({ data: { skipqCode: 'DATABASE_UNAVAILABLE' } });
     await waitFor(() => workers.some((w) => linesOf(w, 'error').some((l) => l.code === 'DATABASE_UNAVAILABLE')), 5000, 'a worker to see DATABASE_UNAVAILABLE');
     // Past the key cache (5 s) too: health keeps answering, requests keep failing with 503.
     await sleep(Math.max(0, 5200 - (Date.now() - downAt)));
     expect(await trpc.health.query()).toMatchObject({ ok: false, database: 'down', listening: false });
-    expect(await post(server.url, 'jobs.enqueue', { type: 'work', payload: { n: -3 } })).toMatchObject({ status: 503, data: { code: 'DATABASE_UNAVAILABLE' } });
+    expect(await post(server.url, 'jobs.enqueue', { type: 'work', payload: { n: -3 } })).toMatchObject({ status: 503, data: { skipqCode: 'DATABASE_UNAVAILABLE' } });
 
     await embedded.restart();
     const upAt = Date.now();

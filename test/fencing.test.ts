@@ -4,7 +4,7 @@ import { insertJob, readJob } from './support/factories.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 function codeOf(error: unknown): string | undefined {
-  return error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : undefined;
+  return error instanceof TRPCClientError ? (error.data as { skipqCode?: string } | undefined)?.skipqCode : undefined;
 }
 
 /** Runs a call and answers 'ok' or the skipq code it failed with. */

@@ -18,7 +18,7 @@ interface Hostile {
   method?: 'GET' | 'POST';
   headers?: Record<string, string>;
   status: number;
-  /** error.data.code; omitted for answers outside tRPC. */
+  /** error.data.skipqCode, or tRPC's own code where skipq has no reason of its own (404 path, 405, 415); omitted for answers outside tRPC. */
   code?: string;
   /** What the message must say: the field, the limit, or the reason. */
   message: RegExp;
@@ -31,6 +31,11 @@ const enqueueRaw = (payload: string) => `{"json":{"type":"deep","payload":${payl
 const job = (extra: Record<string, unknown> = {}) => ({ type: 'note', payload: { text: 'hi' }, ...extra });
 const claim = (extra: Record<string, unknown>) => ({ workerId: 'w1', ...extra });
 const complete = (extra: Record<string, unknown>) => ({ workerId: 'w1', id: ID, attempt: 1, ...extra });
+
+/** The tRPC code (`error.data.code`) each HTTP status here stands for. */
+const TRPC_CODE_OF_STATUS: Record<number, string> = { 400: 'BAD_REQUEST', 404: 'NOT_FOUND', 405: 'METHOD_NOT_SUPPORTED', 409: 'CONFLICT', 413: 'PAYLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE' };
+/** Codes only tRPC gives: their answers carry no skipqCode. */
+const TRPC_ONLY = new Set(['NOT_FOUND', 'METHOD_NOT_SUPPORTED', 'UNSUPPORTED_MEDIA_TYPE']);
 
 const CASES: Hostile[] = [
   // Size
@@ -250,8 +255,9 @@ describe('hostile input over raw HTTP', () => {
     const error = answer.body?.error;
     if (c.code) {
       expect(typeof error).toBe('object');
-      const json = (error as { json: { message: string; data: { code: string; httpStatus: number } } }).json;
-      expect(json.data).toMatchObject({ code: c.code, httpStatus: c.status });
+      const json = (error as { json: { message: string; data: { code: string; skipqCode?: string; httpStatus: number } } }).json;
+      expect(json.data).toMatchObject({ code: TRPC_CODE_OF_STATUS[c.status], httpStatus: c.status });
+      expect(json.data.skipqCode).toBe(TRPC_ONLY.has(c.code) ? undefined : c.code);
       expect(json.message).toMatch(c.message);
     } else {
       expect(JSON.stringify(error)).toMatch(c.message);
@@ -305,8 +311,8 @@ describe('hostile input over raw HTTP', () => {
     const text = await res.text();
     expect(res.status).toBe(413);
     expectNoStack(text);
-    const json = (JSON.parse(text) as { error: { json: { message: string; data: { code: string } } } }).error.json;
-    expect(json.data.code).toBe('PAYLOAD_TOO_LARGE');
+    const json = (JSON.parse(text) as { error: { json: { message: string; data: { code: string; skipqCode: string } } } }).error.json;
+    expect(json.data).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', skipqCode: 'PAYLOAD_TOO_LARGE' });
     expect(json.message).toContain(`limit of ${MAX_BODY} bytes`);
     expect(await countJobs(t.db.pool)).toBe(0);
   });
@@ -333,13 +339,13 @@ describe('hostile input over raw HTTP', () => {
     const many = Array.from({ length: 10_000 }, (_, i) => ({ type: 'note', payload: { i } }));
     const enq = await t.trpc.jobs.enqueueMany.mutate({ jobs: many }).catch((e: unknown) => e);
     expect(enq).toBeInstanceOf(TRPCClientError);
-    expect((enq as TRPCClientError<never>).data).toMatchObject({ httpStatus: 400, code: 'INVALID_INPUT' });
+    expect((enq as TRPCClientError<never>).data).toMatchObject({ httpStatus: 400, code: 'BAD_REQUEST', skipqCode: 'INVALID_INPUT' });
     expect((enq as Error).message).toMatch(/^jobs: .*<=1000 items/);
     const row = await insertJob(t.db.pool, { status: 'processing', worker_id: 'w1' });
     const done = await t.trpc.worker.completeMany
       .mutate({ workerId: 'w1', jobs: Array.from({ length: 10_000 }, () => ({ id: row.id, attempt: 1 })) })
       .catch((e: unknown) => e);
-    expect((done as TRPCClientError<never>).data).toMatchObject({ httpStatus: 400, code: 'INVALID_INPUT' });
+    expect((done as TRPCClientError<never>).data).toMatchObject({ httpStatus: 400, code: 'BAD_REQUEST', skipqCode: 'INVALID_INPUT' });
     expect((done as Error).message).toMatch(/^jobs: .*<=1000 items/);
     expect(await countJobs(t.db.pool)).toBe(1);
     expect((await readJob(t.db.pool, row.id)).status).toBe('processing');

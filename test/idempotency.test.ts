@@ -1,3 +1,4 @@
+import { silentLogger } from '../server/logger.js';
 import { TRPCClientError } from '@trpc/client';
 import { z } from 'zod';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ const jobs = defineJobs({
 });
 
 function codeOf(error: unknown): string | undefined {
-  return error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : undefined;
+  return error instanceof TRPCClientError ? (error.data as { skipqCode?: string } | undefined)?.skipqCode : undefined;
 }
 
 /** Inserts `n` jobs held by `workerId` (attempt 1) whose leases expired a moment ago. */
@@ -152,7 +153,7 @@ describe('idempotency and races', () => {
       const totals = { completed: 0, rescued: 0 };
       // The rescuer of a second server instance, with its own pool: the server's own sweep would queue
       // for a connection behind the completions in flight and always come last.
-      const rescuer = createMaintenance({ pool: t.db.pool, hub: t.server.deps.hub, rescueIntervalMs: 60_000, retentionDays: 0, log: () => {} });
+      const rescuer = createMaintenance({ pool: t.db.pool, hub: t.server.deps.hub, rescueIntervalMs: 60_000, retentionDays: 0, logger: silentLogger });
       for (let round = 0; round < 4; round++) {
         await t.db.pool.query('DELETE FROM task_queue');
         const ids = await insertExpired(t, 200, 'w1');

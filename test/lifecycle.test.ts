@@ -9,7 +9,7 @@ import { startTestServer, type TestServer } from './support/server.js';
 let t: TestServer;
 
 function codeOf(error: unknown): string {
-  return error instanceof TRPCClientError ? ((error.data as { code?: string } | undefined)?.code ?? 'UNKNOWN') : 'UNKNOWN';
+  return error instanceof TRPCClientError ? ((error.data as { skipqCode?: string } | undefined)?.skipqCode ?? 'UNKNOWN') : 'UNKNOWN';
 }
 
 const expireLease = (id: string) => t.db.pool.query(`UPDATE task_queue SET lease_expires_at = now() - interval '1 second' WHERE id = $1 AND lease_expires_at IS NOT NULL`, [id]);

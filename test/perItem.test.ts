@@ -83,7 +83,7 @@ describe('each job of a batch stands on its own', () => {
       status: 'failed',
       error: expect.stringMatching(/BigInt/),
     });
-    const error = await t.trpc.worker.complete.mutate({ workerId: 'w2', id: lost!.id, attempt: 1, result: { n: 1n } }).catch((e: { data?: { code?: string } }) => e.data?.code);
+    const error = await t.trpc.worker.complete.mutate({ workerId: 'w2', id: lost!.id, attempt: 1, result: { n: 1n } }).catch((e: { data?: { skipqCode?: string } }) => e.data?.skipqCode);
     expect(error).toBe('LEASE_LOST');
     expect((await readJob(t.db.pool, lost!.id)).status).toBe('processing');
   });

@@ -19,14 +19,14 @@ const jobs = defineJobs({
 const good = { chainId: 'konzum', targetDate: '2026-01-23' };
 
 /** Runs a call that must fail; answers its HTTP status and skipq code. */
-async function failure(call: Promise<unknown>): Promise<{ status: number; code: string; message: string; issues?: unknown }> {
+async function failure(call: Promise<unknown>): Promise<{ status: number; code: string; trpcCode: string; message: string; issues?: unknown }> {
   try {
     await call;
   } catch (error) {
     if (!(error instanceof TRPCClientError)) throw error;
-    const data = error.data as { httpStatus: number; code: string; issues?: unknown; stack?: string };
+    const data = error.data as { httpStatus: number; code: string; skipqCode: string; issues?: unknown; stack?: string };
     expect(data.stack).toBeUndefined();
-    return { status: data.httpStatus, code: data.code, message: error.message, issues: data.issues };
+    return { status: data.httpStatus, code: data.skipqCode, trpcCode: data.code, message: error.message, issues: data.issues };
   }
   throw new Error('expected the call to fail');
 }
@@ -146,7 +146,7 @@ describe('tRPC procedures over HTTP', () => {
     });
 
     it('answers NOT_FOUND for an unknown id and BAD_REQUEST for a malformed one', async () => {
-      expect(await failure(t.trpc.jobs.get.query({ id: '01930000-0000-7000-8000-000000000000' }))).toMatchObject({ status: 404, code: 'JOB_NOT_FOUND' });
+      expect(await failure(t.trpc.jobs.get.query({ id: '01930000-0000-7000-8000-000000000000' }))).toMatchObject({ status: 404, code: 'JOB_NOT_FOUND', trpcCode: 'NOT_FOUND' });
       expect(await failure(t.trpc.jobs.get.query({ id: 'not-an-id' }))).toMatchObject({ status: 400, code: 'INVALID_INPUT' });
     });
 
@@ -179,7 +179,7 @@ describe('tRPC procedures over HTTP', () => {
       expect(cancelled.cancelRequestedAt).toBeInstanceOf(Date);
       const beat = await t.trpc.worker.heartbeat.mutate({ workerId: 'worker-1', jobs: [{ id: running.id, attempt: 1 }] });
       expect(beat.cancelled).toEqual([running.id]);
-      expect(await failure(t.trpc.worker.complete.mutate({ workerId: 'worker-1', id: running.id, attempt: 1 }))).toMatchObject({ status: 409, code: 'JOB_CANCELLED' });
+      expect(await failure(t.trpc.worker.complete.mutate({ workerId: 'worker-1', id: running.id, attempt: 1 }))).toMatchObject({ status: 409, code: 'JOB_CANCELLED', trpcCode: 'CONFLICT' });
       // Cancelling again is harmless.
       expect((await t.trpc.jobs.cancel.mutate({ id: running.id })).status).toBe('cancelled');
     });
@@ -278,7 +278,7 @@ describe('tRPC procedures over HTTP', () => {
       const stale = { workerId: 'w1', id: row.id, attempt: 1 };
       const other = { workerId: 'w2', id: row.id, attempt: 2 };
       for (const ref of [stale, other]) {
-        expect(await failure(t.trpc.worker.complete.mutate(ref))).toMatchObject({ status: 409, code: 'LEASE_LOST' });
+        expect(await failure(t.trpc.worker.complete.mutate(ref))).toMatchObject({ status: 409, code: 'LEASE_LOST', trpcCode: 'CONFLICT' });
         expect(await failure(t.trpc.worker.fail.mutate({ ...ref, error: 'x' }))).toMatchObject({ status: 409, code: 'LEASE_LOST' });
         const beat = await t.trpc.worker.heartbeat.mutate({ workerId: ref.workerId, jobs: [{ id: row.id, attempt: ref.attempt }] });
         expect(beat.lost).toEqual([row.id]);

@@ -108,7 +108,7 @@ describe('SQL functions', () => {
       const job = await insertJob(t.db.pool, { status, attempt: 1, worker_id: 'worker-1', ended_by });
       const sql = await t.db.pool.query<{ ok: boolean }>(`SELECT complete_task($1) AS ok`, [job.id]);
       expect(sql.rows[0]?.ok, status).toBe(false);
-      const api = await t.trpc.worker.complete.mutate({ workerId: 'worker-1', id: job.id, attempt: 1 }).then(() => 'ok', (e: { data?: { code?: string } }) => e.data?.code);
+      const api = await t.trpc.worker.complete.mutate({ workerId: 'worker-1', id: job.id, attempt: 1 }).then(() => 'ok', (e: { data?: { skipqCode?: string } }) => e.data?.skipqCode);
       expect(api, `${status} by ${ended_by}`).toBe(expected);
       expect((await readJob(t.db.pool, job.id)).status).toBe(status);
     }

@@ -4,6 +4,7 @@ import { createClaimLoop } from './claimLoop.js';
 import { workerConfigOf } from './config.js';
 import { createDeliveryWindow } from './deliveryWindow.js';
 import { createHeartbeats } from './heartbeats.js';
+import { createEventLogger, stderrLogger } from './logging.js';
 import { createReporter } from './reporting.js';
 import { createRunner } from './runner.js';
 import { createStartReporter } from './starts.js';
@@ -29,8 +30,14 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
   const config = workerConfigOf(options);
   const { trpc, transport } = createTrpc(options, true, config.waitMs);
   const onEvent = options.onEvent;
+  const logEvent = createEventLogger(options.logger ?? stderrLogger, config.workerId);
   const emit = (event: WorkerEvent): void => {
-    // A throwing listener must not break the worker's own bookkeeping.
+    // A throwing listener (or logger) must not break the worker's own bookkeeping.
+    try {
+      logEvent(event);
+    } catch {
+      /* the logger's own problem */
+    }
     try {
       onEvent?.(event);
     } catch {

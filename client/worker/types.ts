@@ -91,6 +91,25 @@ export interface WorkerOptions<R extends JobDefinitions> extends ConnectionOptio
    */
   maxResultBytes?: number;
   onEvent?: (event: WorkerEvent) => void;
+  /**
+   * Where the worker logs its events: a pino logger or anything pino-shaped.
+   * Errors at error; failed attempts, lost jobs, refused progress and undelivered
+   * reports at warn; stops at info; completions at debug. Default: warnings and
+   * errors as one line each on stderr.
+   */
+  logger?: WorkerLogger;
+}
+
+/** One logging call in pino's shape: `(fields, message)`. */
+export type WorkerLogFn = (fields: object, message?: string) => void;
+
+/** The part of a pino logger the worker calls. */
+export interface WorkerLogger {
+  debug: WorkerLogFn;
+  info: WorkerLogFn;
+  warn: WorkerLogFn;
+  error: WorkerLogFn;
+  isLevelEnabled?(level: string): boolean;
 }
 
 /** A running worker. */

@@ -49,9 +49,9 @@ export interface Failure {
 /** Reads a tRPC error (or anything thrown) as a {@link Failure}. */
 export function failureOf(error: unknown): Failure {
   if (error instanceof TRPCClientError) {
-    const data = error.data as { code?: string } | undefined;
+    const data = error.data as { code?: string; skipqCode?: string } | undefined;
     if (!data?.code) return { code: 'NETWORK', message: `the server did not answer (${error.message})` };
-    return { code: data.code, message: error.message };
+    return { code: data.skipqCode ?? data.code, message: error.message };
   }
   return { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
 }

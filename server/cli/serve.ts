@@ -11,6 +11,7 @@ export interface ServeOptions {
   startupTimeout?: string;
   requireAuth?: boolean;
   migrateOnly?: boolean;
+  metricsPort?: string;
 }
 
 /** Adds serve's options to `command`. */
@@ -21,6 +22,7 @@ export function withServeOptions(command: Command): Command {
     .option('--host <addr>', 'address to listen on (env HOST, default 127.0.0.1)')
     .option('--startup-timeout <ms>', 'how long to wait for an unreachable PostgreSQL at start, retrying with backoff (env SKIPQ_STARTUP_TIMEOUT_MS, default 60000; 0: no wait)')
     .option('--require-auth', 'require API keys even on loopback (env SKIPQ_REQUIRE_AUTH=1); beyond loopback they are always required, and the server refuses to start until a key exists')
+    .option('--metrics-port <n>', 'also serve /metrics, /healthz, /readyz on this port, without keys (on the main port /metrics needs an admin key once keys exist)')
     .option('--migrate-only', 'apply pending migrations and exit (the same as skipq migrate)');
 }
 
@@ -44,6 +46,8 @@ Environment:
                             required once any key record exists (skipq keys revoke --all
                             removes them); without keys only Host: localhost / 127.x / [::1] is answered
   SKIPQ_DASHBOARD_PAYLOADS  0: the dashboard (at /) never shows job payloads or results
+  LOG_LEVEL                 fatal|error|warn|info|debug|trace|silent, default info; JSON lines
+                            on stdout (pretty in a terminal when pino-pretty is installed)
 `;
 
 /** Runs the server until SIGINT/SIGTERM; with an embedded database, records it in `<dataDir>/server.json` meanwhile. */
@@ -66,6 +70,8 @@ export async function serve(values: ServeOptions): Promise<void> {
   }
   // Loaded here, not at the top: `skipq --help` and the other commands start without the server's modules.
   const { createQueueServer, loadRegistry } = await import('../app.js');
+  const { createLogger } = await import('../logger.js');
+  const logger = createLogger({ level: env.LOG_LEVEL });
   const jobsModule = values.jobs ?? env.SKIPQ_JOBS;
   const jobs = jobsModule ? await loadRegistry(jobsModule) : undefined;
   const server = await createQueueServer({
@@ -85,6 +91,8 @@ export async function serve(values: ServeOptions): Promise<void> {
     retentionDays: env.SKIPQ_RETENTION_DAYS,
     requireAuth: values.requireAuth === true || env.SKIPQ_REQUIRE_AUTH,
     dashboard: { showPayloads: env.SKIPQ_DASHBOARD_PAYLOADS },
+    logger,
+    ...(values.metricsPort !== undefined ? { metricsPort: Number(values.metricsPort) } : {}),
   });
   let removeRecord = (): void => {};
   if (server.embeddedDatabaseUrl) {
@@ -95,19 +103,19 @@ export async function serve(values: ServeOptions): Promise<void> {
       throw new CliError(`could not write ${env.SKIPQ_DATA_DIR}/server.json: ${(error as Error).message}`);
     }
   }
-  console.log(`[skipq] listening on ${server.url}${jobs ? ` with job types: ${Object.keys(jobs).join(', ')}` : ' (no registry: any JSON payload is accepted)'}`);
+  logger.info({ event: 'listening', url: server.url }, `listening on ${server.url}${jobs ? ` with job types: ${Object.keys(jobs).join(', ')}` : ' (no registry: any JSON payload is accepted)'}`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    console.log(`[skipq] ${signal}: finishing requests in flight, then stopping`);
+    logger.info({ event: 'signal', signal }, `${signal}: finishing requests in flight, then stopping`);
     server.close().then(
       () => {
         removeRecord();
         process.exit(0);
       },
       (error: unknown) => {
-        console.error(`[skipq] stopping failed: ${(error as Error).message}`);
+        logger.error({ err: error }, 'stopping failed');
         process.exit(1);
       },
     );

@@ -3,6 +3,7 @@ import superjson from 'superjson';
 import type { JobRegistry } from '../../shared/index.js';
 import { createQueueServer, type QueueServer, type QueueServerOptions } from '../../server/app.js';
 import type { AppRouter } from '../../server/routers/_app.js';
+import { silentLogger } from '../../server/logger.js';
 import { createTestDb, type TestDb } from './db.js';
 
 /** A real skipq server on a free port over its own database, with a plain tRPC client. */
@@ -17,7 +18,7 @@ export interface TestServer {
 /** Starts a server for a test file. Maintenance is off unless asked for, so tests drive sweeps themselves. */
 export async function startTestServer(options: Partial<QueueServerOptions> & { jobs?: JobRegistry } = {}): Promise<TestServer> {
   const db = await createTestDb();
-  const server = await createQueueServer({ databaseUrl: db.url, port: 0, log: () => {}, maintenance: false, pollIntervalMs: 100, ...options });
+  const server = await createQueueServer({ databaseUrl: db.url, port: 0, ...(options.log ? {} : { logger: silentLogger }), maintenance: false, pollIntervalMs: 100, ...options });
   const trpc = createTRPCClient<AppRouter>({ links: [httpLink({ url: server.url, transformer: superjson })] });
   return {
     server,

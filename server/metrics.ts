@@ -1,0 +1,96 @@
+import type pg from 'pg';
+import { Counter, Gauge, Registry, type CounterConfiguration } from 'prom-client';
+
+/**
+ * The server's Prometheus metrics, in a registry of its own (several servers in
+ * one process do not collide). Counters are incremented where the moves happen,
+ * through children cached per label set: a job costs one Map lookup and one
+ * addition, no label hashing. Depth, age and held jobs are computed on scrape,
+ * by one bounded query.
+ */
+export interface ServerMetrics {
+  readonly registry: Registry;
+  enqueued(queue: string, type: string, n?: number): void;
+  claimed(queue: string, type: string, n?: number): void;
+  /** Unlabelled: skipq_complete does not return the queue (it would need a migration), and a per-job lookup would cost the hot path. */
+  completed(n?: number): void;
+  failed(queue: string, n?: number): void;
+  retried(queue: string, n?: number): void;
+  rescued(outcome: 'pending' | 'failed', n: number): void;
+  /** One tRPC call answered: its procedure and tRPC code ('OK' on success). */
+  request(procedure: string, code: string): void;
+  /** The exposition text, with the gauges read now. */
+  scrape(): Promise<string>;
+}
+
+type Child = { inc(n?: number): void };
+
+/** A counter whose children are made once per label set. */
+function cachedCounter(config: CounterConfiguration<string>): (labels: string[], n?: number) => void {
+  const counter = new Counter(config);
+  const children = new Map<string, Child>();
+  return (labels, n = 1) => {
+    const key = labels.join('\u0000');
+    let child = children.get(key);
+    if (!child) {
+      child = counter.labels(...labels);
+      children.set(key, child);
+    }
+    child.inc(n);
+  };
+}
+
+// Live rows only (the partial claim index covers pending ones); one row per queue, at most 1000 queues.
+const SCRAPE_SQL = `
+SELECT queue,
+       count(*) FILTER (WHERE status = 'pending')::int AS pending,
+       count(*) FILTER (WHERE status IN ('claimed', 'processing'))::int AS held,
+       COALESCE(EXTRACT(EPOCH FROM now() - min(scheduled_for) FILTER (WHERE status = 'pending' AND scheduled_for <= now())), 0)::float8 AS oldest
+FROM task_queue
+WHERE status IN ('pending', 'claimed', 'processing')
+GROUP BY queue
+ORDER BY queue
+LIMIT 1000`;
+
+/** Creates the metrics of one server over `pool`. */
+export function createMetrics(pool: pg.Pool): ServerMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const enqueued = cachedCounter({ name: 'skipq_jobs_enqueued_total', help: 'Jobs inserted by enqueue', labelNames: ['queue', 'type'], registers });
+  const claimed = cachedCounter({ name: 'skipq_jobs_claimed_total', help: 'Jobs handed to workers by claim', labelNames: ['queue', 'type'], registers });
+  const completed = new Counter({ name: 'skipq_jobs_completed_total', help: 'Jobs completed (all queues: the completion statement does not return the queue)', registers });
+  const failed = cachedCounter({ name: 'skipq_jobs_failed_total', help: 'Jobs failed for good (no retry left, or not retried)', labelNames: ['queue'], registers });
+  const retried = cachedCounter({ name: 'skipq_jobs_retried_total', help: 'Failed attempts sent back to pending for a retry', labelNames: ['queue'], registers });
+  const rescued = cachedCounter({ name: 'skipq_jobs_rescued_total', help: 'Jobs whose lease expired, taken back by the rescuer (outcome: pending again, or failed)', labelNames: ['outcome'], registers });
+  const requests = cachedCounter({ name: 'skipq_http_requests_total', help: 'tRPC calls answered, by procedure and tRPC code', labelNames: ['procedure', 'code'], registers });
+  const depth = new Gauge({ name: 'skipq_queue_depth', help: 'Pending jobs per queue (due or scheduled)', labelNames: ['queue'], registers });
+  const oldest = new Gauge({ name: 'skipq_queue_oldest_pending_age_seconds', help: 'Age of the oldest due pending job per queue', labelNames: ['queue'], registers });
+  const held = new Gauge({ name: 'skipq_jobs_held', help: 'Jobs claimed or processing per queue', labelNames: ['queue'], registers });
+  const poolGauge = new Gauge({ name: 'skipq_db_pool_connections', help: 'PostgreSQL pool connections (state: total, idle, waiting clients)', labelNames: ['state'], registers });
+
+  return {
+    registry,
+    enqueued: (queue, type, n) => enqueued([queue, type], n),
+    claimed: (queue, type, n) => claimed([queue, type], n),
+    completed: (n = 1) => completed.inc(n),
+    failed: (queue, n) => failed([queue], n),
+    retried: (queue, n) => retried([queue], n),
+    rescued: (outcome, n) => rescued([outcome], n),
+    request: (procedure, code) => requests([procedure, code]),
+    async scrape() {
+      poolGauge.set({ state: 'total' }, pool.totalCount);
+      poolGauge.set({ state: 'idle' }, pool.idleCount);
+      poolGauge.set({ state: 'waiting' }, pool.waitingCount);
+      const { rows } = await pool.query<{ queue: string; pending: number; held: number; oldest: number }>(SCRAPE_SQL);
+      depth.reset();
+      oldest.reset();
+      held.reset();
+      for (const r of rows) {
+        depth.set({ queue: r.queue }, r.pending);
+        oldest.set({ queue: r.queue }, r.oldest);
+        held.set({ queue: r.queue }, r.held);
+      }
+      return registry.metrics();
+    },
+  };
+}
