@@ -259,6 +259,26 @@ describe('serve on the embedded database, and commands beside it', () => {
     expect(queues.out).toMatch(/^cli {2}pending 0 .* completed 1/m);
   });
 
+  it('queues pause and resume stop and restart claims; jobs explain says why a job waits', async () => {
+    const paused = await skipqDone(['queues', 'pause', 'cli-paused', '--url', url]);
+    expect(paused.code, paused.out).toBe(0);
+    expect(paused.out).toMatch(/cli-paused: paused/);
+    const enqueued = await skipqDone(['enqueue', 'double', '{"n":1}', '--queue', 'cli-paused', '--url', url]);
+    const job = JSON.parse(enqueued.out.slice(enqueued.out.indexOf('{'))) as { id: string };
+    const why = await skipqDone(['jobs', 'explain', job.id, '--url', url]);
+    expect(why.code, why.out).toBe(0);
+    const explained = JSON.parse(why.out.slice(why.out.indexOf('{'))) as { runnable: boolean; reasons: Array<{ code: string }> };
+    expect(explained.runnable).toBe(false);
+    expect(explained.reasons.map((r) => r.code)).toContain('QUEUE_PAUSED');
+    const resumed = await skipqDone(['queues', 'resume', 'cli-paused', '--url', url]);
+    expect(resumed.out).toMatch(/cli-paused: running/);
+    const after = await skipqDone(['jobs', 'explain', job.id, '--url', url]);
+    const again = JSON.parse(after.out.slice(after.out.indexOf('{'))) as { runnable: boolean };
+    expect(again.runnable).toBe(true);
+    const missing = await skipqDone(['queues', 'pause', '--url', url]);
+    expect(missing.code).not.toBe(0);
+  });
+
   it('a port already in use fails the start at once and leaves nothing running', async () => {
     const other = await tempDataDir();
     const blocker: Server = createServer();

@@ -120,6 +120,9 @@ export function jobsCommand(): Command {
       await moveAll(chosen, 'retried', (id) => trpc.jobs.retry.mutate({ id }));
     });
   });
+  withRemoteOptions(jobs.command('explain').description('why a job is or is not being claimed: runnable, and each reason').argument('<id>', 'job id')).action(
+    async (id: string, opts: RemoteOptions) => printJson(await withRemote(opts, (trpc) => trpc.jobs.explain.query({ id }))),
+  );
   withRemoteOptions(jobs.command('cancel').description('cancel pending or running jobs').argument('<ids...>', 'job ids')).action(
     async (ids: string[], opts: RemoteOptions) => {
       await withRemote(opts, (trpc) => moveAll(ids, 'cancelled', (id) => trpc.jobs.cancel.mutate({ id })));
@@ -141,7 +144,7 @@ function byQueue(counts: Counts): Map<string, Record<string, number>> {
   return queues;
 }
 
-/** `skipq queues list`. (pause/resume wait for the server's queues.pause/resume procedures.) */
+/** `skipq queues list|pause|resume`. */
 export function queuesCommand(): Command {
   const queues = new Command('queues').description('queues on a running server');
   withRemoteOptions(queues.command('list').description('list the queues that hold jobs, with counts by status (admin key)').option('--json', 'print JSON')).action(
@@ -155,6 +158,17 @@ export function queuesCommand(): Command {
       }
     },
   );
+  for (const move of ['pause', 'resume'] as const) {
+    withRemoteOptions(
+      queues
+        .command(move)
+        .description(move === 'pause' ? 'stop claims from a queue; enqueues still go in (admin key)' : 'let claims take a paused queue\'s jobs again (admin key)')
+        .argument('<queue>', 'queue name'),
+    ).action(async (queue: string, opts: RemoteOptions) => {
+      const settings = await withRemote(opts, (trpc) => trpc.queues[move].mutate({ queue }));
+      console.log(`${settings.name}: ${settings.paused ? 'paused' : 'running'}`);
+    });
+  }
   return queues;
 }
 
