@@ -368,11 +368,13 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     });
   }
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  logger.info({ event: 'listening', url: `http://${shownHost}:${address.port}/trpc`, jobTypes: registry ? Object.keys(registry) : null }, `listening on http://${shownHost}:${address.port}/trpc`);
+  const url = `http://${shownHost}:${address.port}/trpc`;
+  const served = registry ? ` with job types: ${Object.keys(registry).join(', ')}` : ' (no registry: any JSON payload is accepted)';
+  logger.info({ event: 'listening', url, jobTypes: registry ? Object.keys(registry) : null }, `listening on ${url}${served}`);
 
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${shownHost}:${address.port}/trpc`,
+    url,
     port: address.port,
     pool,
     embeddedDatabaseUrl: embedded?.url ?? null,

@@ -103,7 +103,6 @@ export async function serve(values: ServeOptions): Promise<void> {
       throw new CliError(`could not write ${env.SKIPQ_DATA_DIR}/server.json: ${(error as Error).message}`);
     }
   }
-  logger.info({ event: 'listening', url: server.url }, `listening on ${server.url}${jobs ? ` with job types: ${Object.keys(jobs).join(', ')}` : ' (no registry: any JSON payload is accepted)'}`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
