@@ -237,7 +237,8 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     registry,
     prisma: createPrisma(pool),
     enqueuer: createEnqueuer({
-      db: pool,
+      // A deadlock or serialization failure rolls the whole statement back: one retry is safe.
+      db: retryingOnce(pool),
       registry,
       hub,
       maxPayloadBytes,

@@ -119,7 +119,11 @@ export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boo
     const key = keyOf(j.queue, j.type, j.uniqueKey);
     return key === null ? undefined : byKey.get(key);
   };
-  let todo = [...firstOf.values()];
+  // Rows go in sorted by (queue, type, uniqueKey): concurrent batches sharing keys then take the
+  // unique index's locks in one order and cannot deadlock (ten enqueueMany calls with the same
+  // keys in rotated orders did, now and then). The sort is stable, so the first job of a key in
+  // the call is still the one stored; answers are matched by id, not by position.
+  let todo = [...firstOf.values()].sort(byUniqueKey);
   for (let round = 0; todo.length > 0; round++) {
     if (round === 5) throw new Error('uniqueKey contention: the live job kept finishing while enqueueing; try again');
     try {
@@ -152,6 +156,13 @@ export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boo
     // Another job of this same call may have taken the key: that one is "created", this one is not.
     return { ...(holderOf(j) as EnqueuedJob), created: false };
   });
+}
+
+/** Orders jobs by (queue, type, uniqueKey), keyless ones first; a byte-wise order, the same in every process. */
+function byUniqueKey(a: InsertJob, b: InsertJob): number {
+  const ka = a.uniqueKey === null ? '' : `${a.queue}\u0000${a.type}\u0000${a.uniqueKey}`;
+  const kb = b.uniqueKey === null ? '' : `${b.queue}\u0000${b.type}\u0000${b.uniqueKey}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
 /** Creates the enqueuer. */
