@@ -57,6 +57,8 @@ export function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPa
     timeoutMs: input.timeoutMs ?? defaults.timeoutMs,
     debounceMs: input.debounceMs ?? null,
     throttleMs: input.throttleMs ?? null,
+    concurrencyKey: null,
+    traceContext: null,
   };
 }
 

@@ -17,6 +17,10 @@ export interface InsertJob {
   debounceMs: number | null;
   /** With uniqueKey: one job per key per window of this many ms; null on the plain path. */
   throttleMs: number | null;
+  /** The job's lane within its queue, for per-key concurrency; null: none. */
+  concurrencyKey: string | null;
+  /** W3C trace context of the enqueue (traceparent[ tracestate]); null: none. */
+  traceContext: string | null;
 }
 
 /** A row the insert wrote. */
@@ -46,7 +50,7 @@ export class JobIdInUseError extends Error {
 
 /**
  * jobInsertMany: inserts a batch in one statement and one commit (skipq_enqueue,
- * in the migration 20261201000100_enqueue_integrity), notifying once per
+ * in the migration 20261201000450_job_context), notifying once per
  * distinct queue. A job whose uniqueKey has a live job in its queue and type is
  * skipped (the partial unique index decides, not a prior read); the caller
  * looks those up with {@link jobFindExisting}. Throws {@link JobIdInUseError},
@@ -60,7 +64,7 @@ export async function jobInsertMany(db: Db, jobs: readonly InsertJob[]): Promise
       name: 'jobInsertMany',
       text: `
 SELECT e.id, e.task_type, e.queue, e.status, e.priority, e.scheduled_for
-FROM skipq_enqueue($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[], $10::int[]) AS e`,
+FROM skipq_enqueue($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[], $10::int[], $11::text[], $12::text[]) AS e`,
       values: [
         jobs.map((j) => j.id),
         jobs.map((j) => j.queue),
@@ -72,6 +76,8 @@ FROM skipq_enqueue($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6
         jobs.map((j) => j.maxRetries),
         jobs.map((j) => j.uniqueKey),
         jobs.map((j) => j.timeoutMs),
+        jobs.map((j) => j.concurrencyKey),
+        jobs.map((j) => j.traceContext),
       ],
     });
     return rows;
@@ -154,8 +160,8 @@ export async function jobEnqueueDebounced(db: Db, job: InsertJob, now: Date | nu
     name: 'jobEnqueueDebounced',
     text: `
 SELECT e.id, e.task_type, e.queue, e.status, e.priority, e.scheduled_for, e.created
-FROM skipq_enqueue_debounced($1::text, $2::text, $3::text, $4::text, $5::int, $6::int, $7::text, $8::int, $9::bigint, $10::timestamptz) AS e`,
-    values: [job.id, job.queue, job.type, job.payloadJson, job.priority, job.maxRetries, job.uniqueKey, job.timeoutMs, job.debounceMs, now],
+FROM skipq_enqueue_debounced($1::text, $2::text, $3::text, $4::text, $5::int, $6::int, $7::text, $8::int, $9::bigint, $10::text, $11::text, $12::timestamptz) AS e`,
+    values: [job.id, job.queue, job.type, job.payloadJson, job.priority, job.maxRetries, job.uniqueKey, job.timeoutMs, job.debounceMs, job.concurrencyKey, job.traceContext, now],
   });
 }
 
@@ -170,8 +176,8 @@ export async function jobEnqueueThrottled(db: Db, job: InsertJob, now: Date | nu
     name: 'jobEnqueueThrottled',
     text: `
 SELECT e.id, e.task_type, e.queue, e.status, e.priority, e.scheduled_for, e.created
-FROM skipq_enqueue_throttled($1::text, $2::text, $3::text, $4::text, $5::int, $6::timestamptz, $7::bigint, $8::int, $9::text, $10::int, $11::bigint, $12::timestamptz) AS e`,
-    values: [job.id, job.queue, job.type, job.payloadJson, job.priority, job.runAt, job.delayMs, job.maxRetries, job.uniqueKey, job.timeoutMs, job.throttleMs, now],
+FROM skipq_enqueue_throttled($1::text, $2::text, $3::text, $4::text, $5::int, $6::timestamptz, $7::bigint, $8::int, $9::text, $10::int, $11::bigint, $12::text, $13::text, $14::timestamptz) AS e`,
+    values: [job.id, job.queue, job.type, job.payloadJson, job.priority, job.runAt, job.delayMs, job.maxRetries, job.uniqueKey, job.timeoutMs, job.throttleMs, job.concurrencyKey, job.traceContext, now],
   });
 }
 
