@@ -11,8 +11,12 @@ export {
   type EnqueuedJobRef,
   type TypedJobView,
   type WaitOptions,
+  type Flow,
+  type FlowJob,
+  type FlowJobOptions,
+  type EnqueuedFlowRef,
 } from './queueClient.js';
-export { createWorker, type Worker, type WorkerOptions, type Handlers, type JobContext, type WorkerEvent, type WorkerLogger, type StopReport, type UndeliveredReport } from './worker.js';
+export { createWorker, type Worker, type WorkerOptions, type Handlers, type JobContext, type ChildResult, type WorkerEvent, type WorkerLogger, type StopReport, type UndeliveredReport } from './worker.js';
 export {
   PermanentError,
   InvalidPayloadError,

@@ -19,6 +19,12 @@ import {
   type QueueConfigureInput,
   type QueueSettings,
   type QueueView,
+  type EnqueuedFlow,
+  type FlowInput,
+  type FlowJobInput,
+  type OnChildFailure,
+  type AttemptsAnswer,
+  type AttemptView,
 } from '../shared/index.js';
 import {
   InvalidPayloadError,
@@ -133,6 +139,30 @@ export type EnqueueItem<R extends JobDefinitions> = {
   [K in JobType<R>]: { type: K; payload: PayloadInput<R, K> } & EnqueueOptions;
 }[JobType<R>];
 
+/** Options of one job of a flow: those of `enqueue` but `uniqueKey`, `debounceMs` and `throttleMs`. */
+export type FlowJobOptions = Omit<EnqueueOptions, 'uniqueKey' | 'debounceMs' | 'throttleMs'>;
+
+/** A job of a flow without children of its own. */
+export type FlowJob<R extends JobDefinitions> = {
+  [K in JobType<R>]: { type: K; payload: PayloadInput<R, K> } & FlowJobOptions;
+}[JobType<R>];
+
+/**
+ * A flow: a parent of type `P` and its children, each a job or a flow of its
+ * own. The parent runs once every child is finished, and takes no `runAt` or
+ * `delayMs`; `onChildFailure` (default `fail`) says what a failed or cancelled
+ * child does to it.
+ */
+export interface Flow<R extends JobDefinitions, P extends JobType<R> = JobType<R>> {
+  parent: { type: P; payload: PayloadInput<R, P>; onChildFailure?: OnChildFailure } & Omit<FlowJobOptions, 'runAt' | 'delayMs'>;
+  children: ReadonlyArray<FlowJob<R> | Flow<R>>;
+}
+
+/** What `enqueueFlow` answers: the parent's id, typed with its job type, and a reference per child in the order given. */
+export interface EnqueuedFlowRef<K extends string = string> extends EnqueuedFlow {
+  id: JobId<K>;
+}
+
 /** Options of {@link createQueueClient}. */
 export interface QueueClientOptions<R extends JobDefinitions> extends ConnectionOptions {
   /** The registry shared with the server and the workers. */
@@ -160,10 +190,30 @@ export interface QueueClient<R extends JobDefinitions> {
    * @example const job = await queue.enqueue('ingestion', { chainId: 'konzum', targetDate: '2026-01-23' });
    */
   enqueue<K extends JobType<R>>(type: K, payload: PayloadInput<R, K>, options?: EnqueueOptions): Promise<EnqueuedJobRef<K>>;
+  /**
+   * Creates a flow atomically: a parent and its children (nested flows allowed,
+   * at most LIMITS.flowJobs jobs and LIMITS.flowDepth levels), every payload
+   * checked here and again by the server. The parent runs once every child is
+   * finished; its handler reads them with `ctx.children()`. Safe to retry: the
+   * ids are chosen here.
+   * @example
+   * const flow = await queue.enqueueFlow({
+   *   parent: { type: 'report', payload: { day: '2026-01-23' } },
+   *   children: [{ type: 'ingestion', payload: { chainId: 'konzum', targetDate: '2026-01-23' } }],
+   * });
+   * const report = await queue.result(flow.id);
+   */
+  enqueueFlow<P extends JobType<R>>(flow: Flow<R, P>): Promise<EnqueuedFlowRef<P>>;
+  /**
+   * Every attempt of a job, oldest first: worker, claim and finish times,
+   * outcome, error (its first LIMITS.attemptErrorChars characters).
+   * `jobs.get` shows the latest ones too.
+   */
+  attempts(id: string): Promise<AttemptView[]>;
   /** Enqueues many jobs atomically (all validated first); answers in input order. Splits inputs over the server's batch limit. */
   enqueueMany(items: ReadonlyArray<EnqueueItem<R>>): Promise<EnqueuedRef[]>;
-  /** One job with its status, result and error. */
-  get<K extends JobType<R>>(id: JobId<K>): Promise<TypedJobView<R, K>>;
+  /** One job with its status, result and error, and its latest attempts (newest last). */
+  get<K extends JobType<R>>(id: JobId<K>): Promise<TypedJobView<R, K> & { attempts: AttemptView[] }>;
   /** Jobs, newest first. */
   list(filter?: { queue?: string; type?: JobType<R>; status?: JobStatus | JobStatus[]; limit?: number; cursor?: string }): Promise<{ jobs: Array<TypedJobView<R>>; nextCursor: string | null }>;
   /** Cancels a pending or running job. */
@@ -226,6 +276,25 @@ function toInput(registry: JobRegistry, type: string, payload: unknown, options:
   // The input goes to the server as given; the server parses it with the same schema. The id
   // is chosen here, once, so every resend of this job (retries, the coalescer's fallback) carries it.
   return { type, payload, ...options, id: options.id ?? createJobId() };
+}
+
+/** A flow as the server takes it: every payload checked with the registry (issues name the job's place), every job given its id. */
+function toFlowInput(registry: JobRegistry, flow: Flow<JobDefinitions>, at: PropertyKey[] = []): FlowInput {
+  const place = (input: EnqueueInput, path: PropertyKey[]): EnqueueInput => {
+    try {
+      return toInput(registry, input.type, input.payload, input);
+    } catch (error) {
+      if (!(error instanceof InvalidPayloadError)) throw error;
+      throw new InvalidPayloadError(input.type, error.issues.map((i) => ({ path: [...path, 'payload', ...i.path], message: i.message })));
+    }
+  };
+  const { onChildFailure, ...parent } = flow.parent;
+  return {
+    parent: { ...(place(parent, [...at, 'parent']) as FlowJobInput), ...(onChildFailure ? { onChildFailure } : {}) },
+    children: flow.children.map((child, index) =>
+      'parent' in child ? toFlowInput(registry, child, [...at, 'children', index]) : (place(child, [...at, 'children', index]) as FlowJobInput),
+    ),
+  };
 }
 
 /** A server answer seen through the registry's types (TypedJobView); the value is not touched. */
@@ -329,6 +398,20 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
       const { id } = await enqueue(type, payload, enqueueOptions);
       return result(id, { ...(waitTimeoutMs !== undefined ? { timeoutMs: waitTimeoutMs } : {}), ...(signal ? { signal } : {}) });
     },
+    async enqueueFlow<P extends JobType<R>>(flow: Flow<R, P>) {
+      // Made once, so every resend carries the same ids: a retry returns the flow a lost attempt made.
+      const input = toFlowInput(registry, flow as unknown as Flow<JobDefinitions>);
+      return typed<EnqueuedFlowRef<P>>(withRetries(retries, () => trpc.jobs.enqueueFlow.mutate(input)));
+    },
+    async attempts(id) {
+      const all: AttemptView[] = [];
+      for (let after: number | null = 0; after !== null; ) {
+        const page: AttemptsAnswer = await trpc.jobs.attempts.query({ id, after });
+        all.push(...page.attempts);
+        after = page.nextAfter;
+      }
+      return all;
+    },
     async enqueueMany(items) {
       const inputs = items.map(({ type, payload, ...opts }) => toInput(registry, type, payload, opts));
       const out: EnqueuedRef[] = [];
@@ -338,7 +421,7 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
       return out;
     },
     // Typed views over the same answers (see TypedJobView): nothing changes at run time.
-    get: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K>>(trpc.jobs.get.query({ id })),
+    get: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K> & { attempts: AttemptView[] }>(trpc.jobs.get.query({ id })),
     list: (filter = {}) => typed<{ jobs: Array<TypedJobView<R>>; nextCursor: string | null }>(trpc.jobs.list.query(filter)),
     cancel: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K>>(trpc.jobs.cancel.mutate({ id })),
     retry: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K>>(trpc.jobs.retry.mutate({ id })),

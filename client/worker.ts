@@ -6,4 +6,4 @@
  * lifecycle wires them and owns start/stop (lifecycle.ts).
  */
 export { createWorker } from './worker/lifecycle.js';
-export type { Handlers, JobContext, StopReport, UndeliveredReport, Worker, WorkerEvent, WorkerLogger, WorkerOptions } from './worker/types.js';
+export type { ChildResult, Handlers, JobContext, StopReport, UndeliveredReport, Worker, WorkerEvent, WorkerLogger, WorkerOptions } from './worker/types.js';

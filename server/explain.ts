@@ -1,4 +1,4 @@
-import { EXPLAIN_CODES, type ExplainReason, type JobExplanation, type JobStatus } from '../shared/index.js';
+import { EXPLAIN_CODES, isWaitingParent, type ChildCounts, type ExplainReason, type JobExplanation, type JobStatus } from '../shared/index.js';
 import type { ExplainRow } from './queries/queues.js';
 
 /**
@@ -6,8 +6,11 @@ import type { ExplainRow } from './queries/queues.js';
  * (the queues migration): a pending job is runnable when it is due, its queue
  * is not paused, and neither its queue's concurrency, its key's concurrency
  * nor its queue's rate window is used up. Every reason that holds is named.
+ * A flow's parent waiting for its children (`children`: their counts) is
+ * WAITING_FOR_CHILDREN rather than SCHEDULED: the finishing move of its last
+ * child makes it due, not a time.
  */
-export function explainJob(row: ExplainRow, now: Date): JobExplanation {
+export function explainJob(row: ExplainRow, now: Date, children: ChildCounts | null = null): JobExplanation {
   const status = row.status as JobStatus;
   const reasons: ExplainReason[] = [];
   if (status === 'completed' || status === 'failed' || status === 'cancelled') {
@@ -22,7 +25,9 @@ export function explainJob(row: ExplainRow, now: Date): JobExplanation {
     });
     return { id: row.id, status, runnable: false, reasons };
   }
-  if (row.scheduled_for > now) {
+  if (isWaitingParent({ status, scheduledFor: row.scheduled_for })) {
+    reasons.push(waitingForChildren(children));
+  } else if (row.scheduled_for > now) {
     reasons.push({ code: EXPLAIN_CODES.SCHEDULED, message: `the job is due at ${row.scheduled_for.toISOString()}`, until: row.scheduled_for });
   }
   if (row.paused) {
@@ -53,4 +58,18 @@ export function explainJob(row: ExplainRow, now: Date): JobExplanation {
   const runnable = reasons.length === 0;
   if (runnable) reasons.push({ code: EXPLAIN_CODES.READY, message: 'the job is due and nothing holds it back; the next claim of its queue may take it' });
   return { id: row.id, status, runnable, reasons };
+}
+
+/** The reason of a parent that waits: how many children are left, and where the others stand. */
+function waitingForChildren(children: ChildCounts | null): ExplainReason {
+  if (!children) return { code: EXPLAIN_CODES.WAITING_FOR_CHILDREN, message: 'the job waits for its children; it runs once the last one finishes' };
+  const finished = (['completed', 'failed', 'cancelled'] as const).filter((s) => children.byStatus[s] > 0).map((s) => `${children.byStatus[s]} ${s}`);
+  const running = children.byStatus.claimed + children.byStatus.processing;
+  return {
+    code: EXPLAIN_CODES.WAITING_FOR_CHILDREN,
+    message:
+      `the job waits for ${children.left} of its ${children.total} children (${running} running, ${children.byStatus.pending} pending` +
+      `${finished.length > 0 ? `; ${finished.join(', ')}` : ''}); it runs once the last one finishes`,
+    children,
+  };
 }

@@ -3,6 +3,7 @@ import { LIMITS } from './limits.js';
 import { nameSchema, textSchema } from './names.js';
 import { FAILURE_CODES } from './errors.js';
 import { jobStatusSchema } from './statuses.js';
+import type { AttemptOutcome, Ending } from './lifecycle.js';
 
 /** Zod schema of a {@link FAILURE_CODES} value. */
 export const failureCodeSchema = z.enum(FAILURE_CODES);
@@ -18,27 +19,35 @@ const attemptSchema = z.number().int().min(1).max(2_147_483_647);
 /** A worker's name; appears in `worker_id`. */
 export const workerIdSchema = textSchema(LIMITS.workerId).min(1);
 
+/** The fields of one job that `jobs.enqueue` and every job of a flow (`jobs.enqueueFlow`) take. */
+const jobFields = {
+  type: nameSchema,
+  payload: z.unknown(),
+  queue: nameSchema.optional(),
+  priority: z.number().int().min(0).max(10).optional(),
+  runAt: z
+    .date()
+    .refine((d) => d.getTime() >= 0 && d.getTime() <= Date.now() + LIMITS.maxDelayMs, 'must be between 1970 and 10 years from now')
+    .optional(),
+  delayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),
+  maxRetries: z.number().int().min(0).max(LIMITS.maxRetries).optional(),
+  /** Per-attempt time limit in ms; overrides the type's `timeoutMs`. */
+  timeoutMs: z.number().int().min(1).max(LIMITS.maxTimeoutMs).optional(),
+  /**
+   * The job's id, chosen by the caller (the clients generate a UUIDv7), so a
+   * retried enqueue whose reply was lost returns the job it already made.
+   */
+  id: jobIdSchema.optional(),
+};
+
+/** A job is due at `runAt` or after `delayMs`, not both. */
+const runAtOrDelay = (v: { runAt?: Date | undefined; delayMs?: number | undefined }): boolean => v.runAt === undefined || v.delayMs === undefined;
+
 /** Input of `jobs.enqueue`. */
 export const enqueueInputSchema = z
   .object({
-    type: nameSchema,
-    payload: z.unknown(),
-    queue: nameSchema.optional(),
-    priority: z.number().int().min(0).max(10).optional(),
-    runAt: z
-      .date()
-      .refine((d) => d.getTime() >= 0 && d.getTime() <= Date.now() + LIMITS.maxDelayMs, 'must be between 1970 and 10 years from now')
-      .optional(),
-    delayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),
-    maxRetries: z.number().int().min(0).max(LIMITS.maxRetries).optional(),
+    ...jobFields,
     uniqueKey: textSchema(LIMITS.uniqueKey).min(1).optional(),
-    /** Per-attempt time limit in ms; overrides the type's `timeoutMs`. */
-    timeoutMs: z.number().int().min(1).max(LIMITS.maxTimeoutMs).optional(),
-    /**
-     * The job's id, chosen by the caller (the clients generate a UUIDv7), so a
-     * retried enqueue whose reply was lost returns the job it already made.
-     */
-    id: jobIdSchema.optional(),
     /**
      * With `uniqueKey`: a pending job holding the key takes this payload and is
      * due at now + debounceMs (else a new job is, due then); one job runs after a burst.
@@ -51,7 +60,7 @@ export const enqueueInputSchema = z
     throttleMs: z.number().int().min(1).max(LIMITS.maxDelayMs).optional(),
   })
   .strict()
-  .refine((v) => v.runAt === undefined || v.delayMs === undefined, { message: 'give runAt or delayMs, not both', path: ['runAt'] })
+  .refine(runAtOrDelay, { message: 'give runAt or delayMs, not both', path: ['runAt'] })
   .refine((v) => (v.debounceMs === undefined && v.throttleMs === undefined) || v.uniqueKey !== undefined, {
     message: 'debounceMs and throttleMs need a uniqueKey (the key calls are grouped by)',
     path: ['uniqueKey'],
@@ -64,6 +73,71 @@ export const enqueueInputSchema = z
 
 /** One job of `jobs.enqueueMany` (same fields as `jobs.enqueue`). */
 export type EnqueueInput = z.input<typeof enqueueInputSchema>;
+
+/** What a flow's parent does when one of its children ends failed or cancelled: `fail` at once (the default) or `continue` and run once every child is finished. */
+export const ON_CHILD_FAILURE = ['fail', 'continue'] as const;
+
+/** One of {@link ON_CHILD_FAILURE}. */
+export type OnChildFailure = (typeof ON_CHILD_FAILURE)[number];
+
+/** A job of a flow without children: the fields of `jobs.enqueue` but `uniqueKey`, `debounceMs` and `throttleMs`. */
+export const flowJobSchema = z.object(jobFields).strict().refine(runAtOrDelay, { message: 'give runAt or delayMs, not both', path: ['runAt'] });
+
+/** A flow's parent: a job that runs once every child of it is finished, so it takes no `runAt` or `delayMs`. */
+export const flowParentSchema = z
+  .object({ ...jobFields, onChildFailure: z.enum(ON_CHILD_FAILURE).default('fail') })
+  .strict()
+  .refine((v) => v.runAt === undefined && v.delayMs === undefined, {
+    message: 'a parent runs when its last child finishes; give runAt or delayMs to its children instead',
+    path: ['runAt'],
+  });
+
+/** A job of a flow without children, as a caller writes it. */
+export type FlowJobInput = z.input<typeof flowJobSchema>;
+
+/** A flow's parent, as a caller writes it. */
+export type FlowParentInput = z.input<typeof flowParentSchema>;
+
+/** A flow as a caller writes it: a parent and its children, each a job or a flow of its own. */
+export interface FlowInput {
+  parent: FlowParentInput;
+  children: Array<FlowJobInput | FlowInput>;
+}
+
+/** A flow after validation (`onChildFailure` filled in). */
+export interface FlowTree {
+  parent: z.output<typeof flowParentSchema>;
+  children: Array<z.output<typeof flowJobSchema> | FlowTree>;
+}
+
+/**
+ * Input of `jobs.enqueueFlow`: a parent and its children, created together or
+ * not at all. A child may be a flow itself (`{ parent, children }`); a flow
+ * has at most LIMITS.flowJobs jobs and LIMITS.flowDepth levels (the server
+ * counts them).
+ */
+export const flowInputSchema: z.ZodType<FlowTree, FlowInput> = z.lazy(() =>
+  z
+    .object({
+      parent: flowParentSchema,
+      children: z.array(z.union([flowInputSchema, flowJobSchema])).min(1).max(LIMITS.flowJobs),
+    })
+    .strict(),
+);
+
+/**
+ * What `jobs.enqueueFlow` answers: the parent's id and, in the order given, a
+ * reference per child (a sub-flow's is its parent's, with its own `children`;
+ * a job's has none). `created: false` throughout when the same flow (same ids)
+ * was enqueued before: a retry whose reply was lost.
+ */
+export interface EnqueuedFlow {
+  id: string;
+  type: string;
+  queue: string;
+  created: boolean;
+  children: EnqueuedFlow[];
+}
 
 /** Input of `jobs.enqueueMany`: all are validated before any is inserted. */
 export const enqueueManyInputSchema = z.object({ jobs: z.array(enqueueInputSchema).min(1).max(LIMITS.enqueueBatch) }).strict();
@@ -294,8 +368,80 @@ export interface JobView {
   progress: unknown;
   uniqueKey: string | null;
   cancelRequestedAt: Date | null;
+  /** The parent this job is a child of (jobs.enqueueFlow); null outside a flow and for a flow's root. */
+  parentId: string | null;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** One ended attempt of a job, from its history (`jobs.attempts`, and the latest ones in `jobs.get`). */
+export interface AttemptView {
+  /** The attempt's number (the claim's fencing token). */
+  attempt: number;
+  workerId: string | null;
+  /** When it was claimed. */
+  startedAt: Date | null;
+  finishedAt: Date;
+  /** What became of the job ({@link ATTEMPT_OUTCOMES}). */
+  outcome: AttemptOutcome;
+  /** Who ended it ({@link ENDINGS}): the holder's complete, fail or release, the rescue, a cancel, the SQL API. */
+  endedBy: Ending;
+  errorCode: string | null;
+  /** The error's first LIMITS.attemptErrorChars characters. */
+  error: string | null;
+}
+
+/** What `jobs.get` answers: the job and its latest attempts (at most LIMITS.attemptsShown, newest last). */
+export interface JobDetail extends JobView {
+  attempts: AttemptView[];
+}
+
+/** Input of `jobs.attempts`: a job's attempts in order, `limit` at a time after attempt number `after`. */
+export const attemptsInputSchema = z
+  .object({ id: jobIdSchema, after: z.number().int().min(0).optional(), limit: z.number().int().min(1).max(LIMITS.pageLimit).default(100) })
+  .strict();
+
+/** What `jobs.attempts` answers; `nextAfter` continues the list (null: that was the last page). */
+export interface AttemptsAnswer {
+  attempts: AttemptView[];
+  nextAfter: number | null;
+}
+
+/** One child of a flow's parent as `jobs.children` and a handler's `ctx.children()` see it. */
+export interface ChildView {
+  id: string;
+  type: string;
+  queue: string;
+  status: z.infer<typeof jobStatusSchema>;
+  /** What its handler returned, once completed (else null). */
+  result: unknown;
+  error: string | null;
+  errorCode: string | null;
+  attempt: number;
+  completedAt: Date | null;
+  failedAt: Date | null;
+}
+
+/** Input of `jobs.children`: a parent's children in id order (the order they were enqueued in), `limit` at a time after `cursor`. */
+export const childrenInputSchema = z
+  .object({ id: jobIdSchema, cursor: jobIdSchema.optional(), limit: z.number().int().min(1).max(LIMITS.pageLimit).default(LIMITS.pageLimit) })
+  .strict();
+
+/** Input of `worker.children`: the children of a job the caller holds (its handler's `ctx.children()`). */
+export const workerChildrenInputSchema = z
+  .object({
+    workerId: workerIdSchema,
+    id: jobIdSchema,
+    attempt: attemptSchema,
+    cursor: jobIdSchema.optional(),
+    limit: z.number().int().min(1).max(LIMITS.pageLimit).default(LIMITS.pageLimit),
+  })
+  .strict();
+
+/** What `jobs.children` and `worker.children` answer; `nextCursor` continues the list (null: that was the last page). */
+export interface ChildrenAnswer {
+  children: ChildView[];
+  nextCursor: string | null;
 }
 
 /** Input of `schedules.upsert`: a schedule created or replaced by name. */

@@ -61,6 +61,8 @@ export const FAILURE_CODES = {
   NO_HANDLER: 'NO_HANDLER',
   /** The worker stopped heartbeating and its lease ran out (set by the rescuer). */
   LEASE_EXPIRED: 'LEASE_EXPIRED',
+  /** A flow's parent failed because a child of it failed or was cancelled (its `onChildFailure` is `fail`). Not retried. */
+  CHILD_FAILED: 'CHILD_FAILED',
 } as const;
 
 /** One of {@link FAILURE_CODES}. */

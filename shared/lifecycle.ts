@@ -19,6 +19,11 @@ import { HELD_STATUSES, type JobStatus } from './statuses.js';
  *   (a failure with code TIMEOUT or LEASE_EXPIRED);
  * - a producer may **cancel** it while it is not finished, and an admin may
  *   **retry** a failed or cancelled one.
+ *
+ * Every move that ends an attempt writes that attempt's row of the job's
+ * history in the same statement (`attempt`), and the moves that finish a job
+ * tell its flow's waiting parent (`flow`; a waiting parent is `pending` at
+ * {@link FLOW_HOLD}, which no claim takes). Both are in the flows_attempts migration.
  */
 export const MOVE_NAMES = ['claim', 'start', 'heartbeat', 'complete', 'fail', 'release', 'rescue', 'cancel', 'retry'] as const;
 
@@ -35,6 +40,31 @@ export const ENDINGS = ['complete', 'fail', 'release', 'rescue', 'cancel', 'comp
 
 /** One of {@link ENDINGS}. */
 export type Ending = (typeof ENDINGS)[number];
+
+/**
+ * What became of a job when one of its attempts ended, as its attempt history
+ * (`job_attempts.outcome`, `jobs.attempts`) records it: `completed`;
+ * `retry_scheduled` (it failed and runs again after its backoff); `failed`
+ * (for good); `released` (handed back unfinished by a stopping worker, no
+ * retry used); `cancelled` (while it ran). Who ended it is its {@link Ending}.
+ */
+export const ATTEMPT_OUTCOMES = ['completed', 'retry_scheduled', 'failed', 'released', 'cancelled'] as const;
+
+/** One of {@link ATTEMPT_OUTCOMES}. */
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+
+/**
+ * The `scheduled_for` of a flow's parent while it waits for its children
+ * (SQL `skipq_flow_hold()`): no claim takes it, and the finishing move of its
+ * last child sets it due at once. A far date rather than `infinity`, which
+ * node-postgres reads back as a number and Prisma not at all.
+ */
+export const FLOW_HOLD: Date = new Date('9999-12-31T00:00:00.000Z');
+
+/** True when a job with this status and `scheduledFor` is a parent waiting for its children. */
+export function isWaitingParent(job: { status: JobStatus; scheduledFor: Date }): boolean {
+  return job.status === 'pending' && job.scheduledFor.getTime() === FLOW_HOLD.getTime();
+}
 
 /** Who makes a move. `holder` moves are fenced: only the worker id and attempt the claim handed out may make them. */
 export type MoveActor = 'worker' | 'holder' | 'maintenance' | 'producer' | 'admin';
@@ -61,9 +91,19 @@ export interface Move {
   api: readonly string[];
   /** The SQL functions that make it (the fenced one first). */
   sql: readonly string[];
+  /** What an attempt it ends is recorded as in the job's attempt history (empty: it ends none). */
+  attempt: readonly AttemptOutcome[];
+  /** What it does to a flow (jobs.enqueueFlow), in the same transaction; null: nothing. */
+  flow: string | null;
 }
 
 const HELD: readonly JobStatus[] = HELD_STATUSES;
+
+// What the finishing moves do to a flow (skipq_flow_settle in the flows_attempts migration).
+const CHILD_DONE = "a child's first finish counts for its waiting parent, which is due at once when it was the last";
+const CHILD_FAILED = `when failed for good: counts like a completion, except that under onChildFailure 'fail' the waiting parent fails at once (CHILD_FAILED, no retry)`;
+const CANCEL = "a parent takes its live descendants with it; a cancelled child counts like a failed one";
+const RETRY = 'a retried child does not make its parent wait again; a retried parent runs at once';
 
 /** The table of moves. Frozen: it is the specification the SQL and the server follow. */
 export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
@@ -76,6 +116,8 @@ export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
     guard: 'scheduled_for has come; in priority order; SKIP LOCKED; the lease is capped at claim + timeout_ms',
     api: ['worker.claim'],
     sql: ['skipq_claim', 'claim_tasks'],
+    attempt: [],
+    flow: null,
   },
   start: {
     by: 'holder',
@@ -87,6 +129,8 @@ export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
     guard: null,
     api: ['worker.start'],
     sql: ['skipq_start'],
+    attempt: [],
+    flow: null,
   },
   heartbeat: {
     by: 'holder',
@@ -97,6 +141,8 @@ export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
     guard: 'the attempt is within its timeout (claim + timeout_ms); the new lease never passes it',
     api: ['worker.heartbeat'],
     sql: ['skipq_heartbeat'],
+    attempt: [],
+    flow: null,
   },
   complete: {
     by: 'holder',
@@ -107,6 +153,8 @@ export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
     guard: null,
     api: ['worker.complete', 'worker.completeMany', 'worker.claim (complete)'],
     sql: ['skipq_complete', 'complete_task'],
+    attempt: ['completed'],
+    flow: CHILD_DONE,
   },
   fail: {
     by: 'holder',
@@ -117,6 +165,8 @@ export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
     guard: 'pending (after the backoff) when retrying and retry_count < max_retries, else failed',
     api: ['worker.fail', 'worker.failMany'],
     sql: ['skipq_fail', 'fail_task'],
+    attempt: ['retry_scheduled', 'failed'],
+    flow: CHILD_FAILED,
   },
   release: {
     by: 'holder',
@@ -127,6 +177,8 @@ export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
     guard: 'due at once; no retry is used',
     api: ['worker.release'],
     sql: ['skipq_release'],
+    attempt: ['released'],
+    flow: null,
   },
   rescue: {
     by: 'maintenance',
@@ -137,6 +189,8 @@ export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
     guard: 'the lease ran out; a failure (TIMEOUT when it ran out at the deadline, else LEASE_EXPIRED), due at once',
     api: [],
     sql: ['skipq_rescue'],
+    attempt: ['retry_scheduled', 'failed'],
+    flow: CHILD_FAILED,
   },
   cancel: {
     by: 'producer',
@@ -147,6 +201,8 @@ export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
     guard: null,
     api: ['jobs.cancel'],
     sql: ['skipq_cancel'],
+    attempt: ['cancelled'],
+    flow: CANCEL,
   },
   retry: {
     by: 'admin',
@@ -157,6 +213,8 @@ export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
     guard: 'due at once, retry_count back to 0; attempt keeps counting',
     api: ['jobs.retry'],
     sql: ['skipq_retry'],
+    attempt: [],
+    flow: RETRY,
   },
 } satisfies Record<MoveName, Move>);
 
@@ -207,8 +265,8 @@ export function judge(move: MoveName, job: JobState | undefined, holder?: Holder
 /** The table as Markdown, for the README and for people. */
 export function movesTable(): string {
   const lines = [
-    '| move | by | from | to | harmless repeat | other guards | API | SQL |',
-    '|---|---|---|---|---|---|---|---|',
+    '| move | by | from | to | harmless repeat | other guards | API | SQL | attempt recorded as | in a flow |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const name of MOVE_NAMES) {
     const m = MOVES[name];
@@ -216,7 +274,7 @@ export function movesTable(): string {
       ? [...(m.repeat.statuses ?? []).map((s) => `already ${s}`), ...(m.repeat.endings ?? []).map((e) => `ended by own ${e}`)].join(', ')
       : '-';
     lines.push(
-      `| ${name} | ${m.by} | ${m.from.join(', ')} | ${m.to === m.from ? 'unchanged' : m.to.join(' / ')} | ${repeat} | ${m.guard ?? '-'} | ${m.api.map((a) => `\`${a}\``).join(', ') || '-'} | ${m.sql.map((s) => `\`${s}\``).join(', ')} |`,
+      `| ${name} | ${m.by} | ${m.from.join(', ')} | ${m.to === m.from ? 'unchanged' : m.to.join(' / ')} | ${repeat} | ${m.guard ?? '-'} | ${m.api.map((a) => `\`${a}\``).join(', ') || '-'} | ${m.sql.map((s) => `\`${s}\``).join(', ')} | ${m.attempt.join(' / ') || '-'} | ${m.flow ?? '-'} |`,
     );
   }
   return lines.join('\n');

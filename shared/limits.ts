@@ -33,4 +33,14 @@ export const LIMITS = Object.freeze({
   defaultPayloadBytes: 1_048_576,
   /** Rows one `jobs.list` page may hold. */
   listLimit: 500,
+  /** Jobs in one flow (`jobs.enqueueFlow`), the parent and every descendant counted. */
+  flowJobs: 1000,
+  /** Levels of one flow: the parent is level 1, its children level 2, ... */
+  flowDepth: 5,
+  /** Characters of an error kept in an attempt's history row (the job's own `error` keeps up to `errorMessage`). */
+  attemptErrorChars: 2000,
+  /** Attempts `jobs.get` shows, the latest ones, newest last (`jobs.attempts` pages through all). */
+  attemptsShown: 20,
+  /** Rows one `jobs.attempts` or `jobs.children` page may hold. */
+  pageLimit: 1000,
 });

@@ -66,6 +66,8 @@ export const EXPLAIN_CODES = {
   HELD: 'HELD',
   /** Completed, failed or cancelled. */
   FINISHED: 'FINISHED',
+  /** A flow's parent: it runs once every child of it is finished; `children` has the counts. */
+  WAITING_FOR_CHILDREN: 'WAITING_FOR_CHILDREN',
 } as const;
 
 /** One of {@link EXPLAIN_CODES}. */
@@ -76,6 +78,15 @@ export interface ExplainReason {
   code: ExplainCode;
   message: string;
   until?: Date;
+  /** With WAITING_FOR_CHILDREN: the parent's children, how many it still waits for, and how many are in each status. */
+  children?: ChildCounts;
+}
+
+/** A flow parent's children: `total`, how many it still waits for (`left`), and how many are in each status. */
+export interface ChildCounts {
+  total: number;
+  left: number;
+  byStatus: Record<JobStatus, number>;
 }
 
 /** What `jobs.explain` answers: whether the next claim could take the job, and every reason why not. */

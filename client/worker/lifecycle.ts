@@ -1,5 +1,6 @@
 import type { JobDefinitions } from '../../shared/index.js';
 import { createTrpc } from '../trpc.js';
+import { createChildReader } from './children.js';
 import { createClaimLoop } from './claimLoop.js';
 import { workerConfigOf } from './config.js';
 import { createDeliveryWindow } from './deliveryWindow.js';
@@ -52,7 +53,7 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
   const abandon = (id: string, reason: 'lease_lost' | 'cancelled'): void => runner.abandon(id, reason);
   let wakeClaims = (): void => {};
   const starts = createStartReporter({ trpc, config, abandon, emit });
-  const runner = createRunner({ config, reporter, starts, emit, onSlotFreed: () => wakeClaims() });
+  const runner = createRunner({ config, reporter, starts, emit, onSlotFreed: () => wakeClaims(), children: createChildReader(trpc, config) });
   const heartbeats = createHeartbeats({ trpc, config, runs: () => runner.runs(), abandon, emit });
   const claims = createClaimLoop({ trpc, config, runner, reporter, emit });
   wakeClaims = () => claims.wake();

@@ -5,6 +5,7 @@ import { describeThrown, truncateText } from './describeError.js';
 import { checkJsonValue } from './jsonValue.js';
 import type { Failure, Reporter } from './reporting.js';
 import { abortRun, signalOf, type Run } from './run.js';
+import type { ChildReader } from './children.js';
 import type { StartReporter } from './starts.js';
 import type { JobContext, WorkerEvent } from './types.js';
 
@@ -32,6 +33,8 @@ export interface RunnerDeps {
   emit(event: WorkerEvent): void;
   /** A slot was freed: the claim loop may claim again. */
   onSlotFreed(): void;
+  /** Reads a held job's children (ctx.children()). */
+  children: ChildReader;
 }
 
 /** What became of one attempt on this worker. */
@@ -61,7 +64,7 @@ function problemText(check: { problem: 'not_json' | 'too_large' | 'too_deep'; me
 
 /** Creates the runner of a worker. */
 export function createRunner(deps: RunnerDeps): Runner {
-  const { config, reporter, starts, emit, onSlotFreed } = deps;
+  const { config, reporter, starts, emit, onSlotFreed, children } = deps;
   const running = new Map<string, Run>();
   let idleWaiters: Array<() => void> = [];
 
@@ -122,6 +125,8 @@ export function createRunner(deps: RunnerDeps): Runner {
         if (run.settled) return;
         run.progress = { value, dirty: true };
       },
+      // Typed by the registry where the worker's Handlers are (ChildResult); the reader parsed each result.
+      children: () => children(job, signalOf(run)) as ReturnType<JobContext['children']>,
     };
   };
 

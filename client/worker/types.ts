@@ -1,8 +1,18 @@
-import type { FailureCode, JobDefinitions, JobRegistry, JobType, PayloadOf, ResultOf } from '../../shared/index.js';
+import type { ChildView, FailureCode, JobDefinitions, JobId, JobRegistry, JobType, PayloadOf, ResultOf, ResultValue } from '../../shared/index.js';
 import type { ConnectionOptions } from '../trpc.js';
 
+/**
+ * A child of a flow's parent, as its handler's `ctx.children()` sees it;
+ * `type` narrows `result` to that type's result schema
+ * (`if (child.type === 'ingestion') child.result?.rows`). `result` is null
+ * unless the child completed.
+ */
+export type ChildResult<R extends JobDefinitions = JobDefinitions> = {
+  [K in JobType<R>]: Omit<ChildView, 'id' | 'type' | 'result'> & { id: JobId<K>; type: K; result: ResultValue<R, K> | null };
+}[JobType<R>];
+
 /** What a handler gets besides its payload. */
-export interface JobContext {
+export interface JobContext<R extends JobDefinitions = JobDefinitions> {
   id: string;
   type: string;
   queue: string;
@@ -23,11 +33,20 @@ export interface JobContext {
    * LIMITS.jsonDepth; nothing is recorded then.
    */
   progress(value: unknown): void;
+  /**
+   * A flow parent's children (jobs.enqueueFlow) in the order they were
+   * enqueued, each with its status (completed, failed or cancelled by the
+   * time the parent runs), its result parsed with its type's result schema,
+   * and its error. Empty for a job without children. Rejects with a lease
+   * error once this attempt is no longer the worker's.
+   * @example const rows = (await ctx.children()).flatMap((c) => (c.type === 'ingestion' && c.result ? [c.result.rows] : []));
+   */
+  children(): Promise<Array<ChildResult<R>>>;
 }
 
 /** A handler per job type; its payload and result types come from the registry. */
 export type Handlers<R extends JobDefinitions> = {
-  [K in JobType<R>]?: (payload: PayloadOf<R, K>, ctx: JobContext) => ResultOf<R, K> | Promise<ResultOf<R, K>>;
+  [K in JobType<R>]?: (payload: PayloadOf<R, K>, ctx: JobContext<R>) => ResultOf<R, K> | Promise<ResultOf<R, K>>;
 };
 
 /** A report the worker could not get to the server (the job then waits out its lease and runs again). */

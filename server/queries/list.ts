@@ -46,6 +46,7 @@ export async function jobList(prisma: PrismaClient, params: ListParams): Promise
     progress: r.progress ?? null,
     uniqueKey: r.uniqueKey,
     cancelRequestedAt: r.cancelRequestedAt,
+    parentId: r.parentId,
     createdAt: r.createdAt,
     updatedAt: r.updatedAt,
   }));

@@ -26,6 +26,14 @@ export interface TaskRow {
   error_code: string | null;
   /** What ended the latest attempt (shared/lifecycle.ts ENDINGS); null while one runs. */
   ended_by: string | null;
+  /** The flow's parent of this job (jobs.enqueueFlow); null outside a flow and for a root. */
+  parent_id: string | null;
+  /** A parent's children whose first finish is not counted yet; null for a job without children. */
+  children_left: number | null;
+  /** A parent's rule when a child fails: 'fail' or 'continue'; null for a job without children. */
+  on_child_failure: string | null;
+  /** A child whose parent still waits for its first finish. */
+  awaited: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -95,6 +103,7 @@ export function toJobView(row: TaskRow): JobView {
     progress: row.progress ?? null,
     uniqueKey: row.unique_key,
     cancelRequestedAt: row.cancel_requested_at,
+    parentId: row.parent_id,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

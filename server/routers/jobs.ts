@@ -1,4 +1,9 @@
 import {
+  attemptsInputSchema,
+  childrenInputSchema,
+  flowInputSchema,
+  isWaitingParent,
+  LIMITS,
   explainInputSchema,
   enqueueInputSchema,
   enqueueManyInputSchema,
@@ -12,7 +17,11 @@ import {
   type JobState,
   type JobExplanation,
   type JobView,
+  type AttemptsAnswer,
+  type JobDetail,
 } from '../../shared/index.js';
+import { childCountsOf, childrenOf, enqueueFlow } from '../flows.js';
+import { attemptLatest, attemptList } from '../queries/attempts.js';
 import { explainJob } from '../explain.js';
 import { jobExplainRead } from '../queries/queues.js';
 import { withoutPayloads } from '../dashboard.js';
@@ -65,8 +74,42 @@ export const jobsRouter = router({
     return { jobs: jobs.map(({ id, created }): EnqueuedRef => ({ id, created })) };
   }),
 
-  /** One job with its result, error and attempts. */
-  get: producerProcedure.input(jobRefInputSchema).query(async ({ ctx, input }) => shown(ctx, await getOrThrow(ctx, input.id))),
+  /**
+   * Creates a flow: a parent and its children (each a job or a flow of its
+   * own), all or none, each job validated like `enqueue`. A parent runs once
+   * every child of it is finished; under `onChildFailure: 'fail'` (the
+   * default) a child that fails or is cancelled fails it at once instead.
+   * Answers the ids in the input's shape.
+   */
+  enqueueFlow: producerProcedure
+    .input(flowInputSchema)
+    .mutation(({ ctx, input }) => enqueueFlow(ctx.deps, input, (queue) => assertQueueAllowed(ctx, queue))),
+
+  /** One job with its result, error and its latest attempts (at most LIMITS.attemptsShown, newest last). */
+  get: producerProcedure.input(jobRefInputSchema).query(async ({ ctx, input }): Promise<JobDetail> => {
+    const view = shown(ctx, await getOrThrow(ctx, input.id));
+    return { ...view, attempts: await attemptLatest(ctx.deps.db, { jobId: input.id, limit: LIMITS.attemptsShown }) };
+  }),
+
+  /** A job's attempts, oldest first: worker, claim and finish times, outcome, error (its first LIMITS.attemptErrorChars characters). */
+  attempts: producerProcedure.input(attemptsInputSchema).query(async ({ ctx, input }): Promise<AttemptsAnswer> => {
+    await getOrThrow(ctx, input.id);
+    const attempts = await attemptList(ctx.deps.db, { jobId: input.id, after: input.after ?? 0, limit: input.limit });
+    return { attempts, nextAfter: attempts.length === input.limit ? (attempts.at(-1)?.attempt ?? null) : null };
+  }),
+
+  /**
+   * A flow parent's children in the order they were enqueued, with their
+   * status, result and error. A key limited to some queues sees only the
+   * children in those (the page may then hold fewer than `limit`).
+   */
+  children: producerProcedure.input(childrenInputSchema).query(async ({ ctx, input }) => {
+    const allowed = ctx.principal.queues;
+    const visible = (queue: string): boolean => !allowed || allowed.includes(queue);
+    const page = await childrenOf(ctx.deps, { id: input.id, cursor: input.cursor ?? null, limit: input.limit }, visible);
+    const children = page.children.filter((c) => visible(c.queue)).map((c) => (ctx.hidePayloads ? { ...c, result: null } : c));
+    return { ...page, children };
+  }),
 
   /**
    * Waits until the job is finished (completed, failed or cancelled) and
@@ -80,14 +123,15 @@ export const jobsRouter = router({
 
   /**
    * Whether the next claim could take the job, and every reason why not
-   * (SCHEDULED, QUEUE_PAUSED, QUEUE_CONCURRENCY_FULL, KEY_CONCURRENCY_FULL,
-   * RATE_LIMITED, HELD, FINISHED), by the rules the claim follows.
+   * (SCHEDULED, WAITING_FOR_CHILDREN, QUEUE_PAUSED, QUEUE_CONCURRENCY_FULL,
+   * KEY_CONCURRENCY_FULL, RATE_LIMITED, HELD, FINISHED), by the rules the claim follows.
    */
   explain: producerProcedure.input(explainInputSchema).query(async ({ ctx, input }): Promise<JobExplanation> => {
     const row = await jobExplainRead(ctx.deps.db, input.id);
     const allowed = ctx.principal.queues;
     if (!row || (allowed && !allowed.includes(row.queue))) throw new QueueError(ERROR_CODES.JOB_NOT_FOUND, `no job with id ${input.id}`);
-    return explainJob(row, clockOf(ctx.deps) ?? new Date());
+    const children = isWaitingParent({ status: row.status as JobView['status'], scheduledFor: row.scheduled_for }) ? await childCountsOf(ctx.deps, row.id) : null;
+    return explainJob(row, clockOf(ctx.deps) ?? new Date(), children);
   }),
 
   /** Jobs newest first, filtered, with a keyset cursor. */

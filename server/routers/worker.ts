@@ -6,8 +6,10 @@ import {
   failManyInputSchema,
   heartbeatInputSchema,
   heldJobsInputSchema,
+  workerChildrenInputSchema,
   workerIdSchema,
 } from '../../shared/index.js';
+import { heldChildrenOf } from '../flows.js';
 import { z } from 'zod';
 import { claimJobs, completeJob, completeJobs, failJob, failJobs, heartbeatJobs, releaseJobs, startJobs } from '../leases.js';
 import { storedWorkerId } from '../principal.js';
@@ -68,6 +70,15 @@ export const workerRouter = router({
       await ctx.deps.hub.interrupt(storedWorkerId(ctx.principal, input.workerId));
       return { interrupted: true };
     }),
+
+  /**
+   * The children of a flow parent this worker holds (its handler's
+   * `ctx.children()`), with their status, result and error; LEASE_LOST or
+   * JOB_CANCELLED once the attempt is no longer this worker's.
+   */
+  children: workerProcedure.input(workerChildrenInputSchema).query(({ ctx, input }) =>
+    heldChildrenOf(ctx.deps, { ...input, workerId: storedWorkerId(ctx.principal, input.workerId), cursor: input.cursor ?? null }),
+  ),
 
   /** Hand unfinished jobs back to pending without using a retry (graceful worker stop). */
   release: workerProcedure
