@@ -322,6 +322,44 @@ const PROCEDURES: Record<string, ProcedureCase> = {
       },
     ]),
   ),
+  'jobs.enqueueFlow': {
+    roles: ['producer'],
+    otherQueue: 403,
+    async call(c, env) {
+      return {
+        run: () => c.jobs.enqueueFlow.mutate({ parent: { type: 'report', payload: 0, queue: Q }, children: [{ type: 'ingest', payload: 1, queue: Q }] }),
+        verify: async () => expect(await countJobs(env.t.db.pool)).toBe(2),
+      };
+    },
+  },
+  'jobs.attempts': {
+    roles: ['producer'],
+    otherQueue: 404,
+    async call(c, env) {
+      const row = await insertJob(env.t.db.pool, { queue: Q });
+      return { run: () => c.jobs.attempts.query({ id: row.id }), verify: async (v) => expect(v).toEqual({ attempts: [], nextAfter: null }) };
+    },
+  },
+  'jobs.children': {
+    roles: ['producer'],
+    otherQueue: 404,
+    async call(c, env) {
+      const row = await insertJob(env.t.db.pool, { queue: Q });
+      return { run: () => c.jobs.children.query({ id: row.id }), verify: async (v) => expect(v).toEqual({ children: [], nextCursor: null }) };
+    },
+  },
+  'worker.children': {
+    roles: ['worker'],
+    otherQueue: 'fenced',
+    async call(c, env) {
+      const row = await held(env);
+      const child = await insertJob(env.t.db.pool, { queue: Q, parent_id: row.id, status: 'completed', result: { n: 1 } });
+      return {
+        run: () => c.worker.children.query({ workerId: WORKER, id: row.id, attempt: 1 }),
+        verify: async (v) => expect(v).toMatchObject({ children: [{ id: child.id, status: 'completed', result: { n: 1 } }], nextCursor: null }),
+      };
+    },
+  },
   'jobs.explain': {
     roles: ['producer'],
     otherQueue: 404,

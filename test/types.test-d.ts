@@ -2,7 +2,7 @@
 // `npm test`: an @ts-expect-error that no longer errors fails the run.
 import { z } from 'zod';
 import { describe, expectTypeOf, it } from 'vitest';
-import { createQueueClient, createWorker, type EnqueuedJobRef } from '../client/index.js';
+import { createQueueClient, createWorker, type EnqueuedFlowRef, type EnqueuedJobRef } from '../client/index.js';
 import { defineJobs, type PayloadOf } from '../shared/index.js';
 
 const jobs = defineJobs({
@@ -109,5 +109,39 @@ describe('schedules and debounce/throttle options', () => {
     void queue.schedules.upsert({ name: 'nightly', type: 'email', cron: '0 3 * * *', payload: { to: 'a' }, catchUp: 'never' });
     expectTypeOf(queue.enqueue('email', { to: 'a@b.co' }, { uniqueKey: 'k', debounceMs: 500 })).toEqualTypeOf<Promise<EnqueuedJobRef<'email'>>>();
     expectTypeOf(queue.enqueue('email', { to: 'a@b.co' }, { uniqueKey: 'k', throttleMs: 60_000 })).toEqualTypeOf<Promise<EnqueuedJobRef<'email'>>>();
+  });
+});
+
+describe('flows', () => {
+  it('types every job of a flow by its type, the parent id by the parent type, and ctx.children() by the registry', async () => {
+    const flow = queue.enqueueFlow({
+      parent: { type: 'ingestion', payload: { chainId: 'all', targetDate: '2026-01-23' }, onChildFailure: 'continue' },
+      children: [
+        { type: 'email', payload: { to: 'a@b.co' }, delayMs: 10 },
+        { parent: { type: 'email', payload: { to: 'b@b.co' } }, children: [{ type: 'ingestion', payload: { chainId: 'x', targetDate: 'y' } }] },
+      ],
+    });
+    expectTypeOf(flow).toEqualTypeOf<Promise<EnqueuedFlowRef<'ingestion'>>>();
+    expectTypeOf(queue.result((await flow).id)).toEqualTypeOf<Promise<{ rows: number }>>();
+    // @ts-expect-error a child's payload is checked against its own type
+    void queue.enqueueFlow({ parent: { type: 'email', payload: { to: 'a' } }, children: [{ type: 'ingestion', payload: { to: 'a' } }] });
+    // @ts-expect-error a parent runs when its children are done: no delayMs
+    void queue.enqueueFlow({ parent: { type: 'email', payload: { to: 'a' }, delayMs: 5 }, children: [{ type: 'email', payload: { to: 'b' } }] });
+    // @ts-expect-error uniqueKey is not taken in a flow
+    void queue.enqueueFlow({ parent: { type: 'email', payload: { to: 'a' } }, children: [{ type: 'email', payload: { to: 'b' }, uniqueKey: 'k' }] });
+    createWorker({
+      url: 'http://127.0.0.1:3000/trpc',
+      jobs,
+      handlers: {
+        ingestion: async (_payload, ctx) => {
+          const children = await ctx.children();
+          for (const child of children) {
+            if (child.type === 'ingestion') expectTypeOf(child.result).toEqualTypeOf<{ rows: number } | null>();
+            else expectTypeOf(child.result).toEqualTypeOf<unknown>();
+          }
+          return { rows: children.length };
+        },
+      },
+    });
   });
 });
