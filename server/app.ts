@@ -21,6 +21,7 @@ import { createPrisma } from './db/prisma.js';
 import { createEnqueuer } from './enqueue.js';
 import { createMaintenance, type Maintenance } from './maintenance.js';
 import { createJobWaiters } from './jobWaiters.js';
+import { recordJobTypes } from './jobTypes.js';
 import { registrySchedules, upsertSchedule } from './schedules.js';
 import { createNotifyHub } from './notify.js';
 import { createFastCall } from './fastCall.js';
@@ -269,9 +270,12 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     },
     ...(options.now ? { now: options.now } : {}),
   });
-  // Every server upserts the registry's schedules: idempotent (an unchanged
+  // Every server upserts the registry's types and schedules: idempotent (an unchanged
   // schedule is not written, and keeps its next tick across restarts).
   try {
+    // The registry in job_types, for SQL callers (schedule_task, enqueue_job): server/jobTypes.ts.
+    const types = await recordJobTypes(deps.db, registry);
+    if (types.removed.length > 0) logger.warn({ event: 'job_types_removed', jobTypes: types.removed }, `job types no longer in the registry (kept in job_types, refused by SQL enqueues): ${types.removed.join(', ')}`);
     for (const schedule of registrySchedules(registry)) await upsertSchedule({ ...deps, db: pool }, schedule, 'registry');
   } catch (error) {
     await hub.close();

@@ -1,4 +1,4 @@
-import { DEFAULT_QUEUE, ERROR_CODES, type JobRegistry } from '../shared/index.js';
+import { DEFAULT_QUEUE, ERROR_CODES, invalidPayloadMessage, type JobRegistry } from '../shared/index.js';
 import { QueueError } from './errors.js';
 
 /** Defaults a job gets from its type when the call does not set them. */
@@ -26,8 +26,7 @@ export function checkPayload(registry: JobRegistry | null, type: string, payload
   const parsed = def.payload.safeParse(payload);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({ path: i.path, message: i.message }));
-    const summary = issues.map((i) => `${i.path.map(String).join('.') || '(payload)'}: ${i.message}`).join('; ');
-    throw new QueueError(ERROR_CODES.INVALID_PAYLOAD, `payload of "${type}" is invalid: ${summary}`, issues);
+    throw new QueueError(ERROR_CODES.INVALID_PAYLOAD, invalidPayloadMessage(type, issues), issues);
   }
   return {
     payload: parsed.data,

@@ -6,6 +6,7 @@ export * from './api.js';
 export * from './batcher.js';
 export * from './errors.js';
 export * from './ids.js';
+export * from './issues.js';
 export * from './lifecycle.js';
 export * from './limits.js';
 export * from './names.js';

@@ -1,4 +1,4 @@
-import { FAILURE_CODES, type ClaimedJob } from '../../shared/index.js';
+import { FAILURE_CODES, invalidPayloadMessage, issuesText, type ClaimedJob } from '../../shared/index.js';
 import { PermanentError } from '../errors.js';
 import type { WorkerConfig } from './config.js';
 import { describeThrown, truncateText } from './describeError.js';
@@ -38,15 +38,6 @@ export interface RunnerDeps {
 type Outcome = { kind: 'complete'; result: unknown; bytes: number } | { kind: 'fail'; failure: Failure } | { kind: 'abandoned' };
 
 const ABANDONED: Outcome = Object.freeze({ kind: 'abandoned' });
-const MAX_ISSUES = 5;
-
-/** Zod issues as one readable line: `path: message; path: message`, not zod's multi-line dump. */
-function issuesText(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>, top: string): string {
-  const shown = issues.slice(0, MAX_ISSUES).map((i) => `${i.path.map(String).join('.') || top}: ${i.message}`);
-  if (issues.length > MAX_ISSUES) shown.push(`and ${issues.length - MAX_ISSUES} more`);
-  return shown.join('; ');
-}
-
 const failWith = (code: Failure['code'], message: string, retry = false): Outcome => ({
   kind: 'fail',
   failure: { code, message: truncateText(message), retry },
@@ -151,7 +142,8 @@ export function createRunner(deps: RunnerDeps): Runner {
     // The payload came from the database: unknown until the registry's schema says otherwise.
     const parsed = def.payload.safeParse(job.payload);
     if (!parsed.success) {
-      return settle(run, failWith(FAILURE_CODES.INVALID_PAYLOAD, `payload failed validation for "${job.type}": ${issuesText(parsed.error.issues, '(payload)')}`));
+      // The server's words for the same mistake at enqueue; not retried (failWith): the payload will not change.
+      return settle(run, failWith(FAILURE_CODES.INVALID_PAYLOAD, invalidPayloadMessage(job.type, parsed.error.issues)));
     }
     if (run.deadlineAt !== null) {
       const left = run.deadlineAt - Date.now();
