@@ -2,7 +2,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createQueueClient, createWorker } from '../client/index.js';
-import { defineJobs, judge, type JobStatus, type MoveName } from '../shared/index.js';
+import { defineJobs, judge, LIMITS, type JobStatus, type MoveName } from '../shared/index.js';
 import { ENDINGS, JOB_STATUSES } from '../shared/index.js';
 import { recordJobTypes } from '../server/jobTypes.js';
 import { jobTypeList } from '../server/queries/jobTypes.js';
@@ -147,6 +147,33 @@ describe('SQL that knows the registry', () => {
         message: `enqueue_job: job id ${id} is already used by another job`,
       });
       expect(await countJobs(pool)).toBe(2);
+    });
+
+    it('takes every option up to the limit shared/limits.ts sets for HTTP, and refuses one past it', async () => {
+      const enqueue = (options: object) => pool.query(`SELECT * FROM enqueue_job('plain', '{"n": 1}', $1::jsonb)`, [JSON.stringify(options)]);
+      const bounds: Array<[string, unknown, unknown]> = [
+        ['delay_ms', LIMITS.maxDelayMs, LIMITS.maxDelayMs + 1],
+        ['timeout_ms', LIMITS.maxTimeoutMs, LIMITS.maxTimeoutMs + 1],
+        ['max_retries', LIMITS.maxRetries, LIMITS.maxRetries + 1],
+        ['unique_key', 'k'.repeat(LIMITS.uniqueKey), 'k'.repeat(LIMITS.uniqueKey + 1)],
+      ];
+      for (const [key, ok, over] of bounds) {
+        await expect(enqueue({ [key]: ok }), key).resolves.toBeDefined();
+        await expect(enqueue({ [key]: over }), key).rejects.toMatchObject({ code: '22023' });
+      }
+      // Payload bytes as JSON text: {"s": "..."} is 9 bytes around the string.
+      const payload = (bytes: number) => JSON.stringify({ s: 'x'.repeat(bytes - 9) });
+      await expect(pool.query(`SELECT * FROM enqueue_job('plain', $1::jsonb)`, [payload(LIMITS.defaultPayloadBytes)])).resolves.toBeDefined();
+      await expect(pool.query(`SELECT * FROM enqueue_job('plain', $1::jsonb)`, [payload(LIMITS.defaultPayloadBytes + 1)])).rejects.toMatchObject({ code: '22023' });
+      const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+      await expect(pool.query(`SELECT * FROM enqueue_job('plain', $1::jsonb)`, [nested(LIMITS.jsonDepth)])).resolves.toBeDefined();
+      await expect(pool.query(`SELECT * FROM enqueue_job('plain', $1::jsonb)`, [nested(LIMITS.jsonDepth + 1)])).rejects.toMatchObject({ code: '22023' });
+      await expect(pool.query(`SELECT * FROM claim_jobs('w', ARRAY['nothing'], $1, $2)`, [LIMITS.claimLimit, LIMITS.maxLeaseMs])).resolves.toBeDefined();
+      await expect(pool.query(`SELECT * FROM claim_jobs('w', NULL, $1, 30000)`, [LIMITS.claimLimit + 1])).rejects.toMatchObject({ code: '22023' });
+      await expect(pool.query(`SELECT * FROM claim_jobs('w', NULL, 1, $1)`, [LIMITS.minLeaseMs - 1])).rejects.toMatchObject({ code: '22023' });
+      await expect(pool.query(`SELECT * FROM claim_jobs($1, NULL, 1, 30000)`, ['w'.repeat(LIMITS.workerId + 1)])).rejects.toMatchObject({ code: '22023' });
+      await expect(pool.query(`SELECT complete_job($1, 1, 'w', $2::jsonb)`, ['01931a3c-5c1e-7d2a-9f00-1b2c3d4e5f60', payload(LIMITS.defaultPayloadBytes + 1)])).rejects.toMatchObject({ code: '22023' });
+      expect(await countJobs(pool)).toBe(6);
     });
 
     it('refuses unknown and ill-typed options, naming them, and changes nothing', async () => {
