@@ -222,6 +222,8 @@ describe('SQL that knows the registry', () => {
       await t.trpc.queues.pause.mutate({ queue: 'ingestion' });
       expect((await pool.query(`SELECT * FROM claim_jobs('w1', NULL, 10)`)).rows).toEqual([]);
       await t.trpc.queues.resume.mutate({ queue: 'ingestion' });
+      // Only the queues asked for.
+      expect((await pool.query(`SELECT id FROM claim_jobs('w1', NULL, 10, 30000, ARRAY['elsewhere'])`)).rows).toEqual([]);
       const job = await claimOne('w1', 5_000);
       expect(job).toMatchObject({ id, attempt: 1, queue: 'ingestion', payload: PAYLOAD });
       const leaseMs = job.lease_expires_at.getTime() - Date.now();
@@ -229,6 +231,9 @@ describe('SQL that knows the registry', () => {
       expect(leaseMs).toBeLessThanOrEqual(5_000);
       expect(await refusal(pool, `SELECT * FROM claim_jobs('w1', NULL, 10, 50)`)).toEqual({ code: '22023', message: 'claim_jobs: lease_ms must be between 100 and 86400000 (24 h); got 50' });
       expect((await refusal(pool, `SELECT * FROM claim_jobs(NULL, NULL, 10)`)).message).toBe('claim_jobs: worker_id is required, 1 to 200 characters; got NULL');
+      expect((await refusal(pool, `SELECT * FROM claim_jobs('w1', NULL, 10, 30000, ARRAY['no spaces'])`)).message).toBe(
+        'claim_jobs: queues must be NULL (every queue) or 1 to 100 queue names (a letter or digit, then letters, digits, "_", ".", ":" or "-", at most 128 characters)',
+      );
     });
 
     it('refuses a stale attempt and a wrong worker, completes the holder once, and answers its repeat as already done', async () => {

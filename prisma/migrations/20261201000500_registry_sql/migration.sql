@@ -348,9 +348,10 @@ END
 $$;
 
 -- The checks of a claim (claim_tasks' since 20261201000100_enqueue_integrity):
--- a worker id of 1 to 200 characters (a claimed job must name its holder),
--- max_tasks 1..1000, task_types NULL (every type) or 1 to 100 job type names.
-CREATE FUNCTION skipq_check_claim(p_fn text, p_worker_id text, p_task_types text[], p_max_tasks integer) RETURNS void
+-- a worker id of 1 to 200 characters (a claimed job must name its holder; the
+-- fenced moves check theirs the same way), max_tasks 1..1000, task_types NULL
+-- (every type) or 1 to 100 job type names, and likewise queues.
+CREATE FUNCTION skipq_check_worker_id(p_fn text, p_worker_id text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
   IF p_worker_id IS NULL OR char_length(p_worker_id) NOT BETWEEN 1 AND 200 THEN
@@ -358,17 +359,34 @@ BEGIN
       CASE WHEN p_worker_id IS NULL THEN 'NULL' ELSE char_length(p_worker_id) || ' characters' END
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+END
+$$;
+
+-- p_names: NULL (every one) or 1 to 100 names (NAME_PATTERN); p_kind says of what ('type' or 'queue').
+CREATE FUNCTION skipq_check_names(p_fn text, p_what text, p_names text[], p_kind text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF p_names IS NOT NULL AND (
+       cardinality(p_names) NOT BETWEEN 1 AND 100
+       OR EXISTS (SELECT 1 FROM unnest(p_names) AS n(name) WHERE n.name IS NULL OR n.name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$')
+     ) THEN
+    RAISE EXCEPTION '%: % must be NULL (every %) or 1 to 100 % names (a letter or digit, then letters, digits, "_", ".", ":" or "-", at most 128 characters)',
+      p_fn, p_what, p_kind, CASE p_kind WHEN 'type' THEN 'job type' ELSE p_kind END
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END
+$$;
+
+CREATE FUNCTION skipq_check_claim(p_fn text, p_worker_id text, p_task_types text[], p_max_tasks integer, p_queues text[] DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  PERFORM skipq_check_worker_id(p_fn, p_worker_id);
   IF p_max_tasks IS NULL OR p_max_tasks NOT BETWEEN 1 AND 1000 THEN
     RAISE EXCEPTION '%: max_tasks must be between 1 and 1000; got %', p_fn, coalesce(p_max_tasks::text, 'NULL')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF p_task_types IS NOT NULL AND (
-       cardinality(p_task_types) NOT BETWEEN 1 AND 100
-       OR EXISTS (SELECT 1 FROM unnest(p_task_types) AS n(name) WHERE n.name IS NULL OR n.name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$')
-     ) THEN
-    RAISE EXCEPTION '%: task_types must be NULL (every type) or 1 to 100 job type names (a letter or digit, then letters, digits, "_", ".", ":" or "-", at most 128 characters)', p_fn
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
+  PERFORM skipq_check_names(p_fn, 'task_types', p_task_types, 'type');
+  PERFORM skipq_check_names(p_fn, 'queues', p_queues, 'queue');
 END
 $$;
 
@@ -412,16 +430,9 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-  PERFORM skipq_check_claim('claim_jobs', p_worker_id, p_task_types, p_max);
+  PERFORM skipq_check_claim('claim_jobs', p_worker_id, p_task_types, p_max, p_queues);
   IF p_lease_ms IS NULL OR p_lease_ms NOT BETWEEN 100 AND 86400000 THEN
     RAISE EXCEPTION 'claim_jobs: lease_ms must be between 100 and 86400000 (24 h); got %', coalesce(p_lease_ms::text, 'NULL')
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF p_queues IS NOT NULL AND (
-       cardinality(p_queues) NOT BETWEEN 1 AND 100
-       OR EXISTS (SELECT 1 FROM unnest(p_queues) AS n(name) WHERE n.name IS NULL OR n.name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$')
-     ) THEN
-    RAISE EXCEPTION 'claim_jobs: queues must be NULL (every queue) or 1 to 100 queue names'
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   RETURN QUERY
@@ -474,11 +485,7 @@ BEGIN
     RAISE EXCEPTION '%: attempt is required: the attempt claim_jobs answered (1 or more); got %', p_fn, coalesce(p_attempt::text, 'NULL')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF p_worker_id IS NULL OR char_length(p_worker_id) NOT BETWEEN 1 AND 200 THEN
-    RAISE EXCEPTION '%: worker_id is required, 1 to 200 characters; got %', p_fn,
-      CASE WHEN p_worker_id IS NULL THEN 'NULL' ELSE char_length(p_worker_id) || ' characters' END
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
+  PERFORM skipq_check_worker_id(p_fn, p_worker_id);
 END
 $$;
 
