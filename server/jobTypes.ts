@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { DEFAULT_QUEUE, type JobRegistry } from '../shared/index.js';
+import type { JobRegistry } from '../shared/index.js';
 import type { Db } from './db/pool.js';
+import { defaultsOf } from './registryCheck.js';
 import { jobTypesSync, type JobTypeWrite } from './queries/jobTypes.js';
 
 // The registry as the database sees it (job_types), so that SQL callers
@@ -31,13 +32,14 @@ export function payloadJsonSchema(schema: z.ZodType): { schema: unknown; complet
 export function jobTypeWrites(registry: JobRegistry): JobTypeWrite[] {
   return Object.entries(registry).map(([name, def]) => {
     const payload = payloadJsonSchema(def.payload);
+    const defaults = defaultsOf(def);
     return {
       name,
-      queue: def.queue ?? DEFAULT_QUEUE,
-      priority: def.priority ?? 0,
-      maxRetries: def.maxRetries ?? 3,
+      queue: defaults.queue,
+      priority: defaults.priority,
+      maxRetries: defaults.maxRetries,
       backoffJson: def.backoff ? JSON.stringify(def.backoff) : null,
-      timeoutMs: def.timeoutMs ?? null,
+      timeoutMs: defaults.timeoutMs,
       payloadSchemaJson: JSON.stringify(payload.schema),
       schemaComplete: payload.complete,
     };
