@@ -1,4 +1,13 @@
-import { createBatcher, createJobId, ERROR_CODES, type EnqueuedJob, type EnqueueInput, type JobRegistry } from '../shared/index.js';
+import {
+  concurrencyKeySchema,
+  createBatcher,
+  createJobId,
+  ERROR_CODES,
+  LIMITS,
+  type EnqueuedJob,
+  type EnqueueInput,
+  type JobRegistry,
+} from '../shared/index.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Db } from './db/pool.js';
 import { isDatabaseUnavailable, QueueError } from './errors.js';
@@ -40,6 +49,31 @@ export interface EnqueuerOptions {
   metrics?: ServerMetrics;
 }
 
+/**
+ * The job's concurrency key: the call's, else its type's `concurrencyKey(payload)`
+ * (given the validated payload), else none. A key the type's function makes is
+ * checked like one the caller sends.
+ */
+function concurrencyKeyOf(registry: JobRegistry | null, input: EnqueueInput, payload: unknown): string | null {
+  if (input.concurrencyKey !== undefined) return input.concurrencyKey;
+  const keyOfPayload = registry?.[input.type]?.concurrencyKey as ((payload: unknown) => unknown) | undefined;
+  if (!keyOfPayload) return null;
+  let key: unknown;
+  try {
+    key = keyOfPayload(payload);
+  } catch (error) {
+    throw new QueueError(ERROR_CODES.INVALID_INPUT, `concurrencyKey of "${input.type}" threw: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const parsed = concurrencyKeySchema.safeParse(key);
+  if (!parsed.success) {
+    throw new QueueError(
+      ERROR_CODES.INVALID_INPUT,
+      `concurrencyKey of "${input.type}" must return a string of 1..${LIMITS.concurrencyKey} characters without NUL; it returned ${typeof key === 'string' ? `a string of ${key.length}` : typeof key}`,
+    );
+  }
+  return parsed.data;
+}
+
 /** Turns a validated input into a row to insert; throws a QueueError for a bad payload. */
 export function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPayloadBytes: number): InsertJob {
   const { payload, defaults } = checkPayload(registry, input.type, input.payload);
@@ -57,7 +91,7 @@ export function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPa
     timeoutMs: input.timeoutMs ?? defaults.timeoutMs,
     debounceMs: input.debounceMs ?? null,
     throttleMs: input.throttleMs ?? null,
-    concurrencyKey: null,
+    concurrencyKey: concurrencyKeyOf(registry, input, payload),
     traceContext: null,
   };
 }
