@@ -56,19 +56,28 @@ export interface EnqueuerOptions {
  */
 function concurrencyKeyOf(registry: JobRegistry | null, input: EnqueueInput, payload: unknown): string | null {
   if (input.concurrencyKey !== undefined) return input.concurrencyKey;
-  const keyOfPayload = registry?.[input.type]?.concurrencyKey as ((payload: unknown) => unknown) | undefined;
+  return typeConcurrencyKey(registry, input.type, payload);
+}
+
+/**
+ * The key a job type's `concurrencyKey(payload)` gives a validated payload;
+ * null when the type has none. Throws a QueueError when the function throws or
+ * returns anything but a string of 1..255 characters without NUL.
+ */
+export function typeConcurrencyKey(registry: JobRegistry | null, type: string, payload: unknown): string | null {
+  const keyOfPayload = registry?.[type]?.concurrencyKey as ((payload: unknown) => unknown) | undefined;
   if (!keyOfPayload) return null;
   let key: unknown;
   try {
     key = keyOfPayload(payload);
   } catch (error) {
-    throw new QueueError(ERROR_CODES.INVALID_INPUT, `concurrencyKey of "${input.type}" threw: ${error instanceof Error ? error.message : String(error)}`);
+    throw new QueueError(ERROR_CODES.INVALID_INPUT, `concurrencyKey of "${type}" threw: ${error instanceof Error ? error.message : String(error)}`);
   }
   const parsed = concurrencyKeySchema.safeParse(key);
   if (!parsed.success) {
     throw new QueueError(
       ERROR_CODES.INVALID_INPUT,
-      `concurrencyKey of "${input.type}" must return a string of 1..${LIMITS.concurrencyKey} characters without NUL; it returned ${typeof key === 'string' ? `a string of ${key.length}` : typeof key}`,
+      `concurrencyKey of "${type}" must return a string of 1..${LIMITS.concurrencyKey} characters without NUL; it returned ${typeof key === 'string' ? `a string of ${key.length}` : typeof key}`,
     );
   }
   return parsed.data;

@@ -98,6 +98,17 @@ describe('concurrency keys', () => {
     await q.close();
   });
 
+  it('keys the jobs of a schedule\'s ticks by the type\'s concurrencyKey(payload)', async () => {
+    const q = client();
+    await q.schedules.upsert({ name: 'lane-tick', type: 'task', cron: '* * * * * *', payload: { tenant: 'cron-co', n: 1 } });
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await t.server.maintenance.tickSchedules()).toMatchObject({ skipped: 0 });
+    const keys = await sql<{ k: string | null }>(`SELECT DISTINCT concurrency_key AS k FROM task_queue WHERE task_type = 'task'`);
+    expect(keys).toEqual([{ k: 'cron-co' }]);
+    await t.trpc.schedules.remove.mutate({ name: 'lane-tick' });
+    await q.close();
+  });
+
   it('never holds two jobs of one key with keyConcurrency 1 under 8 claiming workers, through fails, cancels and rescues', async () => {
     const q = client();
     await q.configure('lanes', { keyConcurrency: 1 });
