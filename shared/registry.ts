@@ -66,8 +66,9 @@ export interface JobDefinition<Payload extends z.ZodType = z.ZodType, Result ext
    * queue's `keyConcurrency` (`queues.configure`), at most that many jobs of
    * one key are held at once, and keys take turns. A string of 1..255
    * characters.
-   * @example concurrencyKey: (p) => p.chainId
+   * @example concurrencyKey: (p: { chainId: string }) => p.chainId
    */
+  // `never`: any one-payload function fits here; defineJobs checks it against the type's own payload.
   concurrencyKey?: (payload: never) => string;
 }
 

@@ -322,6 +322,11 @@ BEGIN
     END IF;
     IF v_allow - v_keyed > 0 THEN
       -- The queue's jobs without a key (all of them when it has no key limit).
+      -- In a keyed queue this walks task_queue_claim_idx past the queue's
+      -- keyed jobs (a filter, not an index bound): measured 3 to 4.5 ms with
+      -- 9,000 keyed jobs pending, on each claim the keys did not fill. An
+      -- index over pending jobs without a key would make every plain enqueue
+      -- pay for it, so it is not built.
       RETURN QUERY
       WITH next AS (
         SELECT tq.id
