@@ -221,6 +221,22 @@ describe('concurrency keys', () => {
     await q.close();
   }, 40_000);
 
+  it('counts the jobs a key already holds when keyConcurrency is set, and stops counting when it is cleared', async () => {
+    const q = client();
+    await q.enqueueMany([...tasks('a', 2), ...tasks('b', 1)]);
+    // No policy yet: the plain claim takes a's first job.
+    const [early] = (await t.trpc.worker.claim.mutate({ workerId: 'w', queues: ['lanes'], limit: 1 })).jobs;
+    expect(early?.payload).toEqual({ tenant: 'a', n: 0 });
+    await q.configure('lanes', { keyConcurrency: 1 });
+    const later = (await t.trpc.worker.claim.mutate({ workerId: 'w', queues: ['lanes'], limit: 10 })).jobs;
+    expect(later.map((j) => j.payload)).toEqual([{ tenant: 'b', n: 0 }]);
+    expect(await counters('lanes')).toEqual({ queue_held: 2, key_held: 1 });
+    await q.configure('lanes', { keyConcurrency: null });
+    expect(await sql(`SELECT id FROM task_queue WHERE counted`)).toEqual([]);
+    expect((await t.trpc.worker.claim.mutate({ workerId: 'w', queues: ['lanes'], limit: 10 })).jobs.map((j) => j.payload)).toEqual([{ tenant: 'a', n: 1 }]);
+    await q.close();
+  });
+
   it('explains KEY_CONCURRENCY_FULL with the key and its counts, and READY once the key frees', async () => {
     const q = client();
     await q.configure('lanes', { keyConcurrency: 1 });
