@@ -14,10 +14,10 @@ import { SYSTEM_NAMES, loadSystem, type SystemHost, type SystemName } from './sy
 import { ceiling } from './workloads/ceiling.js';
 import { enqueueBatch, enqueueSingle } from './workloads/enqueue.js';
 import { latency } from './workloads/latency.js';
-import { processJobs, processLimited, processWithHistory } from './workloads/process.js';
+import { processJobs, processKeyed, processLimited, processWithHistory } from './workloads/process.js';
 import type { Sizes, Workload } from './workloads/types.js';
 
-const WORKLOADS: Workload[] = [enqueueSingle, enqueueBatch, processJobs, processWithHistory, processLimited, latency, ceiling];
+const WORKLOADS: Workload[] = [enqueueSingle, enqueueBatch, processJobs, processWithHistory, processLimited, processKeyed, latency, ceiling];
 const FULL: Sizes = { jobs: 10_000, latencyJobs: 300, finishedRows: 1_000_000, ceilingJobs: 50_000 };
 const QUICK: Sizes = { jobs: 2_000, latencyJobs: 100, finishedRows: 100_000, ceilingJobs: 10_000 };
 /** A round that takes longer is aborted and its cell marked TIMEOUT. */
@@ -52,7 +52,7 @@ function parseOptions() {
     },
   });
   if (values.help) {
-    process.stdout.write(`npm run bench -- [--quick] [--only W1,W2,W3,W3-1M,W3-C100,W4,W5] [--systems ${SYSTEM_NAMES.join(',')}] [--rounds N] [--jobs N] [--out FILE] [--cpu-prof DIR] [--verbose]\n`);
+    process.stdout.write(`npm run bench -- [--quick] [--only W1,W2,W3,W3-1M,W3-C100,W3-K1000,W4,W5] [--systems ${SYSTEM_NAMES.join(',')}] [--rounds N] [--jobs N] [--out FILE] [--cpu-prof DIR] [--verbose]\n`);
     process.exit(0);
   }
   const only = values.only?.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);

@@ -47,6 +47,12 @@ export interface EnqueueOptions {
   /** Per-attempt time limit in ms; overrides the type's `timeoutMs`. */
   timeoutMs?: number;
   /**
+   * The job's lane within its queue (1..255 characters): with the queue's
+   * `keyConcurrency`, at most that many jobs of one key are held at once, and
+   * keys take turns. Overrides the type's `concurrencyKey(payload)`.
+   */
+  concurrencyKey?: string;
+  /**
    * The job's id (a UUID). Default: a new UUIDv7. Enqueueing again with the same
    * id, type and queue returns that job with `created: false`, whatever its
    * status: give one you stored to make a retry across restarts of your own
@@ -225,7 +231,10 @@ function toInput(registry: JobRegistry, type: string, payload: unknown, options:
   if (!parsed.success) throw new InvalidPayloadError(type, parsed.error.issues.map((i) => ({ path: i.path, message: i.message })));
   // The input goes to the server as given; the server parses it with the same schema. The id
   // is chosen here, once, so every resend of this job (retries, the coalescer's fallback) carries it.
-  return { type, payload, ...options, id: options.id ?? createJobId() };
+  // The type's concurrencyKey is applied here too, so it holds whether or not the server has the registry.
+  const keyOfPayload = def.concurrencyKey as ((payload: unknown) => string) | undefined;
+  const concurrencyKey = options.concurrencyKey ?? keyOfPayload?.(parsed.data);
+  return { type, payload, ...options, ...(concurrencyKey !== undefined ? { concurrencyKey } : {}), id: options.id ?? createJobId() };
 }
 
 /** A server answer seen through the registry's types (TypedJobView); the value is not touched. */

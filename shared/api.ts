@@ -18,6 +18,9 @@ const attemptSchema = z.number().int().min(1).max(2_147_483_647);
 /** A worker's name; appears in `worker_id`. */
 export const workerIdSchema = textSchema(LIMITS.workerId).min(1);
 
+/** A concurrency key: a job's lane within its queue (see `keyConcurrency`). */
+export const concurrencyKeySchema = textSchema(LIMITS.concurrencyKey).min(1);
+
 /** Input of `jobs.enqueue`. */
 export const enqueueInputSchema = z
   .object({
@@ -32,6 +35,12 @@ export const enqueueInputSchema = z
     delayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),
     maxRetries: z.number().int().min(0).max(LIMITS.maxRetries).optional(),
     uniqueKey: textSchema(LIMITS.uniqueKey).min(1).optional(),
+    /**
+     * The job's lane within its queue (a tenant, a store): with the queue's
+     * `keyConcurrency`, at most that many jobs of one key are held at once, and
+     * keys take turns. Overrides the type's `concurrencyKey(payload)`.
+     */
+    concurrencyKey: concurrencyKeySchema.optional(),
     /** Per-attempt time limit in ms; overrides the type's `timeoutMs`. */
     timeoutMs: z.number().int().min(1).max(LIMITS.maxTimeoutMs).optional(),
     /**

@@ -37,7 +37,26 @@ async function limitQueue(database: string, concurrency: number): Promise<void> 
   });
 }
 
-async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrency: number | null = null): Promise<Measurement> {
+/**
+ * Spreads the preloaded jobs over `keys` concurrency keys (job n gets key
+ * n mod keys) and gives the queue keyConcurrency 1, so every claim takes the
+ * keyed path of skipq_claim (key walk, per-key counters). The keys are set in
+ * SQL after the preload (untimed), then VACUUM ANALYZE clears the updated
+ * rows' old versions, as if the jobs had been enqueued with their keys.
+ */
+async function keyQueue(database: string, keys: number): Promise<void> {
+  await withClient(database, async (c) => {
+    await c.query(`INSERT INTO queues (name, key_concurrency) VALUES ('default', 1)`);
+    await c.query(
+      `UPDATE task_queue SET concurrency_key = 'tenant-' || ((payload->>'n')::int % $1::int)::text WHERE status = 'pending'`,
+      [keys],
+    );
+    await c.query(`SELECT skipq_queue_recount('default')`);
+    await c.query('VACUUM (ANALYZE) task_queue');
+  });
+}
+
+async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrency: number | null = null, keys: number | null = null): Promise<Measurement> {
   const { round, sizes } = ctx;
   const system = ctx.system!;
   const deployment = await system.deploy(round, { serverNodeArgs: ctx.profileArgs });
@@ -49,6 +68,7 @@ async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrenc
   // Untimed: the jobs are there before the worker starts.
   const preloaded = await produce(round, deployment.endpoint, { mode: 'batch', count: sizes.jobs, batchSize: PRELOAD_BATCH });
   const problems = checkProduced(preloaded, sizes.jobs);
+  if (keys !== null) await round.wait(keyQueue(deployment.database as string, keys));
   const worked = await work(round, deployment.endpoint, { expected: sizes.jobs, latency: false, observePid: deployment.serverPid, nodeArgs: ctx.profileArgs });
   problems.push(...checkWorked(worked, sizes.jobs));
   const values: Record<string, number> = {
@@ -97,4 +117,13 @@ export const processLimited: Workload = {
   metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
   scope: 'skipq',
   run: (ctx) => runProcess(ctx, 0, 100),
+};
+
+/** W3 with keyConcurrency 1 over 1,000 concurrency keys: the cost of the keyed claim path (issue 8: at least 70% of W3). */
+export const processKeyed: Workload = {
+  id: 'W3-K1000',
+  title: (s) => `W3 (keyConcurrency 1 over 1,000 keys): ${s.jobs.toLocaleString('en-US')} no-op jobs`,
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
+  scope: 'skipq',
+  run: (ctx) => runProcess(ctx, 0, null, 1000),
 };

@@ -1,5 +1,4 @@
 import {
-  ERROR_CODES,
   JOB_STATUSES,
   queueConfigureInputSchema,
   queueListInputSchema,
@@ -10,7 +9,6 @@ import {
 } from '../../shared/index.js';
 import { queueConfigure, queueList, queueSetPaused, type QueueRow } from '../queries/queues.js';
 import { queueStats } from '../queries/stats.js';
-import { QueueError } from '../errors.js';
 import { adminProcedure, assertQueueAllowed, router } from '../trpc.js';
 
 /** A queue's settings as the API shows them. */
@@ -66,15 +64,12 @@ export const queuesRouter = router({
   }),
 
   /**
-   * Sets the queue's concurrency, rate limit and key concurrency; a field left
-   * out keeps its setting, `null` clears it. Answers the settings now in force.
+   * Sets the queue's concurrency, rate limit and key concurrency (at most that
+   * many held jobs per concurrency key, keys served in turn); a field left out
+   * keeps its setting, `null` clears it. Answers the settings now in force.
    */
   configure: adminProcedure.input(queueConfigureInputSchema).mutation(async ({ ctx, input }) => {
     assertQueueAllowed(ctx, input.queue);
-    if (input.keyConcurrency !== undefined && input.keyConcurrency !== null) {
-      // Reserved: the keyed, round-robin claim is not shipped yet (see the queues migration).
-      throw new QueueError(ERROR_CODES.INVALID_INPUT, 'keyConcurrency is not supported yet; only null (none) is accepted');
-    }
     const row = await queueConfigure(ctx.deps.pool, input);
     ctx.deps.hub.wake([input.queue]);
     return settingsOf(row);
