@@ -58,7 +58,7 @@ export function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPa
     debounceMs: input.debounceMs ?? null,
     throttleMs: input.throttleMs ?? null,
     concurrencyKey: null,
-    traceContext: null,
+    traceContext: input.traceContext ?? null,
   };
 }
 

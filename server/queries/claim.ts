@@ -20,13 +20,14 @@ export interface ClaimParams {
  * same row; `attempt` goes up by one and is the fencing token every later call
  * of this holder must present. The scan walks the partial index
  * task_queue_claim_idx in order, so finished rows cost nothing however many the
- * table keeps.
+ * table keeps. Each row carries its enqueue's trace context (NULL: none), for the
+ * worker's span.
  */
 export async function jobClaim(db: Db, params: ClaimParams): Promise<ClaimedRow[]> {
   const { rows } = await db.query<ClaimedRow>({
     name: 'jobClaim',
     text: `
-SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at
+SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at, c.trace_context
 FROM skipq_claim($1::text, $2::text[], $3::text[], $4::int, $5::int, $6::timestamptz) AS c`,
     values: [params.workerId, params.types, params.queues, params.limit, params.leaseMs, params.now],
   });
@@ -58,18 +59,18 @@ WITH done AS (
   FROM skipq_complete($1::text, $7::text[], $8::int[], $9::text[], $6::timestamptz) AS d
 ),
 claimed AS (
-  SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at
+  SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at, c.trace_context
   FROM skipq_claim($1::text, $2::text[], $3::text[], $4::int, $5::int, $6::timestamptz) AS c
 )
 SELECT 'completion' AS kind,
        done.id, NULL AS task_type, NULL AS queue, NULL::jsonb AS payload, NULL::int AS priority, done.attempt,
-       NULL::int AS retry_count, NULL::int AS max_retries, NULL::int AS timeout_ms, NULL::timestamptz AS lease_expires_at,
+       NULL::int AS retry_count, NULL::int AS max_retries, NULL::int AS timeout_ms, NULL::timestamptz AS lease_expires_at, NULL::text AS trace_context,
        done.moved, done.status, done.worker_id, done.ended_by
 FROM done
 UNION ALL
 SELECT 'claimed',
        claimed.id, claimed.task_type, claimed.queue, claimed.payload, claimed.priority, claimed.attempt,
-       claimed.retry_count, claimed.max_retries, claimed.timeout_ms, claimed.lease_expires_at,
+       claimed.retry_count, claimed.max_retries, claimed.timeout_ms, claimed.lease_expires_at, claimed.trace_context,
        NULL, NULL, NULL, NULL
 FROM claimed`,
     values: [
