@@ -55,6 +55,8 @@ export interface MoveRow {
   scheduled_for: Date | null;
   retry_count: number | null;
   lease_expires_at: Date | null;
+  /** The job's type, where the statement reads it for the metrics' labels (completions and failures that moved). */
+  task_type?: string | null;
 }
 
 /** Maps a claimed row to the API shape. */
