@@ -242,6 +242,33 @@ describe('traces: producer → job → handler as one trace (OpenTelemetry)', ()
     expect(metricExporter.getMetrics()[0]?.scopeMetrics.find((s) => s.scope.name === 'skipq')?.metrics[0]?.descriptor.unit).toBe('s');
   });
 
+  it("the server's enqueue and claim run in SERVER spans that link to the job's creation context", async () => {
+    const job = await app.startActiveSpan('caller', async (span) => {
+      const ref = await queue.enqueue('traced', { n: 11 });
+      span.end();
+      return ref;
+    });
+    const processed = await jobSpan(job.id);
+    const send = spansNamed('send traced').find((s) => s.attributes['messaging.message.id'] === job.id);
+    const sendId = send?.spanContext().spanId;
+    expect(sendId).toBeDefined();
+    const linksToSend = (s: ReadableSpan): boolean => s.links.some((l) => l.context.spanId === sendId);
+    const enqueueSpan = exporter.getFinishedSpans().find((s) => s.name.startsWith('skipq jobs.enqueue') && linksToSend(s));
+    const claimSpan = exporter.getFinishedSpans().find((s) => s.name === 'skipq worker.claim' && linksToSend(s));
+    expect(enqueueSpan?.kind).toBe(SpanKind.SERVER);
+    expect(enqueueSpan?.attributes).toMatchObject({ 'rpc.system': 'trpc', 'skipq.trpc.code': 'OK' });
+    expect(claimSpan?.kind).toBe(SpanKind.SERVER);
+    expect(claimSpan?.attributes['rpc.method']).toBe('worker.claim');
+    expect(processed.parentSpanContext?.spanId).toBe(sendId);
+  });
+
+  it("a refused call's server span has status ERROR with tRPC's code", async () => {
+    await queue.enqueue('traced', { n: 12 }, { traceContext: 'bad' }).catch(() => undefined);
+    await waitFor(async () => exporter.getFinishedSpans().some((s) => s.kind === SpanKind.SERVER && s.attributes['skipq.trpc.code'] === 'BAD_REQUEST'), 5000, 'the refused call');
+    const refused = exporter.getFinishedSpans().find((s) => s.kind === SpanKind.SERVER && s.attributes['skipq.trpc.code'] === 'BAD_REQUEST');
+    expect(refused?.status).toEqual({ code: SpanStatusCode.ERROR, message: 'BAD_REQUEST' });
+  });
+
   it('the propagator the app registers plays no part: the stored context is W3C', () => {
     // No global propagator is registered in this file: inject writes nothing, yet the tests above carried contexts.
     const carrier: Record<string, string> = {};
