@@ -2,6 +2,7 @@ import { TRPCClientError } from '@trpc/client';
 import {
   createBatcher,
   createJobId,
+  DEFAULT_QUEUE,
   LIMITS,
   type EnqueuedRef,
   type EnqueueInput,
@@ -31,6 +32,7 @@ import {
   serverCodeOf,
 } from './errors.js';
 import { createTrpc, type ConnectionOptions } from './trpc.js';
+import { endSendSpan, startSendSpan } from './tracing.js';
 
 /** Per-call options of `enqueue`; each overrides the job type's default. */
 export interface EnqueueOptions {
@@ -71,6 +73,13 @@ export interface EnqueueOptions {
    * Sent on its own (never coalesced into an enqueueMany).
    */
   throttleMs?: number;
+  /**
+   * The job's W3C trace context (`traceparent`, optionally a space and
+   * `tracestate`). Default: the client's `send` span, a child of the active
+   * span (see the README's Traces section). Give your own to continue another
+   * trace; the client then makes no span for this job.
+   */
+  traceContext?: string;
 }
 
 /** A schedule for `schedules.upsert`: a job of type `K` at every tick of `cron`. */
@@ -237,6 +246,9 @@ function toInput(registry: JobRegistry, type: string, payload: unknown, options:
   return { type, payload, ...options, ...(concurrencyKey !== undefined ? { concurrencyKey } : {}), id: options.id ?? createJobId() };
 }
 
+/** The queue a job goes to: the call's, else its type's, else `default` (as the server decides it). */
+const queueOf = (registry: JobRegistry, type: string, queue: string | undefined): string => queue ?? registry[type]?.queue ?? DEFAULT_QUEUE;
+
 /** A server answer seen through the registry's types (TypedJobView); the value is not touched. */
 const typed = <T>(answer: Promise<unknown>): Promise<T> => answer as Promise<T>;
 
@@ -298,11 +310,21 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     },
   });
 
+  const enqueueInput = (input: EnqueueInput): Promise<EnqueuedRef> =>
+    // enqueueMany takes no debounced or throttled jobs: those are one statement each on the server.
+    options.coalesce !== false && input.debounceMs === undefined && input.throttleMs === undefined ? coalescer.add(input) : sendOne(input);
+
   const enqueue = <K extends JobType<R>>(type: K, payload: PayloadInput<R, K>, opts?: EnqueueOptions): Promise<EnqueuedJobRef<K>> => {
     const input = toInput(registry, type, payload, opts);
-    // enqueueMany takes no debounced or throttled jobs: those are one statement each on the server.
-    if (options.coalesce !== false && input.debounceMs === undefined && input.throttleMs === undefined) return coalescer.add(input);
-    return sendOne(input);
+    // A caller's own trace context is the job's creation context as given: no span of ours.
+    if (input.traceContext !== undefined) return enqueueInput(input) as Promise<EnqueuedJobRef<K>>;
+    // The PRODUCER span of this enqueue; its context travels with the job (no-op without an SDK).
+    const { span, traceContext } = startSendSpan(`send ${type}`, {
+      'messaging.destination.name': queueOf(registry, type, input.queue),
+      'messaging.message.id': input.id as string,
+      'skipq.job.type': type,
+    });
+    return endSendSpan(span, enqueueInput(traceContext === undefined ? input : { ...input, traceContext })) as Promise<EnqueuedJobRef<K>>;
   };
 
   const waitFor = async <K extends JobType<R>>(id: JobId<K>, wait: WaitOptions = {}): Promise<{ finished: boolean; job: TypedJobView<R, K> }> => {
@@ -339,12 +361,23 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
       return result(id, { ...(waitTimeoutMs !== undefined ? { timeoutMs: waitTimeoutMs } : {}), ...(signal ? { signal } : {}) });
     },
     async enqueueMany(items) {
-      const inputs = items.map(({ type, payload, ...opts }) => toInput(registry, type, payload, opts));
-      const out: EnqueuedRef[] = [];
-      for (let i = 0; i < inputs.length; i += LIMITS.enqueueBatch) {
-        out.push(...(await sendMany(inputs.slice(i, i + LIMITS.enqueueBatch))));
-      }
-      return out;
+      const given = items.map(({ type, payload, ...opts }) => toInput(registry, type, payload, opts));
+      // One PRODUCER span for the call; its context goes into every job that brings none of its own.
+      const queues = new Set(given.map((i) => queueOf(registry, i.type, i.queue)));
+      const types = new Set(given.map((i) => i.type));
+      const { span, traceContext } = startSendSpan(types.size === 1 ? `send ${given[0]?.type}` : 'send', {
+        'messaging.batch.message_count': given.length,
+        ...(queues.size === 1 ? { 'messaging.destination.name': [...queues][0] as string } : {}),
+        ...(types.size === 1 ? { 'skipq.job.type': given[0]?.type as string } : {}),
+      });
+      const inputs = traceContext === undefined ? given : given.map((i) => (i.traceContext === undefined ? { ...i, traceContext } : i));
+      return endSendSpan(span, (async () => {
+        const out: EnqueuedRef[] = [];
+        for (let i = 0; i < inputs.length; i += LIMITS.enqueueBatch) {
+          out.push(...(await sendMany(inputs.slice(i, i + LIMITS.enqueueBatch))));
+        }
+        return out;
+      })());
     },
     // Typed views over the same answers (see TypedJobView): nothing changes at run time.
     get: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K>>(trpc.jobs.get.query({ id })),

@@ -101,7 +101,7 @@ export function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPa
     debounceMs: input.debounceMs ?? null,
     throttleMs: input.throttleMs ?? null,
     concurrencyKey: concurrencyKeyOf(registry, input, payload),
-    traceContext: null,
+    traceContext: input.traceContext ?? null,
   };
 }
 

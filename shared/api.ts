@@ -21,6 +21,26 @@ export const workerIdSchema = textSchema(LIMITS.workerId).min(1);
 /** A concurrency key: a job's lane within its queue (see `keyConcurrency`). */
 export const concurrencyKeySchema = textSchema(LIMITS.concurrencyKey).min(1);
 
+/** The longest trace context a job stores (the column's CHECK): a traceparent, a space and a tracestate. */
+export const TRACE_CONTEXT_MAX_CHARS = 1024;
+
+// W3C Trace Context: version (not ff), 32-hex trace id and 16-hex span id (neither all
+// zeros), 2-hex flags; then, after one space, the tracestate as printable ASCII.
+const TRACE_CONTEXT_PATTERN = /^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(?: [\x20-\x7e]+)?$/;
+
+/**
+ * A job's trace context: a W3C `traceparent` (lowercase hex), optionally a
+ * space and the `tracestate`, at most 1024 characters. The producer client
+ * fills it from the active span; a worker's span for the job continues it.
+ */
+export const traceContextSchema = z
+  .string()
+  .max(TRACE_CONTEXT_MAX_CHARS, `must be at most ${TRACE_CONTEXT_MAX_CHARS} characters (traceparent, a space, tracestate)`)
+  .regex(
+    TRACE_CONTEXT_PATTERN,
+    'must be a W3C traceparent such as 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 (lowercase hex, ids not all zeros), optionally followed by a space and a tracestate',
+  );
+
 /** Input of `jobs.enqueue`. */
 export const enqueueInputSchema = z
   .object({
@@ -58,6 +78,12 @@ export const enqueueInputSchema = z
      * creation, completed or not; calls in the window get that job (`created: false`).
      */
     throttleMs: z.number().int().min(1).max(LIMITS.maxDelayMs).optional(),
+    /**
+     * The W3C trace context of the enqueue (see {@link traceContextSchema}); the
+     * worker's span for each attempt continues it. The producer client sets it
+     * from the active span; SQL and plain-HTTP callers may give their own.
+     */
+    traceContext: traceContextSchema.optional(),
   })
   .strict()
   .refine((v) => v.runAt === undefined || v.delayMs === undefined, { message: 'give runAt or delayMs, not both', path: ['runAt'] })
@@ -161,6 +187,8 @@ export interface ClaimedJob {
   maxRetries: number;
   /** This attempt's time limit in ms (null: none), counted from the claim. */
   timeoutMs: number | null;
+  /** The enqueue's W3C trace context (traceparent, optionally a space and tracestate); null when it had none. */
+  traceContext: string | null;
 }
 
 /** What `worker.claim` answers. `completed` and `rejected` only when the claim carried completions. */

@@ -26,6 +26,8 @@ export interface TaskRow {
   error_code: string | null;
   /** What ended the latest attempt (shared/lifecycle.ts ENDINGS); null while one runs. */
   ended_by: string | null;
+  /** The enqueue's W3C trace context (traceparent[ tracestate]); null: none. */
+  trace_context: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -33,7 +35,7 @@ export interface TaskRow {
 /** The columns of a claimed row that {@link toClaimedJob} reads, and the lease. */
 export type ClaimedRow = Pick<
   TaskRow,
-  'id' | 'task_type' | 'queue' | 'payload' | 'priority' | 'attempt' | 'retry_count' | 'max_retries' | 'timeout_ms' | 'lease_expires_at'
+  'id' | 'task_type' | 'queue' | 'payload' | 'priority' | 'attempt' | 'retry_count' | 'max_retries' | 'timeout_ms' | 'lease_expires_at' | 'trace_context'
 >;
 
 /**
@@ -53,6 +55,8 @@ export interface MoveRow {
   scheduled_for: Date | null;
   retry_count: number | null;
   lease_expires_at: Date | null;
+  /** The job's type, where the statement reads it for the metrics' labels (completions and failures that moved). */
+  task_type?: string | null;
 }
 
 /** Maps a claimed row to the API shape. */
@@ -67,6 +71,7 @@ export function toClaimedJob(row: ClaimedRow): ClaimedJob {
     retryCount: row.retry_count,
     maxRetries: row.max_retries,
     timeoutMs: row.timeout_ms,
+    traceContext: row.trace_context,
   };
 }
 
