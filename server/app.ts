@@ -8,7 +8,7 @@ import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { TRPCError } from '@trpc/server';
 import { ERROR_CODES, isJobRegistry, LIMITS, type JobRegistry } from '../shared/index.js';
 import { QueueError } from './errors.js';
-import { sendRefusal } from './httpReply.js';
+import { sendJson, sendRefusal } from './httpReply.js';
 import { createAuthenticator, isLoopback, type Authenticator } from './auth.js';
 import { createContextInner, type QueueContext, type ServerDeps } from './context.js';
 import { createDashboard, type DashboardOptions } from './dashboard.js';
@@ -311,7 +311,13 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   const fastCall = createFastCall({ onError });
   const rest = createRest({ onError });
   // Made on first request: the registry's payload schemas are inlined (z.toJSONSchema).
-  let openApiText: string | undefined;
+  let openApiText: Promise<string> | undefined;
+  const sendOpenApi = async (res: ServerResponse): Promise<void> => {
+    openApiText ??= createOpenApiDocument({ registry, version: VERSION }).then((document) => JSON.stringify(document));
+    const text = await openApiText;
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-cache' });
+    res.end(text);
+  };
   const gate = createHttpGate({
     auth,
     maxBodyBytes,
@@ -323,9 +329,11 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       const callDeps = keyId ? { ...deps, recheckKey: () => auth.recheck(keyId) } : deps;
       const ctx: QueueContext = { ...createContextInner(callDeps, who.principal, who.error), hidePayloads: dashboard.hidesPayloadsFor(req), requestId: res.getHeader('x-request-id') as string };
       if (req.method === 'GET' && req.url?.split('?', 1)[0] === OPENAPI_PATH) {
-        openApiText ??= JSON.stringify(createOpenApiDocument({ registry, version: VERSION }));
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(openApiText)), 'cache-control': 'no-cache' });
-        res.end(openApiText);
+        sendOpenApi(res).catch((error: unknown) => {
+          openApiText = undefined;
+          logger.error({ requestId: ctx.requestId, err: error }, `cannot make ${OPENAPI_PATH}: ${(error as Error).stack}`);
+          sendJson(res, 500, { code: 'INTERNAL_SERVER_ERROR', skipqCode: ERROR_CODES.INTERNAL, message: 'internal server error (logged on the server)', requestId: ctx.requestId });
+        });
         return;
       }
       if (rest(req, res, ctx, body)) return;

@@ -1,4 +1,4 @@
-import { generateOpenApiDocument, type OpenAPIObject, type OpenApiRouter } from 'trpc-to-openapi';
+import type { OpenAPIObject, OpenApiRouter } from 'trpc-to-openapi';
 import { z } from 'zod';
 import type { JobRegistry } from '../shared/index.js';
 import { appRouter } from './routers/_app.js';
@@ -66,7 +66,10 @@ function enqueueBodies(base: JsonSchema, registry: JobRegistry): { schemas: Reco
  * with a registry the enqueue bodies name each job type with its payload
  * schema inlined (`z.toJSONSchema`), one of them by `type`.
  */
-export function createOpenApiDocument(options: { registry: JobRegistry | null; version: string }): OpenAPIObject {
+export async function createOpenApiDocument(options: { registry: JobRegistry | null; version: string }): Promise<OpenAPIObject> {
+  // Loaded on the first request for the document: importing trpc-to-openapi
+  // (its adapters load h3 and more) took 0.4-0.5 s here, which every server start would pay.
+  const { generateOpenApiDocument } = await import('trpc-to-openapi');
   const document = generateOpenApiDocument(appRouter as unknown as OpenApiRouter, {
     title: 'skipq',
     version: options.version,
