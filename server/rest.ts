@@ -70,12 +70,12 @@ function unwrap(schema: z.ZodType): z.ZodType {
   }
 }
 
-/** Whether a field takes a list (an array, or a union with one): its query values stay a list. */
-function takesList(schema: z.ZodType): 'always' | 'many' | false {
-  const def = defOf(unwrap(schema));
-  if (def.type === 'array') return 'always';
-  if (def.type === 'union' && def.options?.some((o) => defOf(unwrap(o)).type === 'array')) return 'many';
-  return false;
+/** The array schema a field takes a list through: the field itself, or an option of its union (`status`: one or many). */
+function listOf(field: z.ZodType): { array: z.ZodType; only: boolean } | undefined {
+  const def = defOf(unwrap(field));
+  if (def.type === 'array') return { array: unwrap(field), only: true };
+  const option = def.type === 'union' ? def.options?.find((o) => defOf(unwrap(o)).type === 'array') : undefined;
+  return option ? { array: unwrap(option), only: false } : undefined;
 }
 
 /** A query string's text as the field's type wants it; text that does not convert is left for the schema to refuse. */
@@ -86,23 +86,26 @@ function fromQueryText(schema: z.ZodType, text: string): unknown {
   return text;
 }
 
-/** A GET's query as the input object: `?status=failed&status=pending` is a list, `?limit=10` the number 10. */
+/**
+ * A GET's query as the input object, by the input schema's fields:
+ * `?limit=10` is the number 10, `?status=failed&status=pending` (or
+ * `status[]=...`) a list. Unknown names are passed on for the schema to refuse.
+ */
 function queryInput(schema: z.ZodType | undefined, params: URLSearchParams): Record<string, unknown> {
   const shape = schema ? defOf(unwrap(schema)).shape : undefined;
   const input: Record<string, unknown> = {};
-  for (const raw of new Set(params.keys())) {
-    const key = raw.endsWith('[]') ? raw.slice(0, -2) : raw;
+  for (const name of new Set(params.keys())) {
+    const key = name.endsWith('[]') ? name.slice(0, -2) : name;
+    const values = params.getAll(name);
     const field = shape?.[key];
-    const values = params.getAll(raw);
-    if (!field) {
-      input[key] = values.length === 1 ? values[0] : values;
-      continue;
+    const list = field ? listOf(field) : undefined;
+    if (!field) input[key] = values.length === 1 ? values[0] : values;
+    // A repeated scalar stays a list, for the schema to refuse.
+    else if (!list) input[key] = values.length === 1 ? fromQueryText(field, values[0] as string) : values;
+    else {
+      const items = values.map((v) => fromQueryText(defOf(list.array).element as z.ZodType, v));
+      input[key] = list.only || items.length > 1 || name.endsWith('[]') ? items : items[0];
     }
-    const list = takesList(field);
-    const element = list ? (defOf(unwrap(field)).element ?? defOf(unwrap(field)).options?.find((o) => defOf(unwrap(o)).type === 'array')) : undefined;
-    const itemSchema = element && defOf(unwrap(element)).type === 'array' ? (defOf(unwrap(element)).element as z.ZodType) : (element ?? field);
-    const converted = values.map((v) => fromQueryText(list ? itemSchema : field, v));
-    input[key] = list === 'always' || (list === 'many' && (converted.length > 1 || raw.endsWith('[]'))) ? converted : converted[0];
   }
   return input;
 }
@@ -184,10 +187,8 @@ export function createRest(options: RestOptions): (req: IncomingMessage, res: Se
             }
             input = { ...(input as object | undefined), ...Object.fromEntries(fromPath) };
           }
-          // No body, no query: no input (a procedure whose input is all optional takes that).
-          if (input !== undefined && typeof input === 'object' && input !== null && !Array.isArray(input) && Object.keys(input).length === 0 && fromPath.length === 0 && raw.length === 0) {
-            input = undefined;
-          }
+          // No body, no query, no path: no input (a procedure whose input is all optional takes that).
+          if (fromPath.length === 0 && raw.length === 0 && url.search.length <= 1) return undefined;
           return reviveDates(route.input, input);
         },
       });

@@ -188,12 +188,18 @@ describe('the REST surface, described by /openapi.json', () => {
     expect(rest.status).toBe(400);
   });
 
-  it('answers unknown routes and methods in plain JSON', async () => {
+  it('answers unknown routes, methods and media types in plain JSON', async () => {
     const missing = await fetch(`${origin}/api/nothing`, { headers: { authorization: `Bearer ${keys.admin}` } });
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining('/openapi.json') });
     const method = await fetch(`${origin}/api/worker/claim`, { headers: { authorization: `Bearer ${keys.admin}` } });
     expect(method.status).toBe(405);
     expect(method.headers.get('allow')).toBe('POST');
+    const text = await fetch(`${origin}/api/jobs`, { method: 'POST', headers: { authorization: `Bearer ${keys.producer}`, 'content-type': 'text/plain' }, body: '{}' });
+    expect(text.status).toBe(415);
+    expect(await text.json()).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', message: expect.stringContaining('application/json') });
+    // A repeated scalar in a query is refused, not silently cut to one value.
+    const twice = await fetch(`${origin}/api/jobs?limit=1&limit=2`, { headers: { authorization: `Bearer ${keys.producer}` } });
+    expect(twice.status).toBe(400);
   });
 });
