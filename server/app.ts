@@ -8,7 +8,7 @@ import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { TRPCError } from '@trpc/server';
 import { ERROR_CODES, isJobRegistry, LIMITS, type JobRegistry } from '../shared/index.js';
 import { QueueError } from './errors.js';
-import { sendRefusal } from './httpReply.js';
+import { sendJson, sendRefusal } from './httpReply.js';
 import { createAuthenticator, isLoopback, type Authenticator } from './auth.js';
 import { createContextInner, type QueueContext, type ServerDeps } from './context.js';
 import { createDashboard, type DashboardOptions } from './dashboard.js';
@@ -26,6 +26,8 @@ import { registrySchedules, upsertSchedule } from './schedules.js';
 import { createNotifyHub } from './notify.js';
 import { createFastCall } from './fastCall.js';
 import { createHttpGate } from './httpGate.js';
+import { createOpenApiDocument, OPENAPI_PATH } from './openapi.js';
+import { createRest, REST_PREFIX } from './rest.js';
 import { PACKAGE_DIR } from './packageDir.js';
 import { appRouter } from './routers/_app.js';
 import { describeDatabase, waitForDatabase } from './waitForDatabase.js';
@@ -34,6 +36,9 @@ import { createMetrics, type ServerMetrics } from './metrics.js';
 import { createProbes } from './probes.js';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { randomUUID } from 'node:crypto';
+
+// What the gate (keys, body budget) stands before: tRPC, the REST surface and its document.
+const isApiUrl = (url: string | undefined): boolean => !!url && (url.startsWith('/trpc/') || url.startsWith(REST_PREFIX) || url === OPENAPI_PATH || url.startsWith(`${OPENAPI_PATH}?`));
 
 // An `x-request-id` sent by a proxy or the caller is kept when it looks like an id; otherwise one is made.
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
@@ -308,6 +313,15 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     onError: ({ error, path, ctx }) => onError(error, path, ctx),
   });
   const fastCall = createFastCall({ onError });
+  const rest = createRest({ onError });
+  // Made on first request: the registry's payload schemas are inlined (z.toJSONSchema).
+  let openApiText: Promise<string> | undefined;
+  const sendOpenApi = async (res: ServerResponse): Promise<void> => {
+    openApiText ??= createOpenApiDocument({ registry, version: VERSION }).then((document) => JSON.stringify(document));
+    const text = await openApiText;
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-cache' });
+    res.end(text);
+  };
   const gate = createHttpGate({
     auth,
     maxBodyBytes,
@@ -318,6 +332,15 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       // A keyed caller's claim re-checks the key before it hands out jobs (a long-poll outlives its authentication).
       const callDeps = keyId ? { ...deps, recheckKey: () => auth.recheck(keyId) } : deps;
       const ctx: QueueContext = { ...createContextInner(callDeps, who.principal, who.error), hidePayloads: dashboard.hidesPayloadsFor(req), requestId: res.getHeader('x-request-id') as string };
+      if (req.method === 'GET' && req.url?.split('?', 1)[0] === OPENAPI_PATH) {
+        sendOpenApi(res).catch((error: unknown) => {
+          openApiText = undefined;
+          logger.error({ requestId: ctx.requestId, err: error }, `cannot make ${OPENAPI_PATH}: ${(error as Error).stack}`);
+          sendJson(res, 500, { code: 'INTERNAL_SERVER_ERROR', skipqCode: ERROR_CODES.INTERNAL, message: 'internal server error (logged on the server)', requestId: ctx.requestId });
+        });
+        return;
+      }
+      if (rest(req, res, ctx, body)) return;
       if (fastCall(req, res, ctx, body)) return;
       // tRPC's adapter takes a body already read from `req.body` (as after a body parser).
       if (body !== undefined) (req as IncomingMessage & { body?: string }).body = body;
@@ -341,10 +364,11 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     }
     if (rejectTooLarge(req, res, maxBodyBytes)) return;
     if (probes.serve(req, res, true)) return;
-    if (dashboard.serve(req, res)) return;
-    if (!req.url?.startsWith('/trpc/')) {
+    const api = isApiUrl(req.url);
+    if (!api && dashboard.serve(req, res)) return;
+    if (!api) {
       res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: 'not found: the tRPC endpoint is /trpc/<procedure>' }));
+      res.end(JSON.stringify({ error: `not found: the tRPC endpoint is /trpc/<procedure>; the REST API is under /api/, described at ${OPENAPI_PATH}` }));
       return;
     }
     gate.handle(req, res);

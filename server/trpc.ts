@@ -35,7 +35,25 @@ const SKIPQ_CODE_OF_TRPC: Partial<Record<TRPCError['code'], ErrorCode>> = {
   INTERNAL_SERVER_ERROR: ERROR_CODES.INTERNAL,
 };
 
-const t = initTRPC.context<QueueContext>().create({
+/**
+ * What a procedure may declare besides its schemas: `openapi` puts it on the
+ * plain-JSON REST surface (server/rest.ts) and in `/openapi.json`
+ * (server/openapi.ts). The shape trpc-to-openapi reads, declared here so the
+ * clients' declarations need none of its types.
+ */
+export type ProcedureMeta = {
+  openapi?: {
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+    /** Under `/api`; `{name}` segments are input fields. */
+    path: `/api/${string}`;
+    summary?: string;
+    description?: string;
+    /** False for a call that needs no key. Default true. */
+    protect?: boolean;
+  };
+};
+
+const t = initTRPC.context<QueueContext>().meta<ProcedureMeta>().create({
   transformer,
   // Never send stack traces to clients.
   isDev: false,

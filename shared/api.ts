@@ -50,6 +50,7 @@ export const enqueueInputSchema = z
     priority: z.number().int().min(0).max(10).optional(),
     runAt: z
       .date()
+      .meta({ format: 'date-time' })
       .refine((d) => d.getTime() >= 0 && d.getTime() <= Date.now() + LIMITS.maxDelayMs, 'must be between 1970 and 10 years from now')
       .optional(),
     delayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),
@@ -141,7 +142,7 @@ export interface WaitForAnswer {
   job: JobView;
 }
 
-/** Input of `jobs.list`: filters, newest first, keyset cursor. */
+/** Input of `jobs.list`: filters, newest first, keyset cursor. Every field is optional, so is the input (no input: the newest 50). */
 export const listInputSchema = z
   .object({
     queue: nameSchema.optional(),
@@ -150,7 +151,8 @@ export const listInputSchema = z
     limit: z.number().int().min(1).max(LIMITS.listLimit).default(50),
     cursor: jobIdSchema.optional(),
   })
-  .strict();
+  .strict()
+  .prefault({});
 
 /** A completion: a held job and what its handler returned. */
 export const completionSchema = z.object({ id: jobIdSchema, attempt: attemptSchema, result: z.unknown().optional() }).strict();

@@ -13,3 +13,4 @@ export * from './names.js';
 export * from './registry.js';
 export * from './statuses.js';
 export * from './queues.js';
+export * from './outputs.js';

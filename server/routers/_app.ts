@@ -1,3 +1,4 @@
+import { healthOutputSchema } from '../../shared/index.js';
 import { isDatabaseUnavailable } from '../errors.js';
 import { createCallerFactory, publicProcedure, router } from '../trpc.js';
 import { jobsRouter } from './jobs.js';
@@ -12,7 +13,10 @@ export const appRouter = router({
   queues: queuesRouter,
   schedules: schedulesRouter,
   /** Whether the database answers, and the server's version. Needs no key. */
-  health: publicProcedure.query(async ({ ctx }) => {
+  health: publicProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/health', summary: 'Whether the database answers, and the server version', protect: false } })
+    .output(healthOutputSchema)
+    .query(async ({ ctx }) => {
     let database: 'up' | 'down' = 'up';
     try {
       await ctx.deps.pool.query('SELECT 1');

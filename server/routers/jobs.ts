@@ -8,6 +8,12 @@ import {
   listInputSchema,
   MOVES,
   waitForInputSchema,
+  enqueuedJobSchema,
+  enqueueManyOutputSchema,
+  jobViewSchema,
+  jobListOutputSchema,
+  waitForOutputSchema,
+  jobExplanationSchema,
   type EnqueuedRef,
   type JobState,
   type JobExplanation,
@@ -53,27 +59,39 @@ export const jobsRouter = router({
    * Both are in the queue the caller was just allowed; an id used by any other
    * job is JOB_ID_CONFLICT, which says nothing about that job.
    */
-  enqueue: producerProcedure.input(enqueueInputSchema).mutation(({ ctx, input }) => {
+  enqueue: producerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/jobs', summary: 'Enqueue one job' } })
+    .output(enqueuedJobSchema)
+    .input(enqueueInputSchema).mutation(({ ctx, input }) => {
     assertQueueAllowed(ctx, queueOf(ctx.deps.registry, input));
     return ctx.deps.enqueuer.enqueue(input);
   }),
 
   /** Enqueue many jobs atomically (an id conflict stores none of them); answers `{ id, created }` per job, in input order. */
-  enqueueMany: producerProcedure.input(enqueueManyInputSchema).mutation(async ({ ctx, input }) => {
+  enqueueMany: producerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/jobs/batch', summary: 'Enqueue many jobs atomically' } })
+    .output(enqueueManyOutputSchema)
+    .input(enqueueManyInputSchema).mutation(async ({ ctx, input }) => {
     for (const job of input.jobs) assertQueueAllowed(ctx, queueOf(ctx.deps.registry, job));
     const jobs = await ctx.deps.enqueuer.enqueueMany(input.jobs);
     return { jobs: jobs.map(({ id, created }): EnqueuedRef => ({ id, created })) };
   }),
 
   /** One job with its result, error and attempts. */
-  get: producerProcedure.input(jobRefInputSchema).query(async ({ ctx, input }) => shown(ctx, await getOrThrow(ctx, input.id))),
+  get: producerProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/jobs/{id}', summary: 'One job with its result, error and attempts' } })
+    .output(jobViewSchema)
+    .input(jobRefInputSchema).query(async ({ ctx, input }) => shown(ctx, await getOrThrow(ctx, input.id))),
 
   /**
    * Waits until the job is finished (completed, failed or cancelled) and
    * answers `{ finished: true, job }`, or `{ finished: false, job }` once
    * `timeoutMs` passed. Woken by the same wake-ups as claims, not by polling.
    */
-  waitFor: producerProcedure.input(waitForInputSchema).query(async ({ ctx, input, signal }) => {
+  waitFor: producerProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/jobs/{id}/wait', summary: 'Wait until the job is finished, up to timeoutMs' } })
+    .output(waitForOutputSchema)
+    .input(waitForInputSchema).query(async ({ ctx, input, signal }) => {
     const answer = await waitForJob(ctx.deps, input.id, input.timeoutMs, () => getOrThrow(ctx, input.id), signal);
     return { finished: answer.finished, job: shown(ctx, answer.job) };
   }),
@@ -83,7 +101,10 @@ export const jobsRouter = router({
    * (SCHEDULED, QUEUE_PAUSED, QUEUE_CONCURRENCY_FULL, KEY_CONCURRENCY_FULL,
    * RATE_LIMITED, HELD, FINISHED), by the rules the claim follows.
    */
-  explain: producerProcedure.input(explainInputSchema).query(async ({ ctx, input }): Promise<JobExplanation> => {
+  explain: producerProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/jobs/{id}/explain', summary: 'Whether the next claim could take the job, and why not' } })
+    .output(jobExplanationSchema)
+    .input(explainInputSchema).query(async ({ ctx, input }): Promise<JobExplanation> => {
     const row = await jobExplainRead(ctx.deps.db, input.id);
     const allowed = ctx.principal.queues;
     if (!row || (allowed && !allowed.includes(row.queue))) throw new QueueError(ERROR_CODES.JOB_NOT_FOUND, `no job with id ${input.id}`);
@@ -91,7 +112,10 @@ export const jobsRouter = router({
   }),
 
   /** Jobs newest first, filtered, with a keyset cursor. */
-  list: producerProcedure.input(listInputSchema).query(async ({ ctx, input }) => {
+  list: producerProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/jobs', summary: 'Jobs newest first, filtered, with a keyset cursor' } })
+    .output(jobListOutputSchema)
+    .input(listInputSchema).query(async ({ ctx, input }) => {
     const statuses = input.status === undefined ? null : Array.isArray(input.status) ? input.status : [input.status];
     if (input.queue) assertQueueAllowed(ctx, input.queue);
     const queues = input.queue ? [input.queue] : ctx.principal.queues;
@@ -104,7 +128,10 @@ export const jobsRouter = router({
    * Cancel a pending or running job; a running handler's AbortSignal fires at
    * its next heartbeat. Cancelling a cancelled job again is a harmless repeat.
    */
-  cancel: producerProcedure.input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
+  cancel: producerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/jobs/{id}/cancel', summary: 'Cancel a pending or running job' } })
+    .output(jobViewSchema)
+    .input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
     await getOrThrow(ctx, input.id);
     const [row] = await jobCancelMany(ctx.deps.db, { ids: [input.id], now: clockOf(ctx.deps) });
     if (row?.moved) ctx.deps.waiters?.finished([row.id]);
@@ -114,7 +141,10 @@ export const jobsRouter = router({
   }),
 
   /** Re-queue a failed or cancelled job with a fresh retry budget. */
-  retry: adminProcedure.input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
+  retry: adminProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/jobs/{id}/retry', summary: 'Re-queue a failed or cancelled job (admin)' } })
+    .output(jobViewSchema)
+    .input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
     await getOrThrow(ctx, input.id);
     const [row] = await jobRetryMany(ctx.deps.db, { ids: [input.id], now: clockOf(ctx.deps) });
     if (!row?.moved) throw refusal('retry', input.id, row);

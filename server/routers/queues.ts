@@ -4,6 +4,8 @@ import {
   queueListInputSchema,
   queueRefInputSchema,
   statsInputSchema,
+  statsOutputSchema,
+  queueListOutputSchema,
   type JobStatus,
   type QueueView,
 } from '../../shared/index.js';
@@ -25,7 +27,10 @@ function settingsOf(row: QueueRow) {
 /** Queue-level views and settings. Changing a queue needs an admin key allowed that queue. */
 export const queuesRouter = router({
   /** Job counts per queue, type and status, with the oldest scheduled_for of each; a key limited to some queues sees only those. */
-  stats: adminProcedure.input(statsInputSchema).query(async ({ ctx }) => {
+  stats: adminProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/stats', summary: 'Job counts per queue, type and status (admin)' } })
+    .output(statsOutputSchema)
+    .input(statsInputSchema).query(async ({ ctx }) => {
     const allowed = ctx.principal.queues;
     const rows = (await queueStats(ctx.deps.db)).filter((r) => !allowed || allowed.includes(r.queue));
     return {
@@ -34,7 +39,10 @@ export const queuesRouter = router({
   }),
 
   /** Every queue with a row or jobs: its settings and its jobs per status. A key limited to some queues sees only those. */
-  list: adminProcedure.input(queueListInputSchema).query(async ({ ctx }) => {
+  list: adminProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/queues', summary: 'Every queue with its settings and jobs per status (admin)' } })
+    .output(queueListOutputSchema)
+    .input(queueListInputSchema).query(async ({ ctx }) => {
     const allowed = ctx.principal.queues;
     const byName = new Map<string, QueueView>();
     for (const row of await queueList(ctx.deps.db)) {
