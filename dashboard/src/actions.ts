@@ -10,9 +10,10 @@ export interface BulkOutcome {
 const CONCURRENCY = 4;
 
 /**
- * BULK ACTIONS, FOR NOW ONE CALL PER JOB. jobs.retryMany / jobs.cancelMany
- * (the bulk-moves issue) replace this loop with one call for the selection,
- * one statement on the server. Each call goes through the same authorization
+ * BULK ACTIONS, FOR NOW ONE CALL PER JOB. WAITS FOR jobs.retryMany /
+ * jobs.cancelMany (another helper adds them): they replace this loop, here
+ * alone, with one call for the selection and one statement on the server;
+ * the pages keep calling retryJobs/cancelJobs. Each call goes through the same authorization
  * as any client's: a key that may not retry gets FORBIDDEN here too.
  */
 async function each(ids: readonly string[], call: (id: string) => Promise<unknown>): Promise<BulkOutcome> {

@@ -4,6 +4,7 @@ import { jobsRouter } from './jobs.js';
 import { queuesRouter } from './queues.js';
 import { schedulesRouter } from './schedules.js';
 import { workerRouter } from './worker.js';
+import { workersRouter } from './workers.js';
 
 /** skipq's root router. */
 export const appRouter = router({
@@ -11,6 +12,7 @@ export const appRouter = router({
   worker: workerRouter,
   queues: queuesRouter,
   schedules: schedulesRouter,
+  workers: workersRouter,
   /** Whether the database answers, and the server's version. Needs no key. */
   health: publicProcedure.query(async ({ ctx }) => {
     let database: 'up' | 'down' = 'up';
