@@ -1,3 +1,4 @@
+import { useRef, useState } from 'preact/hooks';
 import { api, report } from './api.js';
 
 /** What a bulk action did: jobs moved, and jobs the server refused with its reason. */
@@ -53,3 +54,37 @@ export function describe(verb: string, outcome: BulkOutcome): string {
 export const RETRYABLE: ReadonlySet<string> = new Set(['failed', 'cancelled']);
 /** Statuses jobs.cancel accepts. */
 export const CANCELLABLE: ReadonlySet<string> = new Set(['pending', 'claimed', 'processing']);
+
+/** What the server answered to an action, or why it refused. */
+export interface Answer {
+  ok: boolean;
+  text: string;
+}
+
+/**
+ * One action at a time with the server's answer: `run(action)` shows the text
+ * `action` resolves to, or "The server refused: …" with its code. A press
+ * while busy is ignored rather than the button disabled (a disabled button
+ * drops the keyboard focus): buttons take `aria-disabled={busy}`.
+ */
+export function useAction(): { busy: boolean; answer: Answer | null; run(action: () => Promise<string>): Promise<void> } {
+  const [busy, setBusy] = useState(false);
+  const [answer, setAnswer] = useState<Answer | null>(null);
+  const running = useRef(false);
+  const run = async (action: () => Promise<string>) => {
+    if (running.current) return;
+    running.current = true;
+    setBusy(true);
+    setAnswer(null);
+    try {
+      setAnswer({ ok: true, text: await action() });
+    } catch (error) {
+      const refused = report(error);
+      setAnswer({ ok: false, text: `The server refused: ${refused.message} (${refused.code})` });
+    } finally {
+      running.current = false;
+      setBusy(false);
+    }
+  };
+  return { busy, answer, run };
+}

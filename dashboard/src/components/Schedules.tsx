@@ -1,6 +1,6 @@
-import { useState } from 'preact/hooks';
 import type { ScheduleView } from '../../../shared/api.js';
-import { api, report } from '../api.js';
+import { useAction } from '../actions.js';
+import { api } from '../api.js';
 import { absolute } from '../format.js';
 import { useLive } from '../live.js';
 import { Link } from '../router.js';
@@ -17,31 +17,17 @@ const CATCH_UP: Record<ScheduleView['catchUp'], string> = {
 /** The cron schedules (schedules.list) with their next run times, and pause/resume for each. */
 export function Schedules() {
   const { data, failure, reload } = useLive('schedules', () => api.schedules.list.query());
-  const [busy, setBusy] = useState<string | null>(null);
-  const [answer, setAnswer] = useState<{ ok: boolean; text: string } | null>(null);
+  const { busy, answer, run } = useAction();
 
-  const toggle = async (s: ScheduleView) => {
-    // Not disabled while busy: a disabled button drops the keyboard focus.
-    if (busy !== null) return;
-    setBusy(s.name);
-    setAnswer(null);
-    try {
+  const toggle = (s: ScheduleView) =>
+    run(async () => {
       const now = s.paused ? await api.schedules.resume.mutate({ name: s.name }) : await api.schedules.pause.mutate({ name: s.name });
       await reload();
       const next = now.nextRuns[0];
-      setAnswer({
-        ok: true,
-        text: now.paused
-          ? `Paused ${now.name}: it makes no job until it is resumed.`
-          : `Resumed ${now.name}: next run ${next ? absolute(next) : 'none'}; ticks due while it was paused are not made.`,
-      });
-    } catch (error) {
-      const refused = report(error);
-      setAnswer({ ok: false, text: `The server refused: ${refused.message} (${refused.code})` });
-    } finally {
-      setBusy(null);
-    }
-  };
+      return now.paused
+        ? `Paused ${now.name}: it makes no job until it is resumed.`
+        : `Resumed ${now.name}: next run ${next ? absolute(next) : 'none'}; ticks due while it was paused are not made.`;
+    });
 
   const schedules = data?.schedules ?? [];
   return (
@@ -116,7 +102,7 @@ export function Schedules() {
                     <span class={`badge ${s.paused ? 'paused' : 'running'}`}>{s.paused ? 'paused' : 'active'}</span>
                   </td>
                   <td class="row-actions">
-                    <button type="button" class="small" aria-disabled={busy !== null ? 'true' : undefined} onClick={() => void toggle(s)}>
+                    <button type="button" class="small" aria-disabled={busy ? 'true' : undefined} onClick={() => void toggle(s)}>
                       {s.paused ? 'Resume' : 'Pause'}
                       <span class="visually-hidden"> schedule {s.name}</span>
                     </button>

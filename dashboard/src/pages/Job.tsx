@@ -2,8 +2,8 @@ import type { ComponentChildren } from 'preact';
 import { useRef, useState } from 'preact/hooks';
 import type { JobView } from '../../../shared/api.js';
 import type { JobExplanation } from '../../../shared/queues.js';
-import { CANCELLABLE, RETRYABLE } from '../actions.js';
-import { api, report } from '../api.js';
+import { CANCELLABLE, RETRYABLE, useAction } from '../actions.js';
+import { api } from '../api.js';
 import { config } from '../config.js';
 import { Confirm, type ConfirmRequest } from '../components/Confirm.js';
 import { Json } from '../components/Json.js';
@@ -15,12 +15,6 @@ import { useLive } from '../live.js';
 import { Link } from '../router.js';
 
 const FINAL = new Set(['completed', 'failed', 'cancelled']);
-
-/** What the server answered to retry or cancel: the job's status after it, or why it refused. */
-interface Answer {
-  ok: boolean;
-  text: string;
-}
 
 function answerOf(verb: 'Retried' | 'Cancelled', job: JobView): string {
   if (job.status === 'pending') return `${verb}: the job is pending, due ${absolute(job.scheduledFor)}.`;
@@ -94,28 +88,18 @@ export function Job({ id }: { id: string }) {
     const [job, explanation] = await Promise.all([api.jobs.get.query({ id }), api.jobs.explain.query({ id })]);
     return { job, explanation };
   }, { live: (data) => !FINAL.has(data.job.status), about: { job: id } });
-  const [answer, setAnswer] = useState<Answer | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, answer, run } = useAction();
   const [confirm, setConfirm] = useState<ConfirmRequest | null>(null);
   const answerBox = useRef<HTMLParagraphElement>(null);
 
   const act = async (verb: 'Retried' | 'Cancelled') => {
-    // Not disabled while busy: a disabled button drops the keyboard focus.
-    if (busy) return;
-    setBusy(true);
-    setAnswer(null);
-    try {
+    await run(async () => {
       const after = verb === 'Retried' ? await api.jobs.retry.mutate({ id }) : await api.jobs.cancel.mutate({ id });
       await live.reload();
-      setAnswer({ ok: true, text: answerOf(verb, after) });
-    } catch (error) {
-      const refused = report(error);
-      setAnswer({ ok: false, text: `The server refused: ${refused.message} (${refused.code})` });
-    } finally {
-      setBusy(false);
-      // The button pressed may be disabled now (a retried job cannot be retried again): keep the keyboard's place at the answer.
-      requestAnimationFrame(() => answerBox.current?.focus());
-    }
+      return answerOf(verb, after);
+    });
+    // The button pressed may be disabled now (a retried job cannot be retried again): keep the keyboard's place at the answer.
+    requestAnimationFrame(() => answerBox.current?.focus());
   };
 
   const failure = live.failure;

@@ -1,7 +1,8 @@
 import { useRef, useState } from 'preact/hooks';
 import type { QueueSettings, QueueView } from '../../../shared/queues.js';
 import type { JobStatus } from '../../../shared/statuses.js';
-import { api, report, type Stats } from '../api.js';
+import { useAction } from '../actions.js';
+import { api, type Stats } from '../api.js';
 import { LimitsForm } from '../components/LimitsForm.js';
 import { Problem } from '../components/Problem.js';
 import { Schedules } from '../components/Schedules.js';
@@ -11,54 +12,32 @@ import { Link } from '../router.js';
 
 const STATUSES: readonly JobStatus[] = ['pending', 'claimed', 'processing', 'completed', 'failed', 'cancelled'];
 
-/** What the server answered to an action, or why it refused. */
-interface Answer {
-  ok: boolean;
-  text: string;
-}
-
 function limitsSaved(queue: string, s: QueueSettings): string {
   return `Saved limits of ${queue}: concurrency ${concurrencyText(s.concurrency)}, rate ${rateText(s.rateLimit)}.`;
 }
 
 /** One queue: paused or not (and the button to change it), its limits (and a form to change them), its jobs by type and status. */
 function QueueCard({ queue, lines }: { queue: QueueView; lines: Stats['counts'] }) {
-  const [busy, setBusy] = useState(false);
+  const { busy, answer, run } = useAction();
   const [editing, setEditing] = useState(false);
-  const [answer, setAnswer] = useState<Answer | null>(null);
   const editButton = useRef<HTMLButtonElement>(null);
   const types = [...new Set(lines.map((l) => l.type))];
   const name = queue.name;
   const headingId = `q-${name}`;
   const heldNow = queue.counts.claimed + queue.counts.processing;
 
-  const togglePaused = async () => {
-    // Not disabled while busy: a disabled button drops the keyboard focus.
-    if (busy) return;
-    setBusy(true);
-    setAnswer(null);
-    try {
+  const togglePaused = () =>
+    run(async () => {
       const now = queue.paused ? await api.queues.resume.mutate({ queue: name }) : await api.queues.pause.mutate({ queue: name });
       await reloadQueues();
-      setAnswer({
-        ok: true,
-        text: now.paused ? `Paused ${name}: no claim takes its jobs until it is resumed; enqueues still go in.` : `Resumed ${name}: claims take its jobs again.`,
-      });
-    } catch (error) {
-      const refused = report(error);
-      setAnswer({ ok: false, text: `The server refused: ${refused.message} (${refused.code})` });
-    } finally {
-      setBusy(false);
-    }
-  };
+      return now.paused ? `Paused ${name}: no claim takes its jobs until it is resumed; enqueues still go in.` : `Resumed ${name}: claims take its jobs again.`;
+    });
 
-  const done = async (saved: QueueSettings | null) => {
+  const done = (saved: QueueSettings | null) => {
     setEditing(false);
     // Back to the button that opened the form.
     requestAnimationFrame(() => editButton.current?.focus());
-    if (!saved) return;
-    await reloadQueues();
-    setAnswer({ ok: true, text: limitsSaved(name, saved) });
+    if (saved) void run(() => reloadQueues().then(() => limitsSaved(name, saved)));
   };
 
   return (
@@ -93,7 +72,7 @@ function QueueCard({ queue, lines }: { queue: QueueView; lines: Stats['counts'] 
         )}
       </dl>
       {editing ? (
-        <LimitsForm queue={name} settings={queue} onDone={(saved) => void done(saved)} />
+        <LimitsForm queue={name} settings={queue} onDone={done} />
       ) : (
         <p>
           <button type="button" ref={editButton} onClick={() => setEditing(true)}>
