@@ -377,6 +377,22 @@ const PROCEDURES: Record<string, ProcedureCase> = {
       };
     },
   },
+  'workers.list': {
+    roles: ['admin'],
+    // Allowed, but it sees only the workers of jobs in queues the key may use.
+    otherQueue: 'ok',
+    async call(c, env) {
+      await insertJob(env.t.db.pool, { queue: Q, status: 'processing', worker_id: 'w-orders', attempt: 1, lease_expires_at: lease() });
+      await insertJob(env.t.db.pool, { queue: 'elsewhere', status: 'claimed', worker_id: 'w-elsewhere', attempt: 1, lease_expires_at: lease() });
+      return {
+        run: () => c.workers.list.query({}),
+        verify: async (v) => {
+          const ids = (v as { workers: Array<{ workerId: string }> }).workers.map((w) => w.workerId).sort();
+          expect(ids).toEqual(env.caller === 'otherQueue' ? ['w-elsewhere'] : ['w-elsewhere', 'w-orders']);
+        },
+      };
+    },
+  },
   health: {
     roles: ['anyone'],
     otherQueue: 'ok',

@@ -5,6 +5,7 @@ import { jobsRouter } from './jobs.js';
 import { queuesRouter } from './queues.js';
 import { schedulesRouter } from './schedules.js';
 import { workerRouter } from './worker.js';
+import { workersRouter } from './workers.js';
 
 /** skipq's root router. */
 export const appRouter = router({
@@ -12,6 +13,7 @@ export const appRouter = router({
   worker: workerRouter,
   queues: queuesRouter,
   schedules: schedulesRouter,
+  workers: workersRouter,
   /** Whether the database answers, and the server's version. Needs no key. */
   health: publicProcedure
     .meta({ openapi: { method: 'GET', path: '/api/health', summary: 'Whether the database answers, and the server version', protect: false } })
