@@ -1,5 +1,6 @@
 import { isDatabaseUnavailable } from '../errors.js';
 import { createCallerFactory, publicProcedure, router } from '../trpc.js';
+import { eventsRouter } from './events.js';
 import { jobsRouter } from './jobs.js';
 import { queuesRouter } from './queues.js';
 import { schedulesRouter } from './schedules.js';
@@ -11,6 +12,7 @@ export const appRouter = router({
   worker: workerRouter,
   queues: queuesRouter,
   schedules: schedulesRouter,
+  events: eventsRouter,
   /** Whether the database answers, and the server's version. Needs no key. */
   health: publicProcedure.query(async ({ ctx }) => {
     let database: 'up' | 'down' = 'up';
