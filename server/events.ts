@@ -4,7 +4,7 @@ import { ERROR_CODES, type JobEvent, type JobEventKind, type JobStatus } from '.
 import { EVENTS_CHANNEL } from './channels.js';
 import type { Db } from './db/pool.js';
 import { QueueError, toQueueError, toTRPCError } from './errors.js';
-import { eventsListen, eventsPrune, eventsPrunedThrough, eventsRead, eventsStart, type EventCursor, type EventFilter, type EventRow } from './queries/events.js';
+import { eventsHorizon, eventsListen, eventsPrune, eventsPrunedThrough, eventsRead, eventsStart, type EventCursor, type EventFilter, type EventRow } from './queries/events.js';
 
 /**
  * Live events (events.jobs): who subscribes on this server, and how the
@@ -31,8 +31,8 @@ import { eventsListen, eventsPrune, eventsPrunedThrough, eventsRead, eventsStart
  *
  * Ordering: one job's events arrive in the order they happened; events of
  * different jobs arrive in key order (see the migration). Delivery waits
- * until every transaction that started before an event's has ended, so a
- * long-running transaction in the database delays events (never loses them).
+ * until every writer of task_queue that could still commit an event below it
+ * has ended: a long transaction around an enqueue delays events (never loses them).
  */
 export interface EventsRoom {
   /**
@@ -237,7 +237,8 @@ export function createEventsRoom(options: EventsRoomOptions): EventsRoom {
               waiter.woken = false;
               let page;
               try {
-                page = await eventsRead(db, { after: cursor, filter, limit: PAGE });
+                const horizon = await eventsHorizon(db);
+                page = await eventsRead(db, { after: cursor, horizon, filter, limit: PAGE });
               } catch (error) {
                 const domain = toQueueError(error);
                 throw domain ? toTRPCError(domain) : error;

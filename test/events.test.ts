@@ -160,6 +160,29 @@ describe('live events (events.jobs over SSE)', () => {
     expect((late.failure as TRPCClientError<never>).data).toMatchObject({ code: 'CONFLICT', skipqCode: 'EVENTS_LOST' });
   });
 
+  it('stops logging a resume window after the last subscriber left, and says so to a subscriber resuming from before (EVENTS_LOST)', async () => {
+    const c = await startTestServer({ jobs, eventsResumeWindowMs: 300, eventsPruneIntervalMs: 0 });
+    const queueC = createQueueClient({ url: c.url, jobs });
+    try {
+      const sub = await subscribed(queueC);
+      await queueC.enqueue('report', { kind: 'seen' });
+      await waitFor(() => sub.seen.length >= 1, 5000, 'an event');
+      await sub.stop();
+      const count = async () => (await c.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM job_events')).rows[0]?.n;
+      await waitFor(async () => (await c.db.pool.query('SELECT 1 FROM job_event_listeners WHERE live_until > now()')).rowCount === 0, 5000, 'the listener row to run out');
+      const logged = await count();
+      await queueC.enqueue('report', { kind: 'unseen' });
+      expect(await count()).toBe(logged);
+      const late = collect(queueC.subscribe({ lastEventId: sub.seen[0]?.eventId as string }));
+      await waitFor(() => late.failure !== undefined, 5000, 'the refusal');
+      expect((late.failure as TRPCClientError<never>).data).toMatchObject({ code: 'CONFLICT', skipqCode: 'EVENTS_LOST' });
+      expect(late.seen).toEqual([]);
+    } finally {
+      await queueC.close();
+      await c.stop();
+    }
+  });
+
   it('filters by ids, queues and types', async () => {
     const target = await queueA.enqueue('ingestion', { n: 10 });
     const byId = await subscribed(queueB, { ids: [target.id] });

@@ -39,7 +39,7 @@ export interface EventPage {
   last: EventCursor | null;
   /** How many events the read looked at (the limit: there may be more). */
   scanned: number;
-  /** Some events are committed but not yet deliverable (an older transaction is still open): read again soon. */
+  /** Some events past the cursor are not yet deliverable (a writer of the queue that started before them is still open): read again soon. */
   held: boolean;
 }
 
@@ -82,24 +82,32 @@ export async function eventsPrunedThrough(db: Db): Promise<EventCursor> {
 }
 
 /**
- * eventsRead: up to `limit` events past the cursor whose transactions are
- * all over (tx below the snapshot's xmin: nothing can commit below that any
- * more), in key order, of which those matching the filter are answered.
- * Walks the primary key from the cursor; `last` lets the next read skip what
- * did not match.
+ * eventsHorizon: how far a read that starts after this may deliver (see
+ * skipq_events_horizon): no event keyed below it can still commit.
  */
-export async function eventsRead(db: Db, params: { after: EventCursor; filter: EventFilter; limit: number }): Promise<EventPage> {
+export async function eventsHorizon(db: Db): Promise<string> {
+  const { rows } = await db.query<{ horizon: string }>({
+    name: 'eventsHorizon',
+    text: 'SELECT skipq_events_horizon()::text AS horizon',
+  });
+  return rows[0]?.horizon ?? '0';
+}
+
+/**
+ * eventsRead: up to `limit` events past the cursor and keyed below
+ * `horizon` (from {@link eventsHorizon}, called before this statement), in
+ * key order, of which those matching the filter are answered. Walks the
+ * primary key from the cursor; `last` lets the next read skip what did not match.
+ */
+export async function eventsRead(db: Db, params: { after: EventCursor; horizon: string; filter: EventFilter; limit: number }): Promise<EventPage> {
   const { rows } = await db.query<{ events: EventRow[] | null; last_tx: string | null; last_seq: string | null; scanned: number; held: boolean }>({
     name: 'eventsRead',
     text: `
-WITH horizon AS (
-  SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
-),
-scanned AS (
+WITH scanned AS (
   SELECT e.tx, e.seq, e.kind, e.job_id, e.queue, e.task_type, e.status, e.attempt, e.progress, e.error, e.at
-  FROM job_events AS e, horizon AS h
-  WHERE (e.tx, e.seq) > ($1::xid8, $2::bigint)
-    AND e.tx < h.xmin
+  FROM job_events AS e
+  WHERE (e.tx, e.seq) > ($1::bigint, $2::bigint)
+    AND e.tx < $7::bigint
   ORDER BY e.tx, e.seq
   LIMIT $6::int
 ),
@@ -122,8 +130,8 @@ SELECT (SELECT json_agg(json_build_object(
        (SELECT t.tx::text FROM tail AS t) AS last_tx,
        (SELECT t.seq::text FROM tail AS t) AS last_seq,
        (SELECT count(*)::int FROM scanned) AS scanned,
-       EXISTS (SELECT 1 FROM job_events AS e, horizon AS h WHERE e.tx >= h.xmin) AS held`,
-    values: [params.after.tx, params.after.seq, params.filter.ids, params.filter.queues, params.filter.types, params.limit],
+       EXISTS (SELECT 1 FROM job_events AS e WHERE e.tx >= $7::bigint AND (e.tx, e.seq) > ($1::bigint, $2::bigint)) AS held`,
+    values: [params.after.tx, params.after.seq, params.filter.ids, params.filter.queues, params.filter.types, params.limit, params.horizon],
   });
   const row = rows[0];
   return {

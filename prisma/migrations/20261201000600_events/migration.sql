@@ -13,15 +13,14 @@
 -- PL/pgSQL call per job instead of per batch (see server/events.ts for the
 -- micro-benchmark that decided it).
 --
--- Ordering and completeness: an event's key is (tx, seq). tx is at least the
--- writing transaction's xid, and at least the key of the job's previous event
--- (so one job's events are in the order they happened even when a batch that
--- took its xid early moves a row after a later transaction did). A reader
--- delivers only events with tx below the xmin of its snapshot: every
--- transaction that could still add an event below that bound has ended, so
--- reading in key order past a cursor never skips an event that commits later.
--- A long-running transaction anywhere in the cluster delays events (holds
--- xmin back); it never loses them.
+-- Ordering and completeness: an event's key is (tx, seq), tx from
+-- skipq_event_key() (never below the writer's xid nor the snapshot's xmax, so
+-- one job's events are keyed in the order they happened). A reader delivers
+-- only events keyed below skipq_events_horizon(), read by a statement that
+-- starts after it: no event below that bound can commit later, so reading in
+-- key order past a cursor never skips one. A transaction that writes
+-- task_queue and stays open (an app's own transaction around an enqueue)
+-- delays events until it ends; it never loses them.
 --
 -- Resume window: a server refreshes its listener row while it has
 -- subscribers; the row lives on for the resume window after the last one
@@ -33,7 +32,8 @@
 -- cursor older than that is refused rather than silently short.
 
 CREATE TABLE "job_events" (
-  "tx" xid8 NOT NULL,
+  -- An xid8 as bigint (64 bits, epoch included), so Prisma can describe it.
+  "tx" BIGINT NOT NULL,
   "seq" BIGINT GENERATED ALWAYS AS IDENTITY,
   -- enqueued, rescheduled, claimed, started, progress, completed, failed,
   -- retry_scheduled, rescued, released, cancelled, retried; or 'gap'.
@@ -53,8 +53,6 @@ CREATE TABLE "job_events" (
   CONSTRAINT "job_events_pkey" PRIMARY KEY ("tx", "seq"),
   CONSTRAINT "job_events_kind_check" CHECK ("kind" = 'gap' OR "job_id" IS NOT NULL)
 );
--- The previous event of a job (ordering) and subscriptions by job id.
-CREATE INDEX "job_events_job_idx" ON "job_events" ("job_id", "tx");
 
 -- One row per server that holds (or recently held) a subscriber.
 CREATE TABLE "job_event_listeners" (
@@ -66,12 +64,22 @@ CREATE TABLE "job_event_listeners" (
 -- How far pruning deleted: cursors at or below it may have lost events.
 CREATE TABLE "job_event_state" (
   "id" INTEGER NOT NULL DEFAULT 1,
-  "pruned_tx" xid8 NOT NULL DEFAULT '0',
+  "pruned_tx" BIGINT NOT NULL DEFAULT 0,
   "pruned_seq" BIGINT NOT NULL DEFAULT 0,
   CONSTRAINT "job_event_state_pkey" PRIMARY KEY ("id"),
   CONSTRAINT "job_event_state_one_row" CHECK ("id" = 1)
 );
 INSERT INTO "job_event_state" ("id") VALUES (1);
+
+-- An event's key: the writing transaction's xid, or the snapshot's xmax
+-- when that is higher (xids as bigint). Both never go down, so a later change
+-- of a job (which waited for the earlier one's row lock) gets a key at least
+-- as high, and an event logged after a reader's snapshot is keyed at or past
+-- that snapshot's xmax (see skipq_events_horizon).
+CREATE FUNCTION skipq_event_key() RETURNS bigint
+LANGUAGE sql VOLATILE AS $$
+  SELECT greatest(pg_current_xact_id(), pg_snapshot_xmax(pg_current_snapshot()))::text::bigint
+$$;
 
 -- Whether some server holds a subscriber (or held one within its resume window).
 CREATE FUNCTION skipq_events_live() RETURNS boolean
@@ -82,10 +90,9 @@ $$;
 -- The trigger bodies. No ORDER BY and no sequential scan anywhere: they run
 -- inside move functions that turn sorts, bitmap and sequential scans off for
 -- their own statements, and a disabled sort here made the planner price this
--- small insert at 10^10 and JIT-compile it (700 ms a batch). The previous
--- event of a job is read through job_events_job_idx, ordered on both its
--- columns so no plan walks the primary key instead. Each job appears once
--- per statement, so the order of seq within a statement does not matter.
+-- small insert at 10^10 and JIT-compile it (700 ms a batch). Each job
+-- appears once per statement, so the order of seq within a statement does
+-- not matter.
 CREATE FUNCTION skipq_log_enqueues() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -93,12 +100,9 @@ BEGIN
     RETURN NULL;
   END IF;
   INSERT INTO job_events (tx, kind, job_id, queue, task_type, status, attempt, progress, error, at)
-  SELECT greatest(pg_current_xact_id(), p.tx),
+  SELECT skipq_event_key(),
          'enqueued', n.id, n.queue, n.task_type, n.status, n.attempt, NULL, NULL, n.created_at
-  FROM new_rows AS n
-  LEFT JOIN LATERAL (
-    SELECT e.tx FROM job_events AS e WHERE e.job_id = n.id ORDER BY e.job_id DESC, e.tx DESC LIMIT 1
-  ) AS p ON true;
+  FROM new_rows AS n;
   IF FOUND THEN
     PERFORM pg_notify('skipq_events', '');
   END IF;
@@ -113,7 +117,7 @@ BEGIN
     RETURN NULL;
   END IF;
   INSERT INTO job_events (tx, kind, job_id, queue, task_type, status, attempt, progress, error, at)
-  SELECT greatest(pg_current_xact_id(), p.tx),
+  SELECT skipq_event_key(),
          c.kind, n.id, n.queue, n.task_type, n.status, n.attempt,
          CASE WHEN c.kind = 'progress' THEN n.progress END,
          CASE WHEN c.kind IN ('failed', 'retry_scheduled', 'rescued') THEN n.error_message END,
@@ -140,9 +144,6 @@ BEGIN
       ELSE n.status
     END AS kind
   ) AS c
-  LEFT JOIN LATERAL (
-    SELECT e.tx FROM job_events AS e WHERE e.job_id = n.id ORDER BY e.job_id DESC, e.tx DESC LIMIT 1
-  ) AS p ON true
   WHERE c.kind IS NOT NULL;
   IF FOUND THEN
     PERFORM pg_notify('skipq_events', '');
@@ -177,11 +178,50 @@ BEGIN
   ON CONFLICT (server_id) DO UPDATE SET live_until = greatest(l.live_until, EXCLUDED.live_until);
   IF NOT v_was_live THEN
     RETURN QUERY
-    INSERT INTO job_events (tx, kind) VALUES (pg_current_xact_id(), 'gap')
+    INSERT INTO job_events (tx, kind) VALUES (skipq_event_key(), 'gap')
     RETURNING job_events.tx::text, job_events.seq;
   END IF;
   -- Rows of servers long gone.
   DELETE FROM job_event_listeners WHERE live_until < now() - interval '1 day';
+END
+$$;
+
+-- How far a reader may deliver: every event with a key below the answer that
+-- will ever commit is visible to a statement that starts after this returns.
+-- Start from this snapshot's xmax; each transaction still open at the
+-- snapshot (xip) holds the horizon at its xid when it writes task_queue or
+-- job_events in this database (it may commit events keyed from its xid) or
+-- when it ended meanwhile (it may have). An open transaction that writes
+-- neither yet can only key its events at or past this xmax later. So only
+-- writers of the queue hold events back, not every long transaction of the
+-- cluster (the snapshot's xmin would). Locks are read before the status:
+-- a writer holds its locks until it ends.
+CREATE FUNCTION skipq_events_horizon() RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  v_snap pg_snapshot := pg_current_snapshot();
+  v_horizon bigint := pg_snapshot_xmax(v_snap)::text::bigint;
+  v_xip bigint[];
+  v_writers bigint[];
+BEGIN
+  SELECT array_agg(x::text::bigint) INTO v_xip FROM pg_snapshot_xip(v_snap) AS x;
+  IF v_xip IS NULL THEN
+    RETURN v_horizon;
+  END IF;
+  -- pg_locks names 32-bit xids.
+  SELECT array_agg(t.transactionid::text::bigint) INTO v_writers
+  FROM pg_locks AS r
+  JOIN pg_locks AS t ON t.pid = r.pid AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock'
+  WHERE r.locktype = 'relation'
+    AND r.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+    AND r.relation IN ('task_queue'::regclass, 'job_events'::regclass)
+    AND r.mode = 'RowExclusiveLock'
+    AND r.granted;
+  SELECT least(v_horizon, min(x)) INTO v_horizon
+  FROM unnest(v_xip) AS x
+  WHERE x % 4294967296 = ANY (coalesce(v_writers, '{}'))
+     OR pg_xact_status(x::text::xid8) IS DISTINCT FROM 'in progress';
+  RETURN v_horizon;
 END
 $$;
 
@@ -192,7 +232,7 @@ CREATE FUNCTION skipq_events_prune(p_keep_ms bigint, p_limit integer)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-  v_tx xid8;
+  v_tx bigint;
   v_seq bigint;
   v_deleted integer;
 BEGIN
