@@ -139,7 +139,11 @@ export interface SubscribeOptions<R extends JobDefinitions, K extends JobType<R>
   lastEventId?: string;
   /** Ends the subscription (the iteration ends). */
   signal?: AbortSignal;
-  /** Called once the server has registered the subscription: every change made after it is delivered. */
+  /**
+   * Called when the stream opened. For an accepted subscription the server has
+   * registered it by then: every change made after this is delivered. (A
+   * refusal, e.g. FORBIDDEN, arrives right after it as the iteration's error.)
+   */
   onStarted?: () => void;
 }
 
@@ -250,7 +254,7 @@ export interface QueueClient<R extends JobDefinitions> {
    * @example for await (const e of queue.subscribe({ types: ['ingestion'] })) console.log(e.id, e.kind, e.status);
    */
   subscribe<K extends JobType<R> = JobType<R>>(options?: SubscribeOptions<R, K>): JobEventStream<TypedJobEvent<R, K>>;
-  /** Closes the connections. */
+  /** Ends open event streams and closes the connections. */
   close(): Promise<void>;
 }
 
@@ -356,6 +360,8 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     return parsed.data as ResultValue<R, K>;
   };
 
+  // Open event streams, ended by close().
+  const streams = new Set<{ close(): void }>();
   const subscribe = <K extends JobType<R>>(subscription: SubscribeOptions<R, K> = {}): JobEventStream<TypedJobEvent<R, K>> => {
     const { signal, onStarted, lastEventId, ...filter } = subscription;
     const buffered: Array<TypedJobEvent<R, K>> = [];
@@ -398,10 +404,9 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     const close = (): void => {
       if (!ended) unsubscribable.unsubscribe();
       ended = true;
+      streams.delete(stream);
       settle();
     };
-    if (signal?.aborted) close();
-    else signal?.addEventListener('abort', close, { once: true });
     const stream: JobEventStream<TypedJobEvent<R, K>> = {
       next: () =>
         new Promise((resolve, reject) => {
@@ -415,6 +420,9 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
       close,
       [Symbol.asyncIterator]: () => stream,
     };
+    streams.add(stream);
+    if (signal?.aborted) close();
+    else signal?.addEventListener('abort', close, { once: true });
     return stream;
   };
 
@@ -457,6 +465,7 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     resume: (queue) => trpc.queues.resume.mutate({ queue }),
     configure: (queue, settings) => trpc.queues.configure.mutate({ ...settings, queue }),
     async close() {
+      for (const stream of [...streams]) stream.close();
       await coalescer.drain();
       await transport.close();
     },

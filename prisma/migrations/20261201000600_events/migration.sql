@@ -10,8 +10,8 @@
 -- table whether any server holds a subscriber, and returns; the transition
 -- tables PostgreSQL keeps for the statement are copies of the rows in memory.
 -- No row is written, no NOTIFY sent. A row-level trigger would have paid a
--- PL/pgSQL call per job instead of per batch (see server/events.ts for the
--- micro-benchmark that decided it).
+-- PL/pgSQL call per job instead of per batch (server/events.ts has the
+-- figures of bench/eventsCost.ts that decided it).
 --
 -- Ordering and completeness: an event's key is (tx, seq), tx from
 -- skipq_event_key() (never below the writer's xid nor the snapshot's xmax, so
