@@ -11,6 +11,7 @@ import {
   type JobRegistry,
   type JobStatus,
   type JobType,
+  type JobEvent,
   type JobExplanation,
   type JobView,
   type PayloadInput,
@@ -135,6 +136,37 @@ export type TypedJobView<R extends JobDefinitions, K extends JobType<R> = JobTyp
   [T in K]: Omit<JobView, 'id' | 'type' | 'result'> & { id: JobId<T>; type: T; result: ResultValue<R, T> | null };
 }[K];
 
+/**
+ * A job event typed from the registry: `type` narrows it (and `id` is that
+ * type's {@link JobId}). `eventId` is what to pass as `lastEventId` to resume.
+ */
+export type TypedJobEvent<R extends JobDefinitions, K extends JobType<R> = JobType<R>> = {
+  [T in K]: Omit<JobEvent, 'id' | 'type'> & { id: JobId<T>; type: T; eventId: string };
+}[K];
+
+/** Options of `subscribe`: filters (all given must match), where to resume, and when to stop. */
+export interface SubscribeOptions<R extends JobDefinitions, K extends JobType<R> = JobType<R>> {
+  ids?: string[];
+  queues?: string[];
+  /** Job types; the events are typed by them. */
+  types?: K[];
+  /** Resume right after this event (an `eventId` received before). */
+  lastEventId?: string;
+  /** Ends the subscription (the iteration ends). */
+  signal?: AbortSignal;
+  /**
+   * Called when the stream opened. For an accepted subscription the server has
+   * registered it by then: every change made after this is delivered. (A
+   * refusal, e.g. FORBIDDEN, arrives right after it as the iteration's error.)
+   */
+  onStarted?: () => void;
+}
+
+/** An async iterable of events; `close()` (or `break` in `for await`) ends the subscription. */
+export interface JobEventStream<E> extends AsyncIterableIterator<E> {
+  close(): void;
+}
+
 /** Options of `waitFor`, `result` and `enqueueAndWait`'s wait. */
 export interface WaitOptions {
   /** How long to wait, in ms. Default: until the job is finished. Longer waits than LIMITS.maxWaitMs are several long-polls. */
@@ -229,7 +261,15 @@ export interface QueueClient<R extends JobDefinitions> {
    * @example await queue.configure('ingestion', { concurrency: 2, rateLimit: { max: 50, periodMs: 1000 } });
    */
   configure(queue: string, settings: Omit<QueueConfigureInput, 'queue'>): Promise<QueueSettings & { name: string }>;
-  /** Closes the connections. */
+  /**
+   * Live events of the jobs matching the filters (`events.jobs` over SSE).
+   * Reconnects by itself after a dropped connection, resuming after the last
+   * event received; throws EVENTS_LOST (a TRPCClientError) when the server
+   * no longer has the events after it. Events wait in memory until read.
+   * @example for await (const e of queue.subscribe({ types: ['ingestion'] })) console.log(e.id, e.kind, e.status);
+   */
+  subscribe<K extends JobType<R> = JobType<R>>(options?: SubscribeOptions<R, K>): JobEventStream<TypedJobEvent<R, K>>;
+  /** Ends open event streams and closes the connections. */
   close(): Promise<void>;
 }
 
@@ -351,10 +391,77 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     return parsed.data as ResultValue<R, K>;
   };
 
+  // Open event streams, ended by close().
+  const streams = new Set<{ close(): void }>();
+  const subscribe = <K extends JobType<R>>(subscription: SubscribeOptions<R, K> = {}): JobEventStream<TypedJobEvent<R, K>> => {
+    const { signal, onStarted, lastEventId, ...filter } = subscription;
+    const buffered: Array<TypedJobEvent<R, K>> = [];
+    let waiting: { resolve: (r: IteratorResult<TypedJobEvent<R, K>>) => void; reject: (e: unknown) => void } | undefined;
+    let ended = false;
+    let failure: unknown;
+    const settle = (): void => {
+      const w = waiting;
+      if (!w) return;
+      if (buffered.length > 0) {
+        waiting = undefined;
+        w.resolve({ value: buffered.shift() as TypedJobEvent<R, K>, done: false });
+      } else if (failure !== undefined) {
+        waiting = undefined;
+        w.reject(failure);
+      } else if (ended) {
+        waiting = undefined;
+        w.resolve({ value: undefined, done: true });
+      }
+    };
+    const unsubscribable = trpc.events.jobs.subscribe(
+      { ...filter, ...(lastEventId ? { lastEventId } : {}) },
+      {
+        onStarted: () => onStarted?.(),
+        onData: ({ id, data }) => {
+          buffered.push({ ...data, eventId: id } as unknown as TypedJobEvent<R, K>);
+          settle();
+        },
+        onError: (error) => {
+          failure = error;
+          ended = true;
+          settle();
+        },
+        onComplete: () => {
+          ended = true;
+          settle();
+        },
+      },
+    );
+    const close = (): void => {
+      if (!ended) unsubscribable.unsubscribe();
+      ended = true;
+      streams.delete(stream);
+      settle();
+    };
+    const stream: JobEventStream<TypedJobEvent<R, K>> = {
+      next: () =>
+        new Promise((resolve, reject) => {
+          waiting = { resolve, reject };
+          settle();
+        }),
+      return: async () => {
+        close();
+        return { value: undefined, done: true };
+      },
+      close,
+      [Symbol.asyncIterator]: () => stream,
+    };
+    streams.add(stream);
+    if (signal?.aborted) close();
+    else signal?.addEventListener('abort', close, { once: true });
+    return stream;
+  };
+
   return {
     enqueue,
     waitFor,
     result,
+    subscribe,
     async enqueueAndWait(type, payload, opts = {}) {
       const { waitTimeoutMs, signal, ...enqueueOptions } = opts;
       const { id } = await enqueue(type, payload, enqueueOptions);
@@ -400,6 +507,7 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     resume: (queue) => trpc.queues.resume.mutate({ queue }),
     configure: (queue, settings) => trpc.queues.configure.mutate({ ...settings, queue }),
     async close() {
+      for (const stream of [...streams]) stream.close();
       await coalescer.drain();
       await transport.close();
     },

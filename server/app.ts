@@ -22,6 +22,7 @@ import { createEnqueuer } from './enqueue.js';
 import { createMaintenance, type Maintenance } from './maintenance.js';
 import { createJobWaiters } from './jobWaiters.js';
 import { recordJobTypes } from './jobTypes.js';
+import { createEventsRoom } from './events.js';
 import { registrySchedules, upsertSchedule } from './schedules.js';
 import { createNotifyHub } from './notify.js';
 import { createFastCall } from './fastCall.js';
@@ -107,6 +108,12 @@ export interface QueueServerOptions {
    * `/metrics` needs an admin key once keys exist.
    */
   metricsPort?: number;
+  /** Live events: how long events keep being logged after the last subscriber left, so a reconnect with lastEventId loses nothing. Default 120000. */
+  eventsResumeWindowMs?: number;
+  /** Live events: how long logged events are kept (at least the resume window). Default 600000. */
+  eventsRetentionMs?: number;
+  /** Live events: how often this server prunes the event log (0: never). Default 10000. */
+  eventsPruneIntervalMs?: number;
   /** Older form of `logger`: every line's message, whatever its level (debug dropped). Ignored when `logger` is given. */
   log?: (message: string) => void;
 }
@@ -225,7 +232,22 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     ...(options.keyCacheSize !== undefined ? { cacheSize: options.keyCacheSize } : {}),
   });
   const waiters = createJobWaiters(pool, log);
-  const hub = createNotifyHub(pool, databaseUrl, warn, () => auth.invalidate(), { channels: waiters.channels, onListening: () => waiters.onListening() });
+  const events = createEventsRoom({
+    db: pool,
+    pollIntervalMs: options.pollIntervalMs ?? 1000,
+    log: warn,
+    ...(options.eventsResumeWindowMs !== undefined ? { resumeWindowMs: options.eventsResumeWindowMs } : {}),
+    ...(options.eventsRetentionMs !== undefined ? { retentionMs: options.eventsRetentionMs } : {}),
+    ...(options.eventsPruneIntervalMs !== undefined ? { pruneIntervalMs: options.eventsPruneIntervalMs } : {}),
+  });
+  started.push(async () => events.close());
+  const hub = createNotifyHub(pool, databaseUrl, warn, () => auth.invalidate(), {
+    channels: { ...waiters.channels, ...events.channels },
+    onListening: () => {
+      waiters.onListening();
+      events.onListening();
+    },
+  });
   started.push(() => hub.close());
   try {
     await hub.start();
@@ -240,6 +262,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     pool,
     hub,
     waiters,
+    events,
     registry,
     prisma: createPrisma(pool),
     enqueuer: createEnqueuer({
@@ -424,6 +447,8 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
         // Releases waiting claims: they answer with no jobs at once.
         await hub.close();
         waiters.close();
+        // Ends the event streams (SHUTTING_DOWN: clients reconnect with their lastEventId).
+        events.close();
         await deps.enqueuer.drain();
         await Promise.race([serverClosed, new Promise((r) => setTimeout(r, 10_000).unref())]);
         clearInterval(idleCloser);

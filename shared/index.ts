@@ -5,6 +5,7 @@
 export * from './api.js';
 export * from './batcher.js';
 export * from './errors.js';
+export * from './events.js';
 export * from './ids.js';
 export * from './issues.js';
 export * from './lifecycle.js';

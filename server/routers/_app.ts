@@ -1,6 +1,7 @@
 import { healthOutputSchema } from '../../shared/index.js';
 import { isDatabaseUnavailable } from '../errors.js';
 import { createCallerFactory, publicProcedure, router } from '../trpc.js';
+import { eventsRouter } from './events.js';
 import { jobsRouter } from './jobs.js';
 import { queuesRouter } from './queues.js';
 import { schedulesRouter } from './schedules.js';
@@ -14,6 +15,7 @@ export const appRouter = router({
   queues: queuesRouter,
   schedules: schedulesRouter,
   workers: workersRouter,
+  events: eventsRouter,
   /** Whether the database answers, and the server's version. Needs no key. */
   health: publicProcedure
     .meta({ openapi: { method: 'GET', path: '/api/health', summary: 'Whether the database answers, and the server version', protect: false } })
