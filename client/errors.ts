@@ -1,5 +1,5 @@
 import { TRPCClientError } from '@trpc/client';
-import { ERROR_CODES, type ErrorCode } from '../shared/index.js';
+import { ERROR_CODES, invalidPayloadMessage, type ErrorCode } from '../shared/index.js';
 import { RequestTimeoutError } from './transport.js';
 
 /**
@@ -18,7 +18,7 @@ export class InvalidPayloadError extends Error {
     readonly type: string,
     readonly issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>,
   ) {
-    super(`payload of "${type}" is invalid: ${issues.map((i) => `${i.path.map(String).join('.') || '(payload)'}: ${i.message}`).join('; ')}`);
+    super(invalidPayloadMessage(type, issues));
   }
 }
 

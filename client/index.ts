@@ -15,6 +15,9 @@ export {
   type FlowJob,
   type FlowJobOptions,
   type EnqueuedFlowRef,
+  type TypedJobEvent,
+  type SubscribeOptions,
+  type JobEventStream,
 } from './queueClient.js';
 export { createWorker, type Worker, type WorkerOptions, type Handlers, type JobContext, type ChildResult, type WorkerEvent, type WorkerLogger, type StopReport, type UndeliveredReport } from './worker.js';
 export {

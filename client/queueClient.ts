@@ -2,6 +2,7 @@ import { TRPCClientError } from '@trpc/client';
 import {
   createBatcher,
   createJobId,
+  DEFAULT_QUEUE,
   LIMITS,
   type EnqueuedRef,
   type EnqueueInput,
@@ -10,6 +11,7 @@ import {
   type JobRegistry,
   type JobStatus,
   type JobType,
+  type JobEvent,
   type JobExplanation,
   type JobView,
   type PayloadInput,
@@ -37,6 +39,7 @@ import {
   serverCodeOf,
 } from './errors.js';
 import { createTrpc, type ConnectionOptions } from './trpc.js';
+import { endSendSpan, startSendSpan } from './tracing.js';
 
 /** Per-call options of `enqueue`; each overrides the job type's default. */
 export interface EnqueueOptions {
@@ -52,6 +55,12 @@ export interface EnqueueOptions {
   uniqueKey?: string;
   /** Per-attempt time limit in ms; overrides the type's `timeoutMs`. */
   timeoutMs?: number;
+  /**
+   * The job's lane within its queue (1..255 characters): with the queue's
+   * `keyConcurrency`, at most that many jobs of one key are held at once, and
+   * keys take turns. Overrides the type's `concurrencyKey(payload)`.
+   */
+  concurrencyKey?: string;
   /**
    * The job's id (a UUID). Default: a new UUIDv7. Enqueueing again with the same
    * id, type and queue returns that job with `created: false`, whatever its
@@ -71,6 +80,13 @@ export interface EnqueueOptions {
    * Sent on its own (never coalesced into an enqueueMany).
    */
   throttleMs?: number;
+  /**
+   * The job's W3C trace context (`traceparent`, optionally a space and
+   * `tracestate`). Default: the client's `send` span, a child of the active
+   * span (see the README's Traces section). Give your own to continue another
+   * trace; the client then makes no span for this job.
+   */
+  traceContext?: string;
 }
 
 /** A schedule for `schedules.upsert`: a job of type `K` at every tick of `cron`. */
@@ -125,6 +141,37 @@ export interface EnqueuedJobRef<K extends string = string> extends EnqueuedRef {
 export type TypedJobView<R extends JobDefinitions, K extends JobType<R> = JobType<R>> = {
   [T in K]: Omit<JobView, 'id' | 'type' | 'result'> & { id: JobId<T>; type: T; result: ResultValue<R, T> | null };
 }[K];
+
+/**
+ * A job event typed from the registry: `type` narrows it (and `id` is that
+ * type's {@link JobId}). `eventId` is what to pass as `lastEventId` to resume.
+ */
+export type TypedJobEvent<R extends JobDefinitions, K extends JobType<R> = JobType<R>> = {
+  [T in K]: Omit<JobEvent, 'id' | 'type'> & { id: JobId<T>; type: T; eventId: string };
+}[K];
+
+/** Options of `subscribe`: filters (all given must match), where to resume, and when to stop. */
+export interface SubscribeOptions<R extends JobDefinitions, K extends JobType<R> = JobType<R>> {
+  ids?: string[];
+  queues?: string[];
+  /** Job types; the events are typed by them. */
+  types?: K[];
+  /** Resume right after this event (an `eventId` received before). */
+  lastEventId?: string;
+  /** Ends the subscription (the iteration ends). */
+  signal?: AbortSignal;
+  /**
+   * Called when the stream opened. For an accepted subscription the server has
+   * registered it by then: every change made after this is delivered. (A
+   * refusal, e.g. FORBIDDEN, arrives right after it as the iteration's error.)
+   */
+  onStarted?: () => void;
+}
+
+/** An async iterable of events; `close()` (or `break` in `for await`) ends the subscription. */
+export interface JobEventStream<E> extends AsyncIterableIterator<E> {
+  close(): void;
+}
 
 /** Options of `waitFor`, `result` and `enqueueAndWait`'s wait. */
 export interface WaitOptions {
@@ -264,7 +311,15 @@ export interface QueueClient<R extends JobDefinitions> {
    * @example await queue.configure('ingestion', { concurrency: 2, rateLimit: { max: 50, periodMs: 1000 } });
    */
   configure(queue: string, settings: Omit<QueueConfigureInput, 'queue'>): Promise<QueueSettings & { name: string }>;
-  /** Closes the connections. */
+  /**
+   * Live events of the jobs matching the filters (`events.jobs` over SSE).
+   * Reconnects by itself after a dropped connection, resuming after the last
+   * event received; throws EVENTS_LOST (a TRPCClientError) when the server
+   * no longer has the events after it. Events wait in memory until read.
+   * @example for await (const e of queue.subscribe({ types: ['ingestion'] })) console.log(e.id, e.kind, e.status);
+   */
+  subscribe<K extends JobType<R> = JobType<R>>(options?: SubscribeOptions<R, K>): JobEventStream<TypedJobEvent<R, K>>;
+  /** Ends open event streams and closes the connections. */
   close(): Promise<void>;
 }
 
@@ -275,8 +330,14 @@ function toInput(registry: JobRegistry, type: string, payload: unknown, options:
   if (!parsed.success) throw new InvalidPayloadError(type, parsed.error.issues.map((i) => ({ path: i.path, message: i.message })));
   // The input goes to the server as given; the server parses it with the same schema. The id
   // is chosen here, once, so every resend of this job (retries, the coalescer's fallback) carries it.
-  return { type, payload, ...options, id: options.id ?? createJobId() };
+  // The type's concurrencyKey is applied here too, so it holds whether or not the server has the registry.
+  const keyOfPayload = def.concurrencyKey as ((payload: unknown) => string) | undefined;
+  const concurrencyKey = options.concurrencyKey ?? keyOfPayload?.(parsed.data);
+  return { type, payload, ...options, ...(concurrencyKey !== undefined ? { concurrencyKey } : {}), id: options.id ?? createJobId() };
 }
+
+/** The queue a job goes to: the call's, else its type's, else `default` (as the server decides it). */
+const queueOf = (registry: JobRegistry, type: string, queue: string | undefined): string => queue ?? registry[type]?.queue ?? DEFAULT_QUEUE;
 
 /** A flow as the server takes it: every payload checked with the registry (issues name the job's place), every job given its id. */
 function toFlowInput(registry: JobRegistry, flow: Flow<JobDefinitions>, at: PropertyKey[] = []): FlowInput {
@@ -358,11 +419,21 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     },
   });
 
+  const enqueueInput = (input: EnqueueInput): Promise<EnqueuedRef> =>
+    // enqueueMany takes no debounced or throttled jobs: those are one statement each on the server.
+    options.coalesce !== false && input.debounceMs === undefined && input.throttleMs === undefined ? coalescer.add(input) : sendOne(input);
+
   const enqueue = <K extends JobType<R>>(type: K, payload: PayloadInput<R, K>, opts?: EnqueueOptions): Promise<EnqueuedJobRef<K>> => {
     const input = toInput(registry, type, payload, opts);
-    // enqueueMany takes no debounced or throttled jobs: those are one statement each on the server.
-    if (options.coalesce !== false && input.debounceMs === undefined && input.throttleMs === undefined) return coalescer.add(input);
-    return sendOne(input);
+    // A caller's own trace context is the job's creation context as given: no span of ours.
+    if (input.traceContext !== undefined) return enqueueInput(input) as Promise<EnqueuedJobRef<K>>;
+    // The PRODUCER span of this enqueue; its context travels with the job (no-op without an SDK).
+    const { span, traceContext } = startSendSpan(`send ${type}`, {
+      'messaging.destination.name': queueOf(registry, type, input.queue),
+      'messaging.message.id': input.id as string,
+      'skipq.job.type': type,
+    });
+    return endSendSpan(span, enqueueInput(traceContext === undefined ? input : { ...input, traceContext })) as Promise<EnqueuedJobRef<K>>;
   };
 
   const waitFor = async <K extends JobType<R>>(id: JobId<K>, wait: WaitOptions = {}): Promise<{ finished: boolean; job: TypedJobView<R, K> }> => {
@@ -389,10 +460,77 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     return parsed.data as ResultValue<R, K>;
   };
 
+  // Open event streams, ended by close().
+  const streams = new Set<{ close(): void }>();
+  const subscribe = <K extends JobType<R>>(subscription: SubscribeOptions<R, K> = {}): JobEventStream<TypedJobEvent<R, K>> => {
+    const { signal, onStarted, lastEventId, ...filter } = subscription;
+    const buffered: Array<TypedJobEvent<R, K>> = [];
+    let waiting: { resolve: (r: IteratorResult<TypedJobEvent<R, K>>) => void; reject: (e: unknown) => void } | undefined;
+    let ended = false;
+    let failure: unknown;
+    const settle = (): void => {
+      const w = waiting;
+      if (!w) return;
+      if (buffered.length > 0) {
+        waiting = undefined;
+        w.resolve({ value: buffered.shift() as TypedJobEvent<R, K>, done: false });
+      } else if (failure !== undefined) {
+        waiting = undefined;
+        w.reject(failure);
+      } else if (ended) {
+        waiting = undefined;
+        w.resolve({ value: undefined, done: true });
+      }
+    };
+    const unsubscribable = trpc.events.jobs.subscribe(
+      { ...filter, ...(lastEventId ? { lastEventId } : {}) },
+      {
+        onStarted: () => onStarted?.(),
+        onData: ({ id, data }) => {
+          buffered.push({ ...data, eventId: id } as unknown as TypedJobEvent<R, K>);
+          settle();
+        },
+        onError: (error) => {
+          failure = error;
+          ended = true;
+          settle();
+        },
+        onComplete: () => {
+          ended = true;
+          settle();
+        },
+      },
+    );
+    const close = (): void => {
+      if (!ended) unsubscribable.unsubscribe();
+      ended = true;
+      streams.delete(stream);
+      settle();
+    };
+    const stream: JobEventStream<TypedJobEvent<R, K>> = {
+      next: () =>
+        new Promise((resolve, reject) => {
+          waiting = { resolve, reject };
+          settle();
+        }),
+      return: async () => {
+        close();
+        return { value: undefined, done: true };
+      },
+      close,
+      [Symbol.asyncIterator]: () => stream,
+    };
+    streams.add(stream);
+    if (signal?.aborted) close();
+    else signal?.addEventListener('abort', close, { once: true });
+    return stream;
+  };
+
   return {
     enqueue,
     waitFor,
     result,
+    subscribe,
     async enqueueAndWait(type, payload, opts = {}) {
       const { waitTimeoutMs, signal, ...enqueueOptions } = opts;
       const { id } = await enqueue(type, payload, enqueueOptions);
@@ -413,12 +551,23 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
       return all;
     },
     async enqueueMany(items) {
-      const inputs = items.map(({ type, payload, ...opts }) => toInput(registry, type, payload, opts));
-      const out: EnqueuedRef[] = [];
-      for (let i = 0; i < inputs.length; i += LIMITS.enqueueBatch) {
-        out.push(...(await sendMany(inputs.slice(i, i + LIMITS.enqueueBatch))));
-      }
-      return out;
+      const given = items.map(({ type, payload, ...opts }) => toInput(registry, type, payload, opts));
+      // One PRODUCER span for the call; its context goes into every job that brings none of its own.
+      const queues = new Set(given.map((i) => queueOf(registry, i.type, i.queue)));
+      const types = new Set(given.map((i) => i.type));
+      const { span, traceContext } = startSendSpan(types.size === 1 ? `send ${given[0]?.type}` : 'send', {
+        'messaging.batch.message_count': given.length,
+        ...(queues.size === 1 ? { 'messaging.destination.name': [...queues][0] as string } : {}),
+        ...(types.size === 1 ? { 'skipq.job.type': given[0]?.type as string } : {}),
+      });
+      const inputs = traceContext === undefined ? given : given.map((i) => (i.traceContext === undefined ? { ...i, traceContext } : i));
+      return endSendSpan(span, (async () => {
+        const out: EnqueuedRef[] = [];
+        for (let i = 0; i < inputs.length; i += LIMITS.enqueueBatch) {
+          out.push(...(await sendMany(inputs.slice(i, i + LIMITS.enqueueBatch))));
+        }
+        return out;
+      })());
     },
     // Typed views over the same answers (see TypedJobView): nothing changes at run time.
     get: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K> & { attempts: AttemptView[] }>(trpc.jobs.get.query({ id })),
@@ -441,6 +590,7 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     resume: (queue) => trpc.queues.resume.mutate({ queue }),
     configure: (queue, settings) => trpc.queues.configure.mutate({ ...settings, queue }),
     async close() {
+      for (const stream of [...streams]) stream.close();
       await coalescer.drain();
       await transport.close();
     },

@@ -1,4 +1,5 @@
-import { createTRPCClient, httpBatchLink, httpLink, splitLink, type TRPCClient } from '@trpc/client';
+import { createTRPCClient, httpBatchLink, httpLink, httpSubscriptionLink, splitLink, type TRPCClient } from '@trpc/client';
+import { EventSource } from 'eventsource';
 import superjson from 'superjson';
 import { LIMITS } from '../shared/index.js';
 import type { AppRouter } from '../server/routers/_app.js';
@@ -80,13 +81,30 @@ export function createTrpc(options: ConnectionOptions, batch: boolean, longPollM
         false: httpBatchLink({ ...common, maxItems: 50 }),
       })
     : httpLink(common);
+  // Subscriptions (events.jobs) over SSE. Node 20 has no global EventSource:
+  // the `eventsource` package's, whose fetch option carries the API key (a
+  // browser's EventSource cannot send headers). Node's own fetch, not the
+  // transport's: an event stream is one long response, not a pooled call.
+  const authorization = options.apiKey ? `Bearer ${options.apiKey}` : undefined;
+  const subscriptions = httpSubscriptionLink({
+    url: options.url,
+    transformer: superjson,
+    EventSource,
+    eventSourceOptions: authorization
+      ? { fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, authorization } }) }
+      : {},
+  });
   const trpc = createTRPCClient<AppRouter>({
     links: [
-      // jobs.waitFor long-polls up to LIMITS.maxWaitMs: alone, and allowed that much longer.
       splitLink({
-        condition: (op) => op.path === 'jobs.waitFor',
-        true: httpLink({ ...common, fetch: transport.fetchWithin(LIMITS.maxWaitMs + requestTimeoutMs) }),
-        false: calls,
+        condition: (op) => op.type === 'subscription',
+        true: subscriptions,
+        // jobs.waitFor long-polls up to LIMITS.maxWaitMs: alone, and allowed that much longer.
+        false: splitLink({
+          condition: (op) => op.path === 'jobs.waitFor',
+          true: httpLink({ ...common, fetch: transport.fetchWithin(LIMITS.maxWaitMs + requestTimeoutMs) }),
+          false: calls,
+        }),
       }),
     ],
   });

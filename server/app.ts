@@ -8,7 +8,7 @@ import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { TRPCError } from '@trpc/server';
 import { ERROR_CODES, isJobRegistry, LIMITS, type JobRegistry } from '../shared/index.js';
 import { QueueError } from './errors.js';
-import { sendRefusal } from './httpReply.js';
+import { sendJson, sendRefusal } from './httpReply.js';
 import { createAuthenticator, isLoopback, type Authenticator } from './auth.js';
 import { createContextInner, type QueueContext, type ServerDeps } from './context.js';
 import { createDashboard, type DashboardOptions } from './dashboard.js';
@@ -21,10 +21,14 @@ import { createPrisma } from './db/prisma.js';
 import { createEnqueuer } from './enqueue.js';
 import { createMaintenance, type Maintenance } from './maintenance.js';
 import { createJobWaiters } from './jobWaiters.js';
+import { recordJobTypes } from './jobTypes.js';
+import { createEventsRoom } from './events.js';
 import { registrySchedules, upsertSchedule } from './schedules.js';
 import { createNotifyHub } from './notify.js';
 import { createFastCall } from './fastCall.js';
 import { createHttpGate } from './httpGate.js';
+import { createOpenApiDocument, OPENAPI_PATH } from './openapi.js';
+import { createRest, REST_PREFIX } from './rest.js';
 import { PACKAGE_DIR } from './packageDir.js';
 import { appRouter } from './routers/_app.js';
 import { describeDatabase, waitForDatabase } from './waitForDatabase.js';
@@ -33,6 +37,9 @@ import { createMetrics, type ServerMetrics } from './metrics.js';
 import { createProbes } from './probes.js';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { randomUUID } from 'node:crypto';
+
+// What the gate (keys, body budget) stands before: tRPC, the REST surface and its document.
+const isApiUrl = (url: string | undefined): boolean => !!url && (url.startsWith('/trpc/') || url.startsWith(REST_PREFIX) || url === OPENAPI_PATH || url.startsWith(`${OPENAPI_PATH}?`));
 
 // An `x-request-id` sent by a proxy or the caller is kept when it looks like an id; otherwise one is made.
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
@@ -101,6 +108,12 @@ export interface QueueServerOptions {
    * `/metrics` needs an admin key once keys exist.
    */
   metricsPort?: number;
+  /** Live events: how long events keep being logged after the last subscriber left, so a reconnect with lastEventId loses nothing. Default 120000. */
+  eventsResumeWindowMs?: number;
+  /** Live events: how long logged events are kept (at least the resume window). Default 600000. */
+  eventsRetentionMs?: number;
+  /** Live events: how often this server prunes the event log (0: never). Default 10000. */
+  eventsPruneIntervalMs?: number;
   /** Older form of `logger`: every line's message, whatever its level (debug dropped). Ignored when `logger` is given. */
   log?: (message: string) => void;
 }
@@ -219,7 +232,22 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     ...(options.keyCacheSize !== undefined ? { cacheSize: options.keyCacheSize } : {}),
   });
   const waiters = createJobWaiters(pool, log);
-  const hub = createNotifyHub(pool, databaseUrl, warn, () => auth.invalidate(), { channels: waiters.channels, onListening: () => waiters.onListening() });
+  const events = createEventsRoom({
+    db: pool,
+    pollIntervalMs: options.pollIntervalMs ?? 1000,
+    log: warn,
+    ...(options.eventsResumeWindowMs !== undefined ? { resumeWindowMs: options.eventsResumeWindowMs } : {}),
+    ...(options.eventsRetentionMs !== undefined ? { retentionMs: options.eventsRetentionMs } : {}),
+    ...(options.eventsPruneIntervalMs !== undefined ? { pruneIntervalMs: options.eventsPruneIntervalMs } : {}),
+  });
+  started.push(async () => events.close());
+  const hub = createNotifyHub(pool, databaseUrl, warn, () => auth.invalidate(), {
+    channels: { ...waiters.channels, ...events.channels },
+    onListening: () => {
+      waiters.onListening();
+      events.onListening();
+    },
+  });
   started.push(() => hub.close());
   try {
     await hub.start();
@@ -234,6 +262,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     pool,
     hub,
     waiters,
+    events,
     registry,
     prisma: createPrisma(pool),
     enqueuer: createEnqueuer({
@@ -269,9 +298,12 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     },
     ...(options.now ? { now: options.now } : {}),
   });
-  // Every server upserts the registry's schedules: idempotent (an unchanged
+  // Every server upserts the registry's types and schedules: idempotent (an unchanged
   // schedule is not written, and keeps its next tick across restarts).
   try {
+    // The registry in job_types, for SQL callers (schedule_task, enqueue_job): server/jobTypes.ts.
+    const types = await recordJobTypes(deps.db, registry);
+    if (types.removed.length > 0) logger.warn({ event: 'job_types_removed', jobTypes: types.removed }, `job types no longer in the registry (kept in job_types, refused by SQL enqueues): ${types.removed.join(', ')}`);
     for (const schedule of registrySchedules(registry)) await upsertSchedule({ ...deps, db: pool }, schedule, 'registry');
   } catch (error) {
     await hub.close();
@@ -304,6 +336,15 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     onError: ({ error, path, ctx }) => onError(error, path, ctx),
   });
   const fastCall = createFastCall({ onError });
+  const rest = createRest({ onError });
+  // Made on first request: the registry's payload schemas are inlined (z.toJSONSchema).
+  let openApiText: Promise<string> | undefined;
+  const sendOpenApi = async (res: ServerResponse): Promise<void> => {
+    openApiText ??= createOpenApiDocument({ registry, version: VERSION }).then((document) => JSON.stringify(document));
+    const text = await openApiText;
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-cache' });
+    res.end(text);
+  };
   const gate = createHttpGate({
     auth,
     maxBodyBytes,
@@ -314,6 +355,15 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       // A keyed caller's claim re-checks the key before it hands out jobs (a long-poll outlives its authentication).
       const callDeps = keyId ? { ...deps, recheckKey: () => auth.recheck(keyId) } : deps;
       const ctx: QueueContext = { ...createContextInner(callDeps, who.principal, who.error), hidePayloads: dashboard.hidesPayloadsFor(req), requestId: res.getHeader('x-request-id') as string };
+      if (req.method === 'GET' && req.url?.split('?', 1)[0] === OPENAPI_PATH) {
+        sendOpenApi(res).catch((error: unknown) => {
+          openApiText = undefined;
+          logger.error({ requestId: ctx.requestId, err: error }, `cannot make ${OPENAPI_PATH}: ${(error as Error).stack}`);
+          sendJson(res, 500, { code: 'INTERNAL_SERVER_ERROR', skipqCode: ERROR_CODES.INTERNAL, message: 'internal server error (logged on the server)', requestId: ctx.requestId });
+        });
+        return;
+      }
+      if (rest(req, res, ctx, body)) return;
       if (fastCall(req, res, ctx, body)) return;
       // tRPC's adapter takes a body already read from `req.body` (as after a body parser).
       if (body !== undefined) (req as IncomingMessage & { body?: string }).body = body;
@@ -337,10 +387,11 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     }
     if (rejectTooLarge(req, res, maxBodyBytes)) return;
     if (probes.serve(req, res, true)) return;
-    if (dashboard.serve(req, res)) return;
-    if (!req.url?.startsWith('/trpc/')) {
+    const api = isApiUrl(req.url);
+    if (!api && dashboard.serve(req, res)) return;
+    if (!api) {
       res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: 'not found: the tRPC endpoint is /trpc/<procedure>' }));
+      res.end(JSON.stringify({ error: `not found: the tRPC endpoint is /trpc/<procedure>; the REST API is under /api/, described at ${OPENAPI_PATH}` }));
       return;
     }
     gate.handle(req, res);
@@ -396,6 +447,8 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
         // Releases waiting claims: they answer with no jobs at once.
         await hub.close();
         waiters.close();
+        // Ends the event streams (SHUTTING_DOWN: clients reconnect with their lastEventId).
+        events.close();
         await deps.enqueuer.drain();
         await Promise.race([serverClosed, new Promise((r) => setTimeout(r, 10_000).unref())]);
         clearInterval(idleCloser);

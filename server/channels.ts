@@ -16,3 +16,6 @@ export const WAITING_CHANNEL = 'skipq_waiting';
 
 /** Jobs somebody waits for have finished; the payload is their ids, comma-separated (never sent for jobs nobody waits for). */
 export const DONE_CHANNEL = 'skipq_done';
+
+/** Job events were logged (the events migration's triggers send it, coalesced per transaction); the payload is empty. */
+export const EVENTS_CHANNEL = 'skipq_events';

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { JobRegistry } from '../shared/index.js';
 import type { PrismaClient } from './db/prisma.js';
 import type { Enqueuer } from './enqueue.js';
+import type { EventsRoom } from './events.js';
 import type { LeaseDeps } from './leases.js';
 import type { ServerMetrics } from './metrics.js';
 import type { NotifyHub } from './notify.js';
@@ -21,6 +22,8 @@ export interface ServerDeps extends LeaseDeps {
   /** The request body limit, for error messages. */
   maxBodyBytes?: number;
   metrics?: ServerMetrics;
+  /** Live events (events.jobs). */
+  events?: EventsRoom;
 }
 
 /** The tRPC context: who is calling, or why they could not be identified. */

@@ -1,4 +1,13 @@
-import { createBatcher, createJobId, ERROR_CODES, type EnqueuedJob, type EnqueueInput, type JobRegistry } from '../shared/index.js';
+import {
+  concurrencyKeySchema,
+  createBatcher,
+  createJobId,
+  ERROR_CODES,
+  LIMITS,
+  type EnqueuedJob,
+  type EnqueueInput,
+  type JobRegistry,
+} from '../shared/index.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Db } from './db/pool.js';
 import { isDatabaseUnavailable, QueueError } from './errors.js';
@@ -40,6 +49,40 @@ export interface EnqueuerOptions {
   metrics?: ServerMetrics;
 }
 
+/**
+ * The job's concurrency key: the call's, else its type's `concurrencyKey(payload)`
+ * (given the validated payload), else none. A key the type's function makes is
+ * checked like one the caller sends.
+ */
+function concurrencyKeyOf(registry: JobRegistry | null, input: EnqueueInput, payload: unknown): string | null {
+  if (input.concurrencyKey !== undefined) return input.concurrencyKey;
+  return typeConcurrencyKey(registry, input.type, payload);
+}
+
+/**
+ * The key a job type's `concurrencyKey(payload)` gives a validated payload;
+ * null when the type has none. Throws a QueueError when the function throws or
+ * returns anything but a string of 1..255 characters without NUL.
+ */
+export function typeConcurrencyKey(registry: JobRegistry | null, type: string, payload: unknown): string | null {
+  const keyOfPayload = registry?.[type]?.concurrencyKey as ((payload: unknown) => unknown) | undefined;
+  if (!keyOfPayload) return null;
+  let key: unknown;
+  try {
+    key = keyOfPayload(payload);
+  } catch (error) {
+    throw new QueueError(ERROR_CODES.INVALID_INPUT, `concurrencyKey of "${type}" threw: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const parsed = concurrencyKeySchema.safeParse(key);
+  if (!parsed.success) {
+    throw new QueueError(
+      ERROR_CODES.INVALID_INPUT,
+      `concurrencyKey of "${type}" must return a string of 1..${LIMITS.concurrencyKey} characters without NUL; it returned ${typeof key === 'string' ? `a string of ${key.length}` : typeof key}`,
+    );
+  }
+  return parsed.data;
+}
+
 /** Turns a validated input into a row to insert; throws a QueueError for a bad payload. */
 export function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPayloadBytes: number): InsertJob {
   const { payload, defaults } = checkPayload(registry, input.type, input.payload);
@@ -57,8 +100,8 @@ export function prepare(registry: JobRegistry | null, input: EnqueueInput, maxPa
     timeoutMs: input.timeoutMs ?? defaults.timeoutMs,
     debounceMs: input.debounceMs ?? null,
     throttleMs: input.throttleMs ?? null,
-    concurrencyKey: null,
-    traceContext: null,
+    concurrencyKey: concurrencyKeyOf(registry, input, payload),
+    traceContext: input.traceContext ?? null,
   };
 }
 

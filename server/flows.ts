@@ -80,6 +80,8 @@ export function planFlow(deps: FlowDeps, tree: FlowTree): PlannedJob[] {
         parentId,
         childrenLeft: children,
         onChildFailure,
+        concurrencyKey: job.concurrencyKey,
+        traceContext: job.traceContext,
       },
       path,
       children: [],

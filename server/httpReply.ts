@@ -25,9 +25,31 @@ export function requestIdOf(res: ServerResponse): string | undefined {
   return typeof id === 'string' ? id : undefined;
 }
 
+/** What a REST call's error answers: tRPC's code, skipq's, and the formatter's message, issues and request id (server/rest.ts). */
+export interface RestErrorBody {
+  code: string;
+  skipqCode?: string;
+  message: string;
+  issues?: ReadonlyArray<{ path: PropertyKey[]; message: string }>;
+  requestId?: string;
+}
+
+/** The REST form of a tRPC error shape (as the router's error formatter made it): plain JSON, no envelope. */
+export function restErrorBody(shape: { message: string; data: { code: string; skipqCode?: string; issues?: RestErrorBody['issues']; requestId?: string } }): RestErrorBody {
+  const { code, skipqCode, issues, requestId } = shape.data;
+  return { code, ...(skipqCode ? { skipqCode } : {}), message: shape.message, ...(issues ? { issues } : {}), ...(requestId ? { requestId } : {}) };
+}
+
 export function sendRefusal(req: IncomingMessage, res: ServerResponse, refusal: QueueError, headers: Record<string, string> = {}, end = true): void {
   const config = appRouter._def._config;
   const url = new URL(req.url ?? '/', 'http://localhost');
+  // The REST surface and its document answer errors as plain JSON.
+  if (url.pathname.startsWith('/api/') || url.pathname === '/openapi.json') {
+    const requestId = requestIdOf(res);
+    const error = toTRPCError(refusal);
+    const shape = getTRPCErrorShape({ config, error, type: 'unknown', path: undefined, input: undefined, ctx: (requestId ? { requestId } : undefined) as QueueContext | undefined });
+    return sendJson(res, getHTTPStatusCodeFromError(error), restErrorBody(shape), headers, end);
+  }
   const batch = url.searchParams.get('batch') === '1';
   const joined = decodeURIComponent(url.pathname.replace(/^\/trpc\/?/, ''));
   const paths = batch ? joined.split(',') : [joined];

@@ -24,10 +24,12 @@ import { toClaimedJob, type ClaimedRow, type MoveRow } from './queries/row.js';
 import { idsWith, lostOutcome, missError, verdictsOf } from './verdicts.js';
 import type { ServerMetrics } from './metrics.js';
 
-/** Counts the rows a fenced statement moved, per queue. */
-function countMoved(rows: readonly MoveRow[], count: ((queue: string) => void) | undefined, status?: string): void {
+/** Counts the rows a fenced statement moved, per queue and type (rows without them are not counted). */
+function countMoved(rows: readonly MoveRow[], count: ((queue: string, type: string) => void) | undefined, status?: string): void {
   if (!count) return;
-  for (const r of rows) if (r.moved && r.queue !== null && (status === undefined || r.status === status)) count(r.queue);
+  for (const r of rows) {
+    if (r.moved && r.queue !== null && typeof r.task_type === 'string' && (status === undefined || r.status === status)) count(r.queue, r.task_type);
+  }
 }
 
 /** What the worker procedures need. */
@@ -82,6 +84,7 @@ export async function claimJobs(
     const ticket = deps.hub.ticket(req.queues, req.workerId);
     const params: ClaimParams = { ...req, now: clockOf(deps) };
     let rows: ClaimedRow[] = [];
+    const started = performance.now();
     if (first && completions.length > 0) {
       // The worker's finished jobs ride with its claim: one statement, one commit.
       let claimed = false;
@@ -98,6 +101,7 @@ export async function claimJobs(
     } else {
       rows = await jobClaim(deps.db, params);
     }
+    deps.metrics?.claimSeconds((performance.now() - started) / 1000);
     if (rows.length > 0) {
       ticket.cancel();
       // A long-poll outlives its authentication: a key revoked meanwhile gets no jobs.
@@ -155,9 +159,8 @@ async function completeEach(
   deps.waiters?.finished(finishedIds(failedRows, doneRows));
   const metrics = deps.metrics;
   if (metrics) {
-    const done = doneRows.filter((r) => r.moved).length;
-    if (done > 0) metrics.completed(done);
-    countMoved(failedRows, (q) => metrics.failed(q), 'failed');
+    countMoved(doneRows, (q, t) => metrics.completed(q, t));
+    countMoved(failedRows, (q, t) => metrics.failed(q, t), 'failed');
   }
   const doneVerdicts = new Map<string, Verdict>();
   verdictsOf('complete', workerId, good, doneRows).forEach((v, i) => doneVerdicts.set(good[i]?.id as string, v));
@@ -297,8 +300,8 @@ export async function failJobs(deps: LeaseDeps, workerId: string, items: readonl
   deps.hub.wake(rows.filter((r) => r.moved && r.status === 'pending').map((r) => r.queue as string));
   const metrics = deps.metrics;
   if (metrics) {
-    countMoved(rows, (q) => metrics.retried(q), 'pending');
-    countMoved(rows, (q) => metrics.failed(q), 'failed');
+    countMoved(rows, (q, t) => metrics.retried(q, t), 'pending');
+    countMoved(rows, (q, t) => metrics.failed(q, t), 'failed');
   }
   const byId = new Map(rows.map((r) => [r.id, r]));
   return verdictsOf('fail', workerId, items, rows).map((verdict, i): FailAnswer => {

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { Counter, Gauge, Registry, type CounterConfiguration } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, type CounterConfiguration } from 'prom-client';
 
 /**
  * The server's Prometheus metrics, in a registry of its own (several servers in
@@ -7,34 +7,52 @@ import { Counter, Gauge, Registry, type CounterConfiguration } from 'prom-client
  * through children cached per label set: a job costs one Map lookup and one
  * addition, no label hashing. Depth, age and held jobs are computed on scrape,
  * by one bounded query.
+ *
+ * Cardinality is bounded: queue and type values come from the registry and
+ * the callers' queue names, so each labelled family keeps at most
+ * {@link MAX_LABEL_SETS} label sets; jobs of any further (queue, type) are
+ * counted under the value `_other` for every label, and the scrape stays small
+ * whatever names callers invent.
  */
 export interface ServerMetrics {
   readonly registry: Registry;
   enqueued(queue: string, type: string, n?: number): void;
   claimed(queue: string, type: string, n?: number): void;
-  /** Unlabelled: skipq_complete does not return the queue (it would need a migration), and a per-job lookup would cost the hot path. */
-  completed(n?: number): void;
-  failed(queue: string, n?: number): void;
-  retried(queue: string, n?: number): void;
+  completed(queue: string, type: string, n?: number): void;
+  failed(queue: string, type: string, n?: number): void;
+  retried(queue: string, type: string, n?: number): void;
   rescued(outcome: 'pending' | 'failed', n: number): void;
   /** One tRPC call answered: its procedure and tRPC code ('OK' on success). */
   request(procedure: string, code: string): void;
+  /** Seconds one claim statement took (not the long-poll wait between statements). */
+  claimSeconds(seconds: number): void;
   /** The exposition text, with the gauges read now. */
   scrape(): Promise<string>;
 }
 
 type Child = { inc(n?: number): void };
 
-/** A counter whose children are made once per label set. */
+/** Label sets one counter family keeps before folding new ones into `_other`. */
+export const MAX_LABEL_SETS = 1000;
+/** The label value of every label set past {@link MAX_LABEL_SETS}. */
+export const OVERFLOW_LABEL = '_other';
+
+/** A counter whose children are made once per label set, at most MAX_LABEL_SETS of them. */
 function cachedCounter(config: CounterConfiguration<string>): (labels: string[], n?: number) => void {
   const counter = new Counter(config);
   const children = new Map<string, Child>();
+  let overflow: Child | undefined;
   return (labels, n = 1) => {
     const key = labels.join('\u0000');
     let child = children.get(key);
     if (!child) {
-      child = counter.labels(...labels);
-      children.set(key, child);
+      if (children.size >= MAX_LABEL_SETS) {
+        overflow ??= counter.labels(...labels.map(() => OVERFLOW_LABEL));
+        child = overflow;
+      } else {
+        child = counter.labels(...labels);
+        children.set(key, child);
+      }
     }
     child.inc(n);
   };
@@ -58,11 +76,18 @@ export function createMetrics(pool: pg.Pool): ServerMetrics {
   const registers = [registry];
   const enqueued = cachedCounter({ name: 'skipq_jobs_enqueued_total', help: 'Jobs inserted by enqueue', labelNames: ['queue', 'type'], registers });
   const claimed = cachedCounter({ name: 'skipq_jobs_claimed_total', help: 'Jobs handed to workers by claim', labelNames: ['queue', 'type'], registers });
-  const completed = new Counter({ name: 'skipq_jobs_completed_total', help: 'Jobs completed (all queues: the completion statement does not return the queue)', registers });
-  const failed = cachedCounter({ name: 'skipq_jobs_failed_total', help: 'Jobs failed for good (no retry left, or not retried)', labelNames: ['queue'], registers });
-  const retried = cachedCounter({ name: 'skipq_jobs_retried_total', help: 'Failed attempts sent back to pending for a retry', labelNames: ['queue'], registers });
+  const completed = cachedCounter({ name: 'skipq_jobs_completed_total', help: 'Jobs completed by their worker', labelNames: ['queue', 'type'], registers });
+  const failed = cachedCounter({ name: 'skipq_jobs_failed_total', help: 'Jobs failed for good (no retry left, or not retried)', labelNames: ['queue', 'type'], registers });
+  const retried = cachedCounter({ name: 'skipq_jobs_retried_total', help: 'Failed attempts sent back to pending for a retry', labelNames: ['queue', 'type'], registers });
   const rescued = cachedCounter({ name: 'skipq_jobs_rescued_total', help: 'Jobs whose lease expired, taken back by the rescuer (outcome: pending again, or failed)', labelNames: ['outcome'], registers });
   const requests = cachedCounter({ name: 'skipq_http_requests_total', help: 'tRPC calls answered, by procedure and tRPC code', labelNames: ['procedure', 'code'], registers });
+  // Unlabelled: one histogram, observed once per claim statement (long-polls poll every pollIntervalMs).
+  const claimDuration = new Histogram({
+    name: 'skipq_claim_duration_seconds',
+    help: 'Time of one claim statement (with the completions it carried), without the long-poll wait',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers,
+  });
   const depth = new Gauge({ name: 'skipq_queue_depth', help: 'Pending jobs per queue (due or scheduled)', labelNames: ['queue'], registers });
   const oldest = new Gauge({ name: 'skipq_queue_oldest_pending_age_seconds', help: 'Age of the oldest due pending job per queue', labelNames: ['queue'], registers });
   const held = new Gauge({ name: 'skipq_jobs_held', help: 'Jobs claimed or processing per queue', labelNames: ['queue'], registers });
@@ -72,11 +97,12 @@ export function createMetrics(pool: pg.Pool): ServerMetrics {
     registry,
     enqueued: (queue, type, n) => enqueued([queue, type], n),
     claimed: (queue, type, n) => claimed([queue, type], n),
-    completed: (n = 1) => completed.inc(n),
-    failed: (queue, n) => failed([queue], n),
-    retried: (queue, n) => retried([queue], n),
+    completed: (queue, type, n) => completed([queue, type], n),
+    failed: (queue, type, n) => failed([queue, type], n),
+    retried: (queue, type, n) => retried([queue, type], n),
     rescued: (outcome, n) => rescued([outcome], n),
     request: (procedure, code) => requests([procedure, code]),
+    claimSeconds: (seconds) => claimDuration.observe(seconds),
     async scrape() {
       poolGauge.set({ state: 'total' }, pool.totalCount);
       poolGauge.set({ state: 'idle' }, pool.idleCount);

@@ -1,4 +1,4 @@
-import { DEFAULT_QUEUE, ERROR_CODES, type JobRegistry } from '../shared/index.js';
+import { DEFAULT_QUEUE, ERROR_CODES, invalidPayloadMessage, type JobDefinition, type JobRegistry } from '../shared/index.js';
 import { QueueError } from './errors.js';
 
 /** Defaults a job gets from its type when the call does not set them. */
@@ -26,17 +26,18 @@ export function checkPayload(registry: JobRegistry | null, type: string, payload
   const parsed = def.payload.safeParse(payload);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({ path: i.path, message: i.message }));
-    const summary = issues.map((i) => `${i.path.map(String).join('.') || '(payload)'}: ${i.message}`).join('; ');
-    throw new QueueError(ERROR_CODES.INVALID_PAYLOAD, `payload of "${type}" is invalid: ${summary}`, issues);
+    throw new QueueError(ERROR_CODES.INVALID_PAYLOAD, invalidPayloadMessage(type, issues), issues);
   }
+  return { payload: parsed.data, defaults: defaultsOf(def) };
+}
+
+/** The defaults a job of type `def` gets when the call does not set them (also what job_types records). */
+export function defaultsOf(def: JobDefinition): TypeDefaults {
   return {
-    payload: parsed.data,
-    defaults: {
-      queue: def.queue ?? DEFAULT_QUEUE,
-      priority: def.priority ?? 0,
-      maxRetries: def.maxRetries ?? 3,
-      timeoutMs: def.timeoutMs ?? null,
-    },
+    queue: def.queue ?? DEFAULT_QUEUE,
+    priority: def.priority ?? 0,
+    maxRetries: def.maxRetries ?? 3,
+    timeoutMs: def.timeoutMs ?? null,
   };
 }
 

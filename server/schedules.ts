@@ -4,6 +4,7 @@ import { DEFAULT_QUEUE, ERROR_CODES, type CatchUp, type JobRegistry, type Schedu
 import type { Db } from './db/pool.js';
 import { QueueError } from './errors.js';
 import { toJsonText } from './json.js';
+import { typeConcurrencyKey } from './enqueue.js';
 import { checkPayload } from './registryCheck.js';
 import {
   databaseNow,
@@ -165,6 +166,19 @@ export interface TickReport {
 }
 
 /**
+ * The type's concurrencyKey for a schedule's payload. A key function that
+ * fails leaves the tick's job without a key rather than stopping every
+ * schedule of the sweep (the payload itself was checked at upsert).
+ */
+function tickConcurrencyKey(registry: JobRegistry | null, type: string, payload: unknown): string | null {
+  try {
+    return typeConcurrencyKey(registry, type, payload);
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Produces the jobs of due ticks, inside the caller's transaction (the
  * maintenance leader's, under its advisory lock): locks the due schedules,
  * inserts one job per tick to run (id from name and tick) and advances each
@@ -191,6 +205,7 @@ export async function tickSchedules(db: Db, deps: { registry: JobRegistry | null
             maxRetries: row.max_retries ?? def?.maxRetries ?? 3,
             uniqueKey: row.allow_overlap ? null : overlapKeyOf(row.name),
             timeoutMs: row.timeout_ms ?? def?.timeoutMs ?? null,
+            concurrencyKey: tickConcurrencyKey(deps.registry, row.task_type, row.payload),
           });
     const lastTick = ticks.at(-1);
     await scheduleAdvance(db, {

@@ -3,6 +3,7 @@ import superjson from 'superjson';
 import { ERROR_CODES, LIMITS, type ErrorCode } from '../shared/index.js';
 import type { Principal, QueueContext, Role } from './context.js';
 import { QueueError, toQueueError, toTRPCError } from './errors.js';
+import { inProcedureSpan } from './tracing.js';
 
 /**
  * superjson, except that input it cannot read is refused with a message that
@@ -34,7 +35,25 @@ const SKIPQ_CODE_OF_TRPC: Partial<Record<TRPCError['code'], ErrorCode>> = {
   INTERNAL_SERVER_ERROR: ERROR_CODES.INTERNAL,
 };
 
-const t = initTRPC.context<QueueContext>().create({
+/**
+ * What a procedure may declare besides its schemas: `openapi` puts it on the
+ * plain-JSON REST surface (server/rest.ts) and in `/openapi.json`
+ * (server/openapi.ts). The shape trpc-to-openapi reads, declared here so the
+ * clients' declarations need none of its types.
+ */
+export type ProcedureMeta = {
+  openapi?: {
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+    /** Under `/api`; `{name}` segments are input fields. */
+    path: `/api/${string}`;
+    summary?: string;
+    description?: string;
+    /** False for a call that needs no key. Default true. */
+    protect?: boolean;
+  };
+};
+
+const t = initTRPC.context<QueueContext>().meta<ProcedureMeta>().create({
   transformer,
   // Never send stack traces to clients.
   isDev: false,
@@ -63,18 +82,23 @@ const t = initTRPC.context<QueueContext>().create({
  * The one place errors are mapped: a domain error, a validation error or a
  * database fault thrown anywhere below becomes its tRPC code here.
  */
-const mapErrors = t.middleware(async ({ next, path, ctx }) => {
-  const result = await next();
-  if (!result.ok) {
-    const domain = toQueueError(result.error.cause);
-    const error = domain ? toTRPCError(domain) : result.error;
-    ctx.deps.metrics?.request(path, error.code);
-    if (domain) throw error;
+const mapErrors = t.middleware(({ next, path, ctx, getRawInput }) =>
+  // Each call in a span of its own (server/tracing.ts; a no-op without an OpenTelemetry SDK).
+  inProcedureSpan(path, getRawInput, async (answered, reader) => {
+    const result = await next({ getRawInput: reader });
+    if (!result.ok) {
+      const domain = toQueueError(result.error.cause);
+      const error = domain ? toTRPCError(domain) : result.error;
+      ctx.deps.metrics?.request(path, error.code);
+      answered(error.code);
+      if (domain) throw error;
+      return result;
+    }
+    ctx.deps.metrics?.request(path, 'OK');
+    answered('OK', result.data);
     return result;
-  }
-  ctx.deps.metrics?.request(path, 'OK');
-  return result;
-});
+  }),
+);
 
 const ROLE_ALLOWS: Record<Role, ReadonlySet<Role>> = {
   producer: new Set(['producer', 'admin']),

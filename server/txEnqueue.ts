@@ -14,6 +14,7 @@ import type { Db } from './db/pool.js';
 import { insertJobs, prepare } from './enqueue.js';
 import { QueueError } from './errors.js';
 import type { InsertJob } from './queries/insert.js';
+import { traceContextOf } from '../client/tracing.js';
 
 /** A `pg` client (a `pg.Client`, or a `pg.PoolClient` you sent `BEGIN` on) inside your transaction. */
 export interface PgTransaction {
@@ -107,7 +108,8 @@ function prepareInput(registry: JobRegistry, input: EnqueueInput, maxPayloadByte
     throw new QueueError(ERROR_CODES.INVALID_INPUT, `${where}${issues.map((i) => `${i.path.map(String).join('.') || '(input)'}: ${i.message}`).join('; ')}`, issues);
   }
   try {
-    return prepare(registry, parsed.data, maxPayloadBytes);
+    // In the app's process: the job continues the active span's trace unless the input names its own.
+    return prepare(registry, { ...parsed.data, traceContext: parsed.data.traceContext ?? traceContextOf() }, maxPayloadBytes);
   } catch (error) {
     if (!(error instanceof QueueError) || where === '') throw error;
     throw new QueueError(error.code, `${where}${error.message}`, error.issues);

@@ -19,6 +19,29 @@ const attemptSchema = z.number().int().min(1).max(2_147_483_647);
 /** A worker's name; appears in `worker_id`. */
 export const workerIdSchema = textSchema(LIMITS.workerId).min(1);
 
+/** A concurrency key: a job's lane within its queue (see `keyConcurrency`). */
+export const concurrencyKeySchema = textSchema(LIMITS.concurrencyKey).min(1);
+
+/** The longest trace context a job stores (the column's CHECK): a traceparent, a space and a tracestate. */
+export const TRACE_CONTEXT_MAX_CHARS = 1024;
+
+// W3C Trace Context: version (not ff), 32-hex trace id and 16-hex span id (neither all
+// zeros), 2-hex flags; then, after one space, the tracestate as printable ASCII.
+const TRACE_CONTEXT_PATTERN = /^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(?: [\x20-\x7e]+)?$/;
+
+/**
+ * A job's trace context: a W3C `traceparent` (lowercase hex), optionally a
+ * space and the `tracestate`, at most 1024 characters. The producer client
+ * fills it from the active span; a worker's span for the job continues it.
+ */
+export const traceContextSchema = z
+  .string()
+  .max(TRACE_CONTEXT_MAX_CHARS, `must be at most ${TRACE_CONTEXT_MAX_CHARS} characters (traceparent, a space, tracestate)`)
+  .regex(
+    TRACE_CONTEXT_PATTERN,
+    'must be a W3C traceparent such as 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 (lowercase hex, ids not all zeros), optionally followed by a space and a tracestate',
+  );
+
 /** The fields of one job that `jobs.enqueue` and every job of a flow (`jobs.enqueueFlow`) take. */
 const jobFields = {
   type: nameSchema,
@@ -27,10 +50,17 @@ const jobFields = {
   priority: z.number().int().min(0).max(10).optional(),
   runAt: z
     .date()
+    .meta({ format: 'date-time' })
     .refine((d) => d.getTime() >= 0 && d.getTime() <= Date.now() + LIMITS.maxDelayMs, 'must be between 1970 and 10 years from now')
     .optional(),
   delayMs: z.number().int().min(0).max(LIMITS.maxDelayMs).optional(),
   maxRetries: z.number().int().min(0).max(LIMITS.maxRetries).optional(),
+  /**
+   * The job's lane within its queue (a tenant, a store): with the queue's
+   * `keyConcurrency`, at most that many jobs of one key are held at once, and
+   * keys take turns. Overrides the type's `concurrencyKey(payload)`.
+   */
+  concurrencyKey: concurrencyKeySchema.optional(),
   /** Per-attempt time limit in ms; overrides the type's `timeoutMs`. */
   timeoutMs: z.number().int().min(1).max(LIMITS.maxTimeoutMs).optional(),
   /**
@@ -38,6 +68,12 @@ const jobFields = {
    * retried enqueue whose reply was lost returns the job it already made.
    */
   id: jobIdSchema.optional(),
+  /**
+   * The W3C trace context of the enqueue (see {@link traceContextSchema}); the
+   * worker's span for each attempt continues it. The producer client sets it
+   * from the active span; SQL and plain-HTTP callers may give their own.
+   */
+  traceContext: traceContextSchema.optional(),
 };
 
 /** A job is due at `runAt` or after `delayMs`, not both. */
@@ -180,7 +216,7 @@ export interface WaitForAnswer {
   job: JobView;
 }
 
-/** Input of `jobs.list`: filters, newest first, keyset cursor. */
+/** Input of `jobs.list`: filters, newest first, keyset cursor. Every field is optional, so is the input (no input: the newest 50). */
 export const listInputSchema = z
   .object({
     queue: nameSchema.optional(),
@@ -189,7 +225,8 @@ export const listInputSchema = z
     limit: z.number().int().min(1).max(LIMITS.listLimit).default(50),
     cursor: jobIdSchema.optional(),
   })
-  .strict();
+  .strict()
+  .prefault({});
 
 /** A completion: a held job and what its handler returned. */
 export const completionSchema = z.object({ id: jobIdSchema, attempt: attemptSchema, result: z.unknown().optional() }).strict();
@@ -226,6 +263,8 @@ export interface ClaimedJob {
   maxRetries: number;
   /** This attempt's time limit in ms (null: none), counted from the claim. */
   timeoutMs: number | null;
+  /** The enqueue's W3C trace context (traceparent, optionally a space and tracestate); null when it had none. */
+  traceContext: string | null;
 }
 
 /** What `worker.claim` answers. `completed` and `rejected` only when the claim carried completions. */

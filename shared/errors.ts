@@ -37,6 +37,8 @@ export const ERROR_CODES = {
   SERVER_BUSY: 'SERVER_BUSY',
   /** Client side: a request got no complete answer within its time limit; it may or may not have taken effect. (tRPC TIMEOUT) */
   REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+  /** events.jobs cannot resume from that lastEventId: events after it were pruned or never logged (no subscriber for longer than the resume window). Re-read the jobs, then subscribe afresh. (tRPC CONFLICT) */
+  EVENTS_LOST: 'EVENTS_LOST',
   /** Anything unexpected; the server logged it. (tRPC INTERNAL_SERVER_ERROR) */
   INTERNAL: 'INTERNAL',
 } as const;

@@ -24,6 +24,8 @@ export const LIMITS = Object.freeze({
   /** Characters of a worker id or unique key. */
   workerId: 200,
   uniqueKey: 255,
+  /** Characters of a concurrency key (the database has the same CHECK). */
+  concurrencyKey: 255,
   /** Nesting depth of a payload, result or progress value: 64 nested arrays or objects pass, 65 do not. */
   jsonDepth: 64,
   /**

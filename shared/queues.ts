@@ -21,7 +21,8 @@ export const queueConfigureInputSchema = z
       .strict()
       .nullable()
       .optional(),
-    keyConcurrency: limitSchema.nullable().optional(),
+    /** At most this many held jobs per concurrency key (1..10,000); keys take turns. */
+    keyConcurrency: z.number().int().min(1).max(10_000).nullable().optional(),
   })
   .strict();
 

@@ -60,6 +60,16 @@ export interface JobDefinition<Payload extends z.ZodType = z.ZodType, Result ext
    * schedule enqueues one job with `payload` and these options.
    */
   schedules?: readonly ScheduleDefinition<z.input<Payload>>[];
+  /**
+   * The job's concurrency key (its lane within its queue: a tenant, a store),
+   * from its validated payload, unless the enqueue call passes one. With the
+   * queue's `keyConcurrency` (`queues.configure`), at most that many jobs of
+   * one key are held at once, and keys take turns. A string of 1..255
+   * characters.
+   * @example concurrencyKey: (p: { chainId: string }) => p.chainId
+   */
+  // `never`: any one-payload function fits here; defineJobs checks it against the type's own payload.
+  concurrencyKey?: (payload: never) => string;
 }
 
 /** What a schedule does with ticks that were due while no server ran (see README "Cron"). */
@@ -145,7 +155,11 @@ const backoffSchema = z.discriminatedUnion('kind', [
  *   ingestion: { payload: z.object({ chainId: z.string(), targetDate: z.iso.date() }), maxRetries: 5 },
  * });
  */
-export function defineJobs<const Defs extends JobDefinitions>(definitions: Defs): JobRegistry<Defs> {
+export function defineJobs<const Defs extends JobDefinitions>(
+  // The mapped half checks each concurrencyKey against its own type's payload (annotate its parameter:
+  // an object literal holding a function is not used to infer Defs, so the parameter gets no contextual type).
+  definitions: Defs & { [K in keyof Defs]: { concurrencyKey?: (payload: z.output<Defs[K]['payload']>) => string } },
+): JobRegistry<Defs> {
   const scheduleNames = new Set<string>();
   for (const [name, def] of Object.entries(definitions)) {
     if (!NAME_PATTERN.test(name)) throw new TypeError(`job type "${name}" is not a valid name (${NAME_PATTERN})`);
@@ -159,6 +173,9 @@ export function defineJobs<const Defs extends JobDefinitions>(definitions: Defs)
     }
     if (def.timeoutMs !== undefined && !(Number.isInteger(def.timeoutMs) && def.timeoutMs >= 1 && def.timeoutMs <= LIMITS.maxTimeoutMs)) {
       throw new TypeError(`job type "${name}": timeoutMs must be an integer 1..${LIMITS.maxTimeoutMs}`);
+    }
+    if (def.concurrencyKey !== undefined && typeof def.concurrencyKey !== 'function') {
+      throw new TypeError(`job type "${name}": concurrencyKey must be a function of the payload`);
     }
     if (def.backoff !== undefined) {
       const parsed = backoffSchema.safeParse(def.backoff);

@@ -1,4 +1,5 @@
-import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
+import { createTRPCClient, httpLink, httpSubscriptionLink, TRPCClientError } from '@trpc/client';
+import { EventSource } from 'eventsource';
 import superjson from 'superjson';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createQueueServer } from '../server/app.js';
@@ -23,6 +24,39 @@ type Caller = 'none' | 'malformed' | 'revoked' | 'producer' | 'worker' | 'admin'
 type Outcome = 'ok' | 401 | 403 | 404 | 'fenced';
 
 const CALLERS: readonly Caller[] = ['none', 'malformed', 'revoked', 'producer', 'worker', 'admin', 'otherQueue'];
+
+/**
+ * Opens events.jobs over SSE with `authorization`; rejects with the
+ * TRPCClientError it was refused with, else resolves 'started'. tRPC opens the
+ * stream (onStarted) before it sends a refusal down it, so a started stream
+ * counts as accepted once no refusal followed for 300 ms.
+ */
+function subscribeOnce(url: string, authorization: string | undefined, input: { queues: string[] }): Promise<'started'> {
+  const c = createTRPCClient<AppRouter>({
+    links: [
+      httpSubscriptionLink({
+        url,
+        transformer: superjson,
+        EventSource,
+        eventSourceOptions: { fetch: (u, init) => fetch(u, { ...init, headers: { ...init.headers, ...(authorization ? { authorization } : {}) } }) },
+      }),
+    ],
+  });
+  return new Promise((resolve, reject) => {
+    const sub = c.events.jobs.subscribe(input, {
+      onStarted: () => {
+        setTimeout(() => {
+          sub.unsubscribe();
+          resolve('started');
+        }, 300);
+      },
+      onError: (error) => {
+        sub.unsubscribe();
+        reject(error);
+      },
+    });
+  });
+}
 
 function clientFor(url: string, authorization: string | undefined): Client {
   return createTRPCClient<AppRouter>({
@@ -52,6 +86,8 @@ interface Env {
   /** The worker id as stored for the caller's own claims. */
   holder: string;
   caller: Caller;
+  /** The caller's Authorization header (subscriptions open their own SSE client with it). */
+  authorization: string | undefined;
 }
 
 interface ProcedureCase {
@@ -415,6 +451,29 @@ const PROCEDURES: Record<string, ProcedureCase> = {
       };
     },
   },
+  'workers.list': {
+    roles: ['admin'],
+    // Allowed, but it sees only the workers of jobs in queues the key may use.
+    otherQueue: 'ok',
+    async call(c, env) {
+      await insertJob(env.t.db.pool, { queue: Q, status: 'processing', worker_id: 'w-orders', attempt: 1, lease_expires_at: lease() });
+      await insertJob(env.t.db.pool, { queue: 'elsewhere', status: 'claimed', worker_id: 'w-elsewhere', attempt: 1, lease_expires_at: lease() });
+      return {
+        run: () => c.workers.list.query({}),
+        verify: async (v) => {
+          const ids = (v as { workers: Array<{ workerId: string }> }).workers.map((w) => w.workerId).sort();
+          expect(ids).toEqual(env.caller === 'otherQueue' ? ['w-elsewhere'] : ['w-elsewhere', 'w-orders']);
+        },
+      };
+    },
+  },
+  'events.jobs': {
+    roles: ['producer'],
+    otherQueue: 403,
+    async call(_c, env) {
+      return { run: () => subscribeOnce(env.t.url, env.authorization, { queues: [Q] }), verify: async (v) => expect(v).toBe('started') };
+    },
+  },
   health: {
     roles: ['anyone'],
     otherQueue: 'ok',
@@ -441,6 +500,7 @@ describe('API keys over HTTP (requireAuth)', () => {
   const keys = {} as Record<'producer' | 'worker' | 'worker2' | 'admin' | 'otherQueue' | 'revoked', CreatedKey>;
   const clients = {} as Record<Caller, Client>;
   const holders = {} as Record<Caller, string>;
+  const authorizations = {} as Record<Caller, string | undefined>;
 
   beforeAll(async () => {
     t = await startTestServer({ requireAuth: true });
@@ -457,6 +517,9 @@ describe('API keys over HTTP (requireAuth)', () => {
     clients.malformed = clientFor(t.url, 'Bearer not-a-skipq-key');
     for (const caller of ['producer', 'worker', 'admin', 'revoked'] as const) clients[caller] = clientFor(t.url, bearer(keys[caller]));
     clients.otherQueue = clientFor(t.url, bearer(keys.otherQueue));
+    authorizations.none = undefined;
+    authorizations.malformed = 'Bearer not-a-skipq-key';
+    for (const caller of ['producer', 'worker', 'admin', 'revoked', 'otherQueue'] as const) authorizations[caller] = bearer(keys[caller]);
     for (const caller of CALLERS) holders[caller] = WORKER;
     for (const caller of ['producer', 'worker', 'admin', 'revoked'] as const) holders[caller] = `${keys[caller].id}/${WORKER}`;
     // The limited key cannot hold a job in `orders`: another worker key does.
@@ -474,7 +537,7 @@ describe('API keys over HTTP (requireAuth)', () => {
   });
 
   it.each(MATRIX)('$path as $caller: $outcome', async ({ procedure, caller, outcome }) => {
-    const env: Env = { t, holder: holders[caller], caller };
+    const env: Env = { t, holder: holders[caller], caller, authorization: authorizations[caller] };
     const { run, verify } = await procedure.call(clients[caller], env);
     const before = outcome === 'ok' ? [] : await snapshot(t);
     const answer = await settle(run());

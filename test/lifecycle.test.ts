@@ -246,6 +246,23 @@ describe('the table of moves, walked through the tRPC API and the SQL functions'
     });
   });
 
+  // The fenced SQL API for SQL workers: each holder move through its function answers the table's verdict in words.
+  const FENCED = { move: null, repeat: null, lost: 'lease_lost', cancelled: 'cancelled', wrong_state: 'wrong_state', not_found: 'not_found' } as const;
+  describe.each([
+    ['complete', `SELECT complete_job($1, $2, $3, '{"by":"sql"}') AS outcome`, ['completed'], 'already_completed'],
+    ['fail', `SELECT fail_job($1, $2, $3, 'walk') AS outcome`, ['retry_scheduled', 'failed'], 'already_failed'],
+    ['heartbeat', `SELECT heartbeat_job($1, $2, $3) AS outcome`, ['extended'], null],
+  ] as const)('%s through its fenced SQL function', (move, sql, movedAs, repeatedAs) => {
+    it.each(SITUATIONS.map((s) => [s.name, s] as const))('on a job %s', async (_name, situation) => {
+      const { id, holder, before, verdict } = await arrange(situation, move);
+      const { rows } = await t.db.pool.query<{ outcome: string }>(sql, [id, holder.attempt, holder.workerId]);
+      const outcome = rows[0]?.outcome;
+      if (verdict === 'move') expect(movedAs).toContain(outcome);
+      else expect(outcome, `verdict ${verdict}`).toBe(verdict === 'repeat' ? repeatedAs : FENCED[verdict]);
+      await expectMoved(move, id, before, verdict === 'move');
+    });
+  });
+
   it('the README shows the table as shared/lifecycle.ts defines it', () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     expect(readme).toContain(movesTable());

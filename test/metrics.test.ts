@@ -6,6 +6,7 @@ import { createQueueServer, type QueueServer } from '../server/app.js';
 import { createApiKey } from '../server/auth.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../server/db/embedded.js';
 import { silentLogger } from '../server/logger.js';
+import { MAX_LABEL_SETS, OVERFLOW_LABEL } from '../server/metrics.js';
 import { insertJob, waitFor } from './support/factories.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -54,6 +55,7 @@ describe('metrics, health and readiness', () => {
       ['skipq_jobs_retried_total', 'counter'],
       ['skipq_jobs_rescued_total', 'counter'],
       ['skipq_http_requests_total', 'counter'],
+      ['skipq_claim_duration_seconds', 'histogram'],
       ['skipq_queue_depth', 'gauge'],
       ['skipq_queue_oldest_pending_age_seconds', 'gauge'],
       ['skipq_jobs_held', 'gauge'],
@@ -78,6 +80,9 @@ describe('metrics, health and readiness', () => {
     expect(m.get(`skipq_jobs_claimed_total{queue="${q}",type="note"}`)).toBe(4);
     expect(m.get(`skipq_jobs_held{queue="${q}"}`)).toBe(4);
     expect(m.get(`skipq_queue_depth{queue="${q}"}`)).toBe(0);
+    expect(m.get('skipq_claim_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(m.get('skipq_claim_duration_seconds_sum')).toBeGreaterThan(0);
+    expect(m.get('skipq_claim_duration_seconds_bucket{le="+Inf"}')).toBe(m.get('skipq_claim_duration_seconds_count'));
 
     await t.trpc.worker.complete.mutate({ workerId: 'w1', id: a.id, attempt: a.attempt });
     await t.trpc.worker.completeMany.mutate({ workerId: 'w1', jobs: [{ id: b.id, attempt: b.attempt }] });
@@ -86,9 +91,10 @@ describe('metrics, health and readiness', () => {
     // A lost lease is counted as a CONFLICT call.
     await t.trpc.worker.complete.mutate({ workerId: 'w2', id: a.id, attempt: a.attempt }).catch(() => {});
     m = await scrape(`${base}/metrics`);
-    expect(m.get('skipq_jobs_completed_total')).toBe(2);
-    expect(m.get(`skipq_jobs_failed_total{queue="${q}"}`)).toBe(1);
-    expect(m.get(`skipq_jobs_retried_total{queue="${q}"}`)).toBe(1);
+    // One through worker.complete, one through worker.completeMany; a claim that carries completions is counted below.
+    expect(m.get(`skipq_jobs_completed_total{queue="${q}",type="note"}`)).toBe(2);
+    expect(m.get(`skipq_jobs_failed_total{queue="${q}",type="note"}`)).toBe(1);
+    expect(m.get(`skipq_jobs_retried_total{queue="${q}",type="note"}`)).toBe(1);
     expect(m.get('skipq_http_requests_total{procedure="worker.complete",code="OK"}')).toBeGreaterThanOrEqual(1);
     expect(m.get('skipq_http_requests_total{procedure="worker.complete",code="CONFLICT"}')).toBe(1);
     expect(m.get('skipq_http_requests_total{procedure="jobs.enqueueMany",code="OK"}')).toBe(1);
@@ -99,6 +105,43 @@ describe('metrics, health and readiness', () => {
     await t.server.maintenance.sweep();
     m = await scrape(`${base}/metrics`);
     expect(m.get('skipq_jobs_rescued_total{outcome="pending"}')).toBe(1);
+  });
+
+  it('labels completions carried by a claim, and failures of refused results, by queue and type', async () => {
+    const q = 'metrics-carried';
+    await t.trpc.jobs.enqueueMany.mutate({ jobs: [{ type: 'alpha', queue: q, payload: 1 }, { type: 'beta', queue: q, payload: 2 }, { type: 'beta', queue: q, payload: 3 }] });
+    const { jobs } = await t.trpc.worker.claim.mutate({ workerId: 'w3', queues: [q], limit: 3 });
+    const alpha = jobs.find((j) => j.type === 'alpha');
+    const [beta1, beta2] = jobs.filter((j) => j.type === 'beta');
+    if (!alpha || !beta1 || !beta2) throw new Error('expected alpha and two beta jobs');
+    // A result over the size limit is refused: that job fails (INVALID_RESULT), the others complete.
+    const big = 'x'.repeat(t.server.deps.maxPayloadBytes + 1);
+    await t.trpc.worker.claim.mutate({
+      workerId: 'w3',
+      queues: [q],
+      complete: [{ id: alpha.id, attempt: alpha.attempt }, { id: beta1.id, attempt: beta1.attempt }, { id: beta2.id, attempt: beta2.attempt, result: big }],
+    });
+    const m = await scrape(`${base}/metrics`);
+    expect(m.get(`skipq_jobs_completed_total{queue="${q}",type="alpha"}`)).toBe(1);
+    expect(m.get(`skipq_jobs_completed_total{queue="${q}",type="beta"}`)).toBe(1);
+    expect(m.get(`skipq_jobs_failed_total{queue="${q}",type="beta"}`)).toBe(1);
+  });
+
+  it(`keeps at most ${MAX_LABEL_SETS} label sets per family; the rest are counted under "${OVERFLOW_LABEL}"`, async () => {
+    const other = await startTestServer();
+    try {
+      const names = Array.from({ length: MAX_LABEL_SETS + 5 }, (_, i) => `card-${i}`);
+      for (let i = 0; i < names.length; i += 500) {
+        await other.trpc.jobs.enqueueMany.mutate({ jobs: names.slice(i, i + 500).map((queue) => ({ type: 'card', queue, payload: 0 })) });
+      }
+      const m = await scrape(`${other.url.replace(/\/trpc$/, '')}/metrics`);
+      const series = [...m.keys()].filter((k) => k.startsWith('skipq_jobs_enqueued_total{'));
+      expect(series).toHaveLength(MAX_LABEL_SETS + 1);
+      expect(m.get(`skipq_jobs_enqueued_total{queue="${OVERFLOW_LABEL}",type="${OVERFLOW_LABEL}"}`)).toBe(5);
+      expect(m.get('skipq_jobs_enqueued_total{queue="card-0",type="card"}')).toBe(1);
+    } finally {
+      await other.stop();
+    }
   });
 
   it('/healthz answers while the process is up; /readyz while the database answers and migrations are applied', async () => {

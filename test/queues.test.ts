@@ -2,37 +2,13 @@ import { z } from 'zod';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createQueueClient, createWorker, type Worker } from '../client/index.js';
 import { defineJobs } from '../shared/index.js';
+import { installClaimAudit } from './support/claimAudit.js';
 import { insertJob, waitFor } from './support/factories.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const jobs = defineJobs({
   task: { payload: z.object({ n: z.number().int() }), backoff: { kind: 'fixed', delayMs: 0 } },
 });
-
-/** Records, on every claim, how many jobs of the claimed job's queue (and key) are held at that moment. */
-async function installClaimAudit(t: TestServer): Promise<void> {
-  await t.db.pool.query(`
-CREATE TABLE IF NOT EXISTS claim_audit (
-  seq bigserial PRIMARY KEY,
-  queue text NOT NULL,
-  concurrency_key text,
-  queue_held int NOT NULL,
-  key_held int NOT NULL,
-  at timestamptz NOT NULL DEFAULT clock_timestamp()
-);
-CREATE OR REPLACE FUNCTION audit_claim() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO claim_audit (queue, concurrency_key, queue_held, key_held)
-  SELECT NEW.queue, NEW.concurrency_key,
-         (SELECT count(*) FROM task_queue WHERE queue = NEW.queue AND status IN ('claimed', 'processing')),
-         (SELECT count(*) FROM task_queue WHERE queue = NEW.queue AND concurrency_key IS NOT DISTINCT FROM NEW.concurrency_key AND status IN ('claimed', 'processing'));
-  RETURN NULL;
-END $$;
-DROP TRIGGER IF EXISTS audit_claim ON task_queue;
-CREATE TRIGGER audit_claim AFTER UPDATE ON task_queue
-  FOR EACH ROW WHEN (NEW.status = 'claimed' AND OLD.status = 'pending')
-  EXECUTE FUNCTION audit_claim();`);
-}
 
 describe('queues as things: pause, concurrency, rate limits', () => {
   let t: TestServer;
@@ -47,7 +23,7 @@ describe('queues as things: pause, concurrency, rate limits', () => {
 
   beforeAll(async () => {
     t = await startTestServer({ jobs, pollIntervalMs: 50 });
-    await installClaimAudit(t);
+    await installClaimAudit(t.db.pool);
   });
   afterAll(() => t.stop());
   beforeEach(async () => {
@@ -207,12 +183,6 @@ describe('jobs.explain', () => {
     clock = new Date(START.getTime() + 60_000);
     expect(await codes(waiting.id)).toEqual(['READY']);
     expect((await t.trpc.worker.claim.mutate({ workerId: 'w', queues: ['paced'], limit: 5 })).jobs).toHaveLength(1);
-    await q.close();
-  });
-
-  it('refuses keyConcurrency, which is reserved until the keyed claim ships', async () => {
-    const q = client();
-    await expect(q.configure('lanes', { keyConcurrency: 1 })).rejects.toThrow(/keyConcurrency is not supported yet/);
     await q.close();
   });
 

@@ -53,7 +53,7 @@ describe('the bundled worker', () => {
     spawn({ handlers: { ingestion: async () => { ran = true; return { rows: 0 }; } } });
     await waitFor(async () => (await readJob(t.db.pool, bad.id)).status === 'failed', 5000, 'failure');
     expect(ran).toBe(false);
-    expect((await readJob(t.db.pool, bad.id)).error_message).toMatch(/payload failed validation/);
+    expect((await readJob(t.db.pool, bad.id)).error_message).toMatch(/^payload of "ingestion" is invalid: chainId: /);
   });
 
   it('retries a throwing handler with the type backoff, then completes', async () => {

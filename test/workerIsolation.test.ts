@@ -251,7 +251,7 @@ describe('the worker keeps one bad item from hurting the others', () => {
     const row = await readJob(t.db.pool, bad.id);
     expect(ran).toBe(false);
     expect(row.retry_count).toBe(0);
-    expect(row.error_message).toMatch(/^payload failed validation for "echo": n: .*; kind: /);
+    expect(row.error_message).toMatch(/^payload of "echo" is invalid: n: .*; kind: /);
     expect(row.error_message).not.toContain('\n');
     expect(failedEvent(bad.id)).toMatchObject({ code: 'INVALID_PAYLOAD', willRetry: false });
   });

@@ -1,5 +1,7 @@
 // W3: how fast one worker process drains pre-enqueued no-op jobs; and the same
 // with a million finished rows in skipq's table, which must not slow claims.
+import { createQueueClient } from '../../client/index.js';
+import { jobs } from '../jobs.js';
 import { peakRssMiB } from '../lib/procfs.js';
 import { withClient } from '../lib/postgres.js';
 import { checkProduced, checkWorked, produce, rate, work } from './steps.js';
@@ -37,7 +39,52 @@ async function limitQueue(database: string, concurrency: number): Promise<void> 
   });
 }
 
-async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrency: number | null = null): Promise<Measurement> {
+/**
+ * Spreads the preloaded jobs over `keys` concurrency keys (job n gets key
+ * n mod keys) and gives the queue keyConcurrency 1, so every claim takes the
+ * keyed path of skipq_claim (key walk, per-key counters). The keys are set in
+ * SQL after the preload (untimed), then VACUUM ANALYZE clears the updated
+ * rows' old versions, as if the jobs had been enqueued with their keys.
+ */
+async function keyQueue(database: string, keys: number): Promise<void> {
+  await withClient(database, async (c) => {
+    await c.query(`INSERT INTO queues (name, key_concurrency) VALUES ('default', 1)`);
+    await c.query(
+      `UPDATE task_queue SET concurrency_key = 'tenant-' || ((payload->>'n')::int % $1::int)::text WHERE status = 'pending'`,
+      [keys],
+    );
+    await c.query(`SELECT skipq_queue_recount('default')`);
+    await c.query('VACUUM (ANALYZE) task_queue');
+  });
+}
+
+/**
+ * One subscriber of the bench queue's events (events.jobs with queues:
+ * ['default']) over SSE, in the orchestrator's process: it counts what
+ * arrives until stopped. Its registration is awaited, so every move of the
+ * timed part is logged and streamed.
+ */
+async function subscribeQueue(url: string): Promise<{ stop(): Promise<number> }> {
+  const client = createQueueClient({ url, jobs });
+  let events = 0;
+  let started!: () => void;
+  const ready = new Promise<void>((resolve) => (started = resolve));
+  const stream = client.subscribe({ queues: ['default'], onStarted: () => started() });
+  const reading = (async () => {
+    for await (const _ of stream) events++;
+  })();
+  await ready;
+  return {
+    async stop() {
+      stream.close();
+      await reading.catch(() => {});
+      await client.close();
+      return events;
+    },
+  };
+}
+
+async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrency: number | null = null, keys: number | null = null, subscriber = false): Promise<Measurement> {
   const { round, sizes } = ctx;
   const system = ctx.system!;
   const deployment = await system.deploy(round, { serverNodeArgs: ctx.profileArgs });
@@ -49,8 +96,24 @@ async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrenc
   // Untimed: the jobs are there before the worker starts.
   const preloaded = await produce(round, deployment.endpoint, { mode: 'batch', count: sizes.jobs, batchSize: PRELOAD_BATCH });
   const problems = checkProduced(preloaded, sizes.jobs);
+  if (keys !== null) await round.wait(keyQueue(deployment.database as string, keys));
+  const watching = subscriber ? await round.wait(subscribeQueue(deployment.endpoint.url as string)) : null;
   const worked = await work(round, deployment.endpoint, { expected: sizes.jobs, latency: false, observePid: deployment.serverPid, nodeArgs: ctx.profileArgs });
   problems.push(...checkWorked(worked, sizes.jobs));
+  if (watching) {
+    // Each job is claimed, (maybe) started and completed: at least 2 events per job reach the subscriber.
+    const deadline = Date.now() + 10_000;
+    let seen = 0;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      const count = Number((await round.wait(withClient(deployment.database as string, (c) => c.query<{ n: string }>("SELECT count(*) AS n FROM job_events WHERE kind = 'completed'")))).rows[0]?.n);
+      seen = count;
+      if (seen >= sizes.jobs) break;
+    }
+    const streamed = await watching.stop();
+    if (seen < sizes.jobs) problems.push(`event log holds ${seen} completions of ${sizes.jobs} jobs`);
+    if (streamed < 2 * sizes.jobs) problems.push(`the subscriber got ${streamed} events for ${sizes.jobs} jobs (expected at least ${2 * sizes.jobs})`);
+  }
   const values: Record<string, number> = {
     rate: rate(sizes.jobs, worked.startedAt, worked.completedAt),
     // CPU per 1,000 jobs says where the time goes: worker, server, or (the rest of the machine) PostgreSQL.
@@ -97,4 +160,22 @@ export const processLimited: Workload = {
   metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
   scope: 'skipq',
   run: (ctx) => runProcess(ctx, 0, 100),
+};
+
+/** W3 with keyConcurrency 1 over 1,000 concurrency keys: the cost of the keyed claim path (issue 8: at least 70% of W3). */
+export const processKeyed: Workload = {
+  id: 'W3-K1000',
+  title: (s) => `W3 (keyConcurrency 1 over 1,000 keys): ${s.jobs.toLocaleString('en-US')} no-op jobs`,
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
+  scope: 'skipq',
+  run: (ctx) => runProcess(ctx, 0, null, 1000),
+};
+
+/** W3 with one subscriber of the queue's live events: what logging and streaming every move costs (issue 10). */
+export const processSubscribed: Workload = {
+  id: 'W3-SUB',
+  title: (s) => `W3 with one queue-level subscriber: ${s.jobs.toLocaleString('en-US')} no-op jobs`,
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
+  scope: 'skipq',
+  run: (ctx) => runProcess(ctx, 0, null, null, true),
 };

@@ -1,4 +1,5 @@
 import type { ClaimedJob } from '../../shared/index.js';
+import type { Span } from '../tracing.js';
 
 /** A progress value recorded by ctx.progress, waiting for a heartbeat. */
 export interface Progress {
@@ -24,6 +25,14 @@ export interface Run {
    */
   settled: boolean;
   timer: NodeJS.Timeout | undefined;
+  /** The attempt's CONSUMER span and its start (performance.now()), for the duration histogram; see client/tracing.ts. */
+  trace: RunTrace | undefined;
+}
+
+/** What a run's tracing needs at its end (client/worker/runner.ts). */
+export interface RunTrace {
+  readonly span: Span;
+  readonly startedAt: number;
 }
 
 /** Aborts the run's signal (now, or when ctx.signal is first read). */

@@ -1,4 +1,4 @@
-import { FAILURE_CODES, type ClaimedJob } from '../../shared/index.js';
+import { FAILURE_CODES, invalidPayloadMessage, issuesText, type ClaimedJob } from '../../shared/index.js';
 import { PermanentError } from '../errors.js';
 import type { WorkerConfig } from './config.js';
 import { describeThrown, truncateText } from './describeError.js';
@@ -7,6 +7,7 @@ import type { Failure, Reporter } from './reporting.js';
 import { abortRun, signalOf, type Run } from './run.js';
 import type { ChildReader } from './children.js';
 import type { StartReporter } from './starts.js';
+import { endJobTrace, inJobTrace, recordThrown, startJobTrace, type TracedOutcome } from './jobSpan.js';
 import type { JobContext, WorkerEvent } from './types.js';
 
 /** Runs claimed jobs, one slot each, and decides what each attempt reports. */
@@ -38,18 +39,9 @@ export interface RunnerDeps {
 }
 
 /** What became of one attempt on this worker. */
-type Outcome = { kind: 'complete'; result: unknown; bytes: number } | { kind: 'fail'; failure: Failure } | { kind: 'abandoned' };
+type Outcome = { kind: 'complete'; result: unknown; bytes: number } | { kind: 'fail'; failure: Failure } | { kind: 'abandoned'; reason: string };
 
-const ABANDONED: Outcome = Object.freeze({ kind: 'abandoned' });
-const MAX_ISSUES = 5;
-
-/** Zod issues as one readable line: `path: message; path: message`, not zod's multi-line dump. */
-function issuesText(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>, top: string): string {
-  const shown = issues.slice(0, MAX_ISSUES).map((i) => `${i.path.map(String).join('.') || top}: ${i.message}`);
-  if (issues.length > MAX_ISSUES) shown.push(`and ${issues.length - MAX_ISSUES} more`);
-  return shown.join('; ');
-}
-
+const ABANDONED: Outcome = Object.freeze({ kind: 'abandoned', reason: 'worker_error' });
 const failWith = (code: Failure['code'], message: string, retry = false): Outcome => ({
   kind: 'fail',
   failure: { code, message: truncateText(message), retry },
@@ -60,6 +52,12 @@ function problemText(check: { problem: 'not_json' | 'too_large' | 'too_deep'; me
   if (check.problem === 'too_large') return `is too large: ${check.message}`;
   if (check.problem === 'too_deep') return `is ${check.message}`;
   return `cannot be stored as JSON: ${check.message}`;
+}
+
+/** What the attempt's span and duration histogram are told (client/worker/jobSpan.ts). */
+function tracedOf(outcome: Outcome): TracedOutcome {
+  if (outcome.kind === 'fail') return { kind: 'fail', code: outcome.failure.code, message: outcome.failure.message };
+  return outcome.kind === 'complete' ? { kind: 'complete' } : outcome;
 }
 
 /** Creates the runner of a worker. */
@@ -80,6 +78,7 @@ export function createRunner(deps: RunnerDeps): Runner {
     clearTimeout(run.timer);
     running.delete(run.job.id);
     starts.forget(run);
+    if (run.trace) endJobTrace(run.trace, run.job, tracedOf(outcome));
     // The slot frees when the handler returns, not when the server has the
     // result: the next claim can leave (carrying this completion) at once.
     onSlotFreed();
@@ -150,13 +149,15 @@ export function createRunner(deps: RunnerDeps): Runner {
 
   const execute = async (run: Run): Promise<void> => {
     const { job } = run;
+    run.trace = startJobTrace(job, config.workerId);
     const def = config.registry[job.type];
     const handler = config.handlers[job.type];
     if (!def || !handler) return settle(run, failWith(FAILURE_CODES.NO_HANDLER, `this worker has no handler for "${job.type}"`));
     // The payload came from the database: unknown until the registry's schema says otherwise.
     const parsed = def.payload.safeParse(job.payload);
     if (!parsed.success) {
-      return settle(run, failWith(FAILURE_CODES.INVALID_PAYLOAD, `payload failed validation for "${job.type}": ${issuesText(parsed.error.issues, '(payload)')}`));
+      // The server's words for the same mistake at enqueue; not retried (failWith): the payload will not change.
+      return settle(run, failWith(FAILURE_CODES.INVALID_PAYLOAD, invalidPayloadMessage(job.type, parsed.error.issues)));
     }
     if (run.deadlineAt !== null) {
       const left = run.deadlineAt - Date.now();
@@ -166,9 +167,10 @@ export function createRunner(deps: RunnerDeps): Runner {
     starts.add(run);
     let returned: unknown;
     try {
-      returned = await handler(parsed.data, contextOf(run));
+      returned = await inJobTrace(run.trace, () => handler(parsed.data, contextOf(run)));
     } catch (error) {
       if (run.settled) return;
+      recordThrown(run.trace, error);
       return settle(run, {
         kind: 'fail',
         failure: { code: FAILURE_CODES.HANDLER_ERROR, message: describeThrown(error), retry: !(error instanceof PermanentError) },
@@ -188,6 +190,7 @@ export function createRunner(deps: RunnerDeps): Runner {
         progress: undefined,
         settled: false,
         timer: undefined,
+        trace: undefined,
       };
       running.set(job.id, run);
       execute(run).catch((error: unknown) => {
@@ -200,14 +203,14 @@ export function createRunner(deps: RunnerDeps): Runner {
       const run = running.get(id);
       if (!run) return;
       abortRun(run, new Error(reason === 'cancelled' ? `job ${id} was cancelled` : `lease on job ${id} was lost`));
-      settle(run, ABANDONED);
+      settle(run, { kind: 'abandoned', reason });
       emit({ kind: 'lost', id, reason });
     },
     abandonAll(reason) {
       const left = [...running.values()];
       for (const run of left) {
         abortRun(run, reason);
-        settle(run, ABANDONED);
+        settle(run, { kind: 'abandoned', reason: 'worker_stopped' });
       }
       return left;
     },

@@ -1,3 +1,4 @@
+import { useRef, useState } from 'preact/hooks';
 import { api, report } from './api.js';
 
 /** What a bulk action did: jobs moved, and jobs the server refused with its reason. */
@@ -10,9 +11,10 @@ export interface BulkOutcome {
 const CONCURRENCY = 4;
 
 /**
- * BULK ACTIONS, FOR NOW ONE CALL PER JOB. jobs.retryMany / jobs.cancelMany
- * (the bulk-moves issue) replace this loop with one call for the selection,
- * one statement on the server. Each call goes through the same authorization
+ * BULK ACTIONS, FOR NOW ONE CALL PER JOB. WAITS FOR jobs.retryMany /
+ * jobs.cancelMany (another helper adds them): they replace this loop, here
+ * alone, with one call for the selection and one statement on the server;
+ * the pages keep calling retryJobs/cancelJobs. Each call goes through the same authorization
  * as any client's: a key that may not retry gets FORBIDDEN here too.
  */
 async function each(ids: readonly string[], call: (id: string) => Promise<unknown>): Promise<BulkOutcome> {
@@ -52,3 +54,37 @@ export function describe(verb: string, outcome: BulkOutcome): string {
 export const RETRYABLE: ReadonlySet<string> = new Set(['failed', 'cancelled']);
 /** Statuses jobs.cancel accepts. */
 export const CANCELLABLE: ReadonlySet<string> = new Set(['pending', 'claimed', 'processing']);
+
+/** What the server answered to an action, or why it refused. */
+export interface Answer {
+  ok: boolean;
+  text: string;
+}
+
+/**
+ * One action at a time with the server's answer: `run(action)` shows the text
+ * `action` resolves to, or "The server refused: …" with its code. A press
+ * while busy is ignored rather than the button disabled (a disabled button
+ * drops the keyboard focus): buttons take `aria-disabled={busy}`.
+ */
+export function useAction(): { busy: boolean; answer: Answer | null; run(action: () => Promise<string>): Promise<void> } {
+  const [busy, setBusy] = useState(false);
+  const [answer, setAnswer] = useState<Answer | null>(null);
+  const running = useRef(false);
+  const run = async (action: () => Promise<string>) => {
+    if (running.current) return;
+    running.current = true;
+    setBusy(true);
+    setAnswer(null);
+    try {
+      setAnswer({ ok: true, text: await action() });
+    } catch (error) {
+      const refused = report(error);
+      setAnswer({ ok: false, text: `The server refused: ${refused.message} (${refused.code})` });
+    } finally {
+      running.current = false;
+      setBusy(false);
+    }
+  };
+  return { busy, answer, run };
+}

@@ -41,17 +41,21 @@ export const api = createTRPCClient<AppRouter>({
 
 /** Why a call failed, in the server's words. */
 export interface Failure {
-  /** skipq's code (`data.code`), e.g. UNAUTHORIZED, FORBIDDEN, WRONG_STATE; NETWORK when the server did not answer. */
+  /** skipq's code (`data.skipqCode`, else tRPC's `data.code`), e.g. UNAUTHORIZED, FORBIDDEN, WRONG_STATE, INVALID_INPUT; NETWORK when the server did not answer. */
   code: string;
   message: string;
+  /** For refused input: each problem with the path of the field it is about (`data.issues`), e.g. `rateLimit.max`. */
+  issues?: Array<{ path: string; message: string }>;
 }
 
 /** Reads a tRPC error (or anything thrown) as a {@link Failure}. */
 export function failureOf(error: unknown): Failure {
   if (error instanceof TRPCClientError) {
-    const data = error.data as { code?: string; skipqCode?: string } | undefined;
+    const data = error.data as { code?: string; skipqCode?: string; issues?: Array<{ path?: unknown[]; message?: string }> } | undefined;
     if (!data?.code) return { code: 'NETWORK', message: `the server did not answer (${error.message})` };
-    return { code: data.skipqCode ?? data.code, message: error.message };
+    const failure: Failure = { code: data.skipqCode ?? data.code, message: error.message };
+    if (Array.isArray(data.issues)) failure.issues = data.issues.map((i) => ({ path: (i.path ?? []).map(String).join('.'), message: String(i.message ?? '') }));
+    return failure;
   }
   return { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
 }

@@ -28,3 +28,17 @@ export const count = (n: number): string => n.toLocaleString();
 export function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
+
+/** "1 s", "250 ms", "1.5 min": a rate-limit period. */
+export function period(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${Number((ms / 1000).toFixed(1))} s`;
+  if (ms < 3_600_000) return `${Number((ms / 60_000).toFixed(1))} min`;
+  return `${Number((ms / 3_600_000).toFixed(1))} h`;
+}
+
+/** A queue's concurrency limit in words. */
+export const concurrencyText = (concurrency: number | null): string => (concurrency === null ? 'no limit' : `at most ${count(concurrency)} held at once`);
+
+/** A queue's rate limit in words. */
+export const rateText = (rate: { max: number; periodMs: number } | null): string => (rate === null ? 'no limit' : `${count(rate.max)} claims per ${period(rate.periodMs)}`);

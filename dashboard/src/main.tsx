@@ -14,7 +14,7 @@ import './styles.css';
 const NAV: Array<{ href: string; label: string; pages: ReadonlyArray<Route['page']> }> = [
   { href: '/', label: 'Overview', pages: ['overview'] },
   { href: '/jobs', label: 'Jobs', pages: ['jobs', 'job'] },
-  { href: '/queues', label: 'Queues', pages: ['queues'] },
+  { href: '/queues', label: 'Queues & schedules', pages: ['queues'] },
   { href: '/workers', label: 'Workers', pages: ['workers'] },
 ];
 
@@ -29,7 +29,7 @@ function Page({ route }: { route: Route }) {
     case 'queues':
       return <Queues />;
     case 'workers':
-      return <Workers />;
+      return <Workers query={route.query} />;
     case 'missing':
       return (
         <>
@@ -46,7 +46,7 @@ function App() {
   const route = useRoute();
   const access = useStore(auth);
   useEffect(() => void checkAccess(), []);
-  const titles: Record<Route['page'], string> = { overview: 'Overview', jobs: 'Jobs', job: 'Job', queues: 'Queues', workers: 'Workers', missing: 'Not found' };
+  const titles: Record<Route['page'], string> = { overview: 'Overview', jobs: 'Jobs', job: 'Job', queues: 'Queues and schedules', workers: 'Workers', missing: 'Not found' };
   useEffect(() => {
     document.title = `${titles[route.page]} · skipq`;
   }, [route.page]);

@@ -7,7 +7,7 @@ export type Route =
   | { page: 'jobs'; query: URLSearchParams }
   | { page: 'job'; id: string }
   | { page: 'queues' }
-  | { page: 'workers' }
+  | { page: 'workers'; query: URLSearchParams }
   | { page: 'missing'; path: string };
 
 /** Reads the route from a path and query string. */
@@ -18,7 +18,7 @@ export function parseRoute(pathname: string, search: string): Route {
   const job = /^\/jobs\/([^/]+)$/.exec(path);
   if (job) return { page: 'job', id: decodeURIComponent(job[1] as string) };
   if (path === '/queues') return { page: 'queues' };
-  if (path === '/workers') return { page: 'workers' };
+  if (path === '/workers') return { page: 'workers', query: new URLSearchParams(search) };
   return { page: 'missing', path };
 }
 

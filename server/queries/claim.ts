@@ -20,13 +20,14 @@ export interface ClaimParams {
  * same row; `attempt` goes up by one and is the fencing token every later call
  * of this holder must present. The scan walks the partial index
  * task_queue_claim_idx in order, so finished rows cost nothing however many the
- * table keeps.
+ * table keeps. Each row carries its enqueue's trace context (NULL: none), for the
+ * worker's span.
  */
 export async function jobClaim(db: Db, params: ClaimParams): Promise<ClaimedRow[]> {
   const { rows } = await db.query<ClaimedRow>({
     name: 'jobClaim',
     text: `
-SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at
+SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at, c.trace_context
 FROM skipq_claim($1::text, $2::text[], $3::text[], $4::int, $5::int, $6::timestamptz) AS c`,
     values: [params.workerId, params.types, params.queues, params.limit, params.leaseMs, params.now],
   });
@@ -43,7 +44,8 @@ type CompleteAndClaimRow = (ClaimedRow & { kind: 'claimed' }) | (MoveRow & { kin
  * order; the claim comes after and never waits (SKIP LOCKED), so the
  * statement never waits for a lock while holding rows it just claimed. The
  * claim cannot pick the rows being completed: they are no longer pending.
- * Answers the claimed rows and a row per completion (skipq_complete).
+ * Answers the claimed rows and a row per completion (skipq_complete; a moved
+ * one with its queue and type, for the metrics, as in jobCompleteMany).
  */
 export async function jobCompleteAndClaim(
   db: Db,
@@ -54,22 +56,23 @@ export async function jobCompleteAndClaim(
     name: 'jobCompleteAndClaim',
     text: `
 WITH done AS (
-  SELECT d.id, d.moved, d.status, d.attempt, d.worker_id, d.ended_by
+  SELECT d.id, d.moved, d.status, d.attempt, d.worker_id, d.ended_by, t.queue, t.task_type
   FROM skipq_complete($1::text, $7::text[], $8::int[], $9::text[], $6::timestamptz) AS d
+  LEFT JOIN task_queue AS t ON d.moved AND t.id = d.id
 ),
 claimed AS (
-  SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at
+  SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at, c.trace_context
   FROM skipq_claim($1::text, $2::text[], $3::text[], $4::int, $5::int, $6::timestamptz) AS c
 )
 SELECT 'completion' AS kind,
-       done.id, NULL AS task_type, NULL AS queue, NULL::jsonb AS payload, NULL::int AS priority, done.attempt,
-       NULL::int AS retry_count, NULL::int AS max_retries, NULL::int AS timeout_ms, NULL::timestamptz AS lease_expires_at,
+       done.id, done.task_type, done.queue, NULL::jsonb AS payload, NULL::int AS priority, done.attempt,
+       NULL::int AS retry_count, NULL::int AS max_retries, NULL::int AS timeout_ms, NULL::timestamptz AS lease_expires_at, NULL::text AS trace_context,
        done.moved, done.status, done.worker_id, done.ended_by
 FROM done
 UNION ALL
 SELECT 'claimed',
        claimed.id, claimed.task_type, claimed.queue, claimed.payload, claimed.priority, claimed.attempt,
-       claimed.retry_count, claimed.max_retries, claimed.timeout_ms, claimed.lease_expires_at,
+       claimed.retry_count, claimed.max_retries, claimed.timeout_ms, claimed.lease_expires_at, claimed.trace_context,
        NULL, NULL, NULL, NULL
 FROM claimed`,
     values: [

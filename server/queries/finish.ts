@@ -11,14 +11,18 @@ export interface CompletionRef extends HeldRef {
 /**
  * jobCompleteMany: completes a batch in one statement, fenced per row
  * (skipq_complete). A job may complete from `claimed` too: fast handlers never
- * pay a separate start. Answers a row per input id that exists.
+ * pay a separate start. Answers a row per input id that exists; a moved row
+ * carries its queue and type for the metrics' labels, read by primary key in
+ * the same statement (the statement's snapshot still sees the row before the
+ * function's update, and queue and type never change).
  */
 export async function jobCompleteMany(db: Db, params: HolderMove<CompletionRef>): Promise<MoveRow[]> {
   const { rows } = await db.query<MoveRow>({
     name: 'jobCompleteMany',
     text: `
-SELECT c.id, c.moved, c.status, c.attempt, c.worker_id, c.ended_by
-FROM skipq_complete($1::text, $2::text[], $3::int[], $4::text[], $5::timestamptz) AS c`,
+SELECT c.id, c.moved, c.status, c.attempt, c.worker_id, c.ended_by, t.queue, t.task_type
+FROM skipq_complete($1::text, $2::text[], $3::int[], $4::text[], $5::timestamptz) AS c
+LEFT JOIN task_queue AS t ON c.moved AND t.id = c.id`,
     values: [params.workerId, params.jobs.map((j) => j.id), params.jobs.map((j) => j.attempt), params.jobs.map((j) => j.resultJson), params.now],
   });
   return rows;
@@ -39,15 +43,17 @@ export interface FailRef extends HeldRef {
  * back to pending after the backoff, or failed for good. The backoff is
  * computed in SQL from each row's own retry_count and its type's policy in
  * `policiesJson` ({"<type>": BackoffPolicy}; null: linear 60 s for all), so
- * nothing is read before the write.
+ * nothing is read before the write. A moved row carries its type too (metrics
+ * labels), read by primary key as in jobCompleteMany.
  */
 export async function jobFailMany(db: Db, params: HolderMove<FailRef> & { policiesJson: string | null }): Promise<MoveRow[]> {
   const { jobs } = params;
   const { rows } = await db.query<MoveRow>({
     name: 'jobFailMany',
     text: `
-SELECT f.id, f.moved, f.status, f.attempt, f.worker_id, f.ended_by, f.queue, f.scheduled_for, f.retry_count
-FROM skipq_fail($1::text, $2::text[], $3::int[], $4::text[], $5::text[], $6::boolean[], $7::float8[], $8::jsonb, $9::timestamptz) AS f`,
+SELECT f.id, f.moved, f.status, f.attempt, f.worker_id, f.ended_by, f.queue, f.scheduled_for, f.retry_count, t.task_type
+FROM skipq_fail($1::text, $2::text[], $3::int[], $4::text[], $5::text[], $6::boolean[], $7::float8[], $8::jsonb, $9::timestamptz) AS f
+LEFT JOIN task_queue AS t ON f.moved AND t.id = f.id`,
     values: [
       params.workerId,
       jobs.map((j) => j.id),

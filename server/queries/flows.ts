@@ -23,6 +23,10 @@ export interface FlowRow {
   childrenLeft: number | null;
   /** A parent's rule when a child fails; null for a job without children. */
   onChildFailure: 'fail' | 'continue' | null;
+  /** The job's lane within its queue, for per-key concurrency; null: none. */
+  concurrencyKey: string | null;
+  /** W3C trace context of the enqueue (traceparent[ tracestate]); null: none. */
+  traceContext: string | null;
 }
 
 /**
@@ -39,15 +43,15 @@ export async function flowInsert(db: Db, rows: readonly FlowRow[]): Promise<void
       name: 'flowInsert',
       text: `
 WITH inserted AS (
-  INSERT INTO task_queue AS t (id, queue, task_type, payload, priority, scheduled_for, max_retries, timeout_ms, parent_id, children_left, on_child_failure, awaited)
+  INSERT INTO task_queue AS t (id, queue, task_type, payload, priority, scheduled_for, max_retries, timeout_ms, parent_id, children_left, on_child_failure, awaited, concurrency_key, trace_context)
   SELECT i.id, i.queue, i.task_type, i.payload::jsonb, i.priority,
          CASE
            WHEN i.children_left IS NOT NULL THEN skipq_flow_hold()
            ELSE coalesce(i.run_at, now() + coalesce(i.delay_ms, 0) * interval '1 millisecond')
          END,
-         i.max_retries, i.timeout_ms, i.parent_id, i.children_left, i.on_child_failure, i.parent_id IS NOT NULL
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::int[], $10::text[], $11::int[], $12::text[])
-    AS i(id, queue, task_type, payload, priority, run_at, delay_ms, max_retries, timeout_ms, parent_id, children_left, on_child_failure)
+         i.max_retries, i.timeout_ms, i.parent_id, i.children_left, i.on_child_failure, i.parent_id IS NOT NULL, i.concurrency_key, i.trace_context
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::int[], $10::text[], $11::int[], $12::text[], $13::text[], $14::text[])
+    AS i(id, queue, task_type, payload, priority, run_at, delay_ms, max_retries, timeout_ms, parent_id, children_left, on_child_failure, concurrency_key, trace_context)
   RETURNING t.queue, t.children_left
 ),
 woken AS (
@@ -68,6 +72,8 @@ SELECT woken.n FROM woken`,
         rows.map((r) => r.parentId),
         rows.map((r) => r.childrenLeft),
         rows.map((r) => r.onChildFailure),
+        rows.map((r) => r.concurrencyKey),
+        rows.map((r) => r.traceContext),
       ],
     });
   } catch (error) {

@@ -26,6 +26,8 @@ export interface TaskRow {
   error_code: string | null;
   /** What ended the latest attempt (shared/lifecycle.ts ENDINGS); null while one runs. */
   ended_by: string | null;
+  /** The enqueue's W3C trace context (traceparent[ tracestate]); null: none. */
+  trace_context: string | null;
   /** The flow's parent of this job (jobs.enqueueFlow); null outside a flow and for a root. */
   parent_id: string | null;
   /** A parent's children whose first finish is not counted yet; null for a job without children. */
@@ -41,7 +43,7 @@ export interface TaskRow {
 /** The columns of a claimed row that {@link toClaimedJob} reads, and the lease. */
 export type ClaimedRow = Pick<
   TaskRow,
-  'id' | 'task_type' | 'queue' | 'payload' | 'priority' | 'attempt' | 'retry_count' | 'max_retries' | 'timeout_ms' | 'lease_expires_at'
+  'id' | 'task_type' | 'queue' | 'payload' | 'priority' | 'attempt' | 'retry_count' | 'max_retries' | 'timeout_ms' | 'lease_expires_at' | 'trace_context'
 >;
 
 /**
@@ -61,6 +63,8 @@ export interface MoveRow {
   scheduled_for: Date | null;
   retry_count: number | null;
   lease_expires_at: Date | null;
+  /** The job's type, where the statement reads it for the metrics' labels (completions and failures that moved). */
+  task_type?: string | null;
 }
 
 /** Maps a claimed row to the API shape. */
@@ -75,6 +79,7 @@ export function toClaimedJob(row: ClaimedRow): ClaimedJob {
     retryCount: row.retry_count,
     maxRetries: row.max_retries,
     timeoutMs: row.timeout_ms,
+    traceContext: row.trace_context,
   };
 }
 

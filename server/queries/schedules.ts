@@ -172,14 +172,24 @@ export interface TickJob {
  */
 export async function scheduleTickInsert(
   db: Db,
-  p: { ticks: readonly TickJob[]; queue: string; type: string; payloadJson: string; priority: number; maxRetries: number; uniqueKey: string | null; timeoutMs: number | null },
+  p: {
+    ticks: readonly TickJob[];
+    queue: string;
+    type: string;
+    payloadJson: string;
+    priority: number;
+    maxRetries: number;
+    uniqueKey: string | null;
+    timeoutMs: number | null;
+    concurrencyKey: string | null;
+  },
 ): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>({
     name: 'scheduleTickInsert',
     text: `
 WITH inserted AS (
-  INSERT INTO task_queue AS t (id, queue, task_type, payload, priority, scheduled_for, max_retries, unique_key, timeout_ms)
-  SELECT i.id, $3::text, $4::text, $5::jsonb, $6::int, i.tick, $7::int, $8::text, $9::int
+  INSERT INTO task_queue AS t (id, queue, task_type, payload, priority, scheduled_for, max_retries, unique_key, timeout_ms, concurrency_key)
+  SELECT i.id, $3::text, $4::text, $5::jsonb, $6::int, i.tick, $7::int, $8::text, $9::int, $10::text
   FROM unnest($1::text[], $2::timestamptz[]) AS i(id, tick)
   ORDER BY i.tick
   ON CONFLICT DO NOTHING
@@ -191,7 +201,7 @@ woken AS (
 )
 SELECT inserted.id
 FROM inserted, woken`,
-    values: [p.ticks.map((t) => t.id), p.ticks.map((t) => t.tick), p.queue, p.type, p.payloadJson, p.priority, p.maxRetries, p.uniqueKey, p.timeoutMs],
+    values: [p.ticks.map((t) => t.id), p.ticks.map((t) => t.tick), p.queue, p.type, p.payloadJson, p.priority, p.maxRetries, p.uniqueKey, p.timeoutMs, p.concurrencyKey],
   });
   return rows.map((r) => r.id);
 }

@@ -13,6 +13,16 @@ import {
   listInputSchema,
   MOVES,
   waitForInputSchema,
+  enqueuedJobSchema,
+  enqueueManyOutputSchema,
+  jobViewSchema,
+  jobListOutputSchema,
+  waitForOutputSchema,
+  jobExplanationSchema,
+  attemptsOutputSchema,
+  childrenOutputSchema,
+  enqueuedFlowSchema,
+  jobDetailSchema,
   type EnqueuedRef,
   type JobState,
   type JobExplanation,
@@ -62,13 +72,19 @@ export const jobsRouter = router({
    * Both are in the queue the caller was just allowed; an id used by any other
    * job is JOB_ID_CONFLICT, which says nothing about that job.
    */
-  enqueue: producerProcedure.input(enqueueInputSchema).mutation(({ ctx, input }) => {
+  enqueue: producerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/jobs', summary: 'Enqueue one job' } })
+    .output(enqueuedJobSchema)
+    .input(enqueueInputSchema).mutation(({ ctx, input }) => {
     assertQueueAllowed(ctx, queueOf(ctx.deps.registry, input));
     return ctx.deps.enqueuer.enqueue(input);
   }),
 
   /** Enqueue many jobs atomically (an id conflict stores none of them); answers `{ id, created }` per job, in input order. */
-  enqueueMany: producerProcedure.input(enqueueManyInputSchema).mutation(async ({ ctx, input }) => {
+  enqueueMany: producerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/jobs/batch', summary: 'Enqueue many jobs atomically' } })
+    .output(enqueueManyOutputSchema)
+    .input(enqueueManyInputSchema).mutation(async ({ ctx, input }) => {
     for (const job of input.jobs) assertQueueAllowed(ctx, queueOf(ctx.deps.registry, job));
     const jobs = await ctx.deps.enqueuer.enqueueMany(input.jobs);
     return { jobs: jobs.map(({ id, created }): EnqueuedRef => ({ id, created })) };
@@ -82,41 +98,58 @@ export const jobsRouter = router({
    * Answers the ids in the input's shape.
    */
   enqueueFlow: producerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/flows', summary: 'Enqueue a parent job and its children, all or none' } })
+    .output(enqueuedFlowSchema)
     .input(flowInputSchema)
     .mutation(({ ctx, input }) => enqueueFlow(ctx.deps, input, (queue) => assertQueueAllowed(ctx, queue))),
 
   /** One job with its result, error and its latest attempts (at most LIMITS.attemptsShown, newest last). */
-  get: producerProcedure.input(jobRefInputSchema).query(async ({ ctx, input }): Promise<JobDetail> => {
-    const view = shown(ctx, await getOrThrow(ctx, input.id));
-    return { ...view, attempts: await attemptLatest(ctx.deps.db, { jobId: input.id, limit: LIMITS.attemptsShown }) };
-  }),
+  get: producerProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/jobs/{id}', summary: 'One job with its result, error and latest attempts' } })
+    .output(jobDetailSchema)
+    .input(jobRefInputSchema)
+    .query(async ({ ctx, input }): Promise<JobDetail> => {
+      const view = shown(ctx, await getOrThrow(ctx, input.id));
+      return { ...view, attempts: await attemptLatest(ctx.deps.db, { jobId: input.id, limit: LIMITS.attemptsShown }) };
+    }),
 
   /** A job's attempts, oldest first: worker, claim and finish times, outcome, error (its first LIMITS.attemptErrorChars characters). */
-  attempts: producerProcedure.input(attemptsInputSchema).query(async ({ ctx, input }): Promise<AttemptsAnswer> => {
-    await getOrThrow(ctx, input.id);
-    const attempts = await attemptList(ctx.deps.db, { jobId: input.id, after: input.after ?? 0, limit: input.limit });
-    return { attempts, nextAfter: attempts.length === input.limit ? (attempts.at(-1)?.attempt ?? null) : null };
-  }),
+  attempts: producerProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/jobs/{id}/attempts', summary: "A job's attempts, oldest first" } })
+    .output(attemptsOutputSchema)
+    .input(attemptsInputSchema)
+    .query(async ({ ctx, input }): Promise<AttemptsAnswer> => {
+      await getOrThrow(ctx, input.id);
+      const attempts = await attemptList(ctx.deps.db, { jobId: input.id, after: input.after ?? 0, limit: input.limit });
+      return { attempts, nextAfter: attempts.length === input.limit ? (attempts.at(-1)?.attempt ?? null) : null };
+    }),
 
   /**
    * A flow parent's children in the order they were enqueued, with their
    * status, result and error. A key limited to some queues sees only the
    * children in those (the page may then hold fewer than `limit`).
    */
-  children: producerProcedure.input(childrenInputSchema).query(async ({ ctx, input }) => {
-    const allowed = ctx.principal.queues;
-    const visible = (queue: string): boolean => !allowed || allowed.includes(queue);
-    const page = await childrenOf(ctx.deps, { id: input.id, cursor: input.cursor ?? null, limit: input.limit }, visible);
-    const children = page.children.filter((c) => visible(c.queue)).map((c) => (ctx.hidePayloads ? { ...c, result: null } : c));
-    return { ...page, children };
-  }),
+  children: producerProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/jobs/{id}/children', summary: "A flow parent's children, in the order they were enqueued" } })
+    .output(childrenOutputSchema)
+    .input(childrenInputSchema)
+    .query(async ({ ctx, input }) => {
+      const allowed = ctx.principal.queues;
+      const visible = (queue: string): boolean => !allowed || allowed.includes(queue);
+      const page = await childrenOf(ctx.deps, { id: input.id, cursor: input.cursor ?? null, limit: input.limit }, visible);
+      const children = page.children.filter((c) => visible(c.queue)).map((c) => (ctx.hidePayloads ? { ...c, result: null } : c));
+      return { ...page, children };
+    }),
 
   /**
    * Waits until the job is finished (completed, failed or cancelled) and
    * answers `{ finished: true, job }`, or `{ finished: false, job }` once
    * `timeoutMs` passed. Woken by the same wake-ups as claims, not by polling.
    */
-  waitFor: producerProcedure.input(waitForInputSchema).query(async ({ ctx, input, signal }) => {
+  waitFor: producerProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/jobs/{id}/wait', summary: 'Wait until the job is finished, up to timeoutMs' } })
+    .output(waitForOutputSchema)
+    .input(waitForInputSchema).query(async ({ ctx, input, signal }) => {
     const answer = await waitForJob(ctx.deps, input.id, input.timeoutMs, () => getOrThrow(ctx, input.id), signal);
     return { finished: answer.finished, job: shown(ctx, answer.job) };
   }),
@@ -126,7 +159,10 @@ export const jobsRouter = router({
    * (SCHEDULED, WAITING_FOR_CHILDREN, QUEUE_PAUSED, QUEUE_CONCURRENCY_FULL,
    * KEY_CONCURRENCY_FULL, RATE_LIMITED, HELD, FINISHED), by the rules the claim follows.
    */
-  explain: producerProcedure.input(explainInputSchema).query(async ({ ctx, input }): Promise<JobExplanation> => {
+  explain: producerProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/jobs/{id}/explain', summary: 'Whether the next claim could take the job, and why not' } })
+    .output(jobExplanationSchema)
+    .input(explainInputSchema).query(async ({ ctx, input }): Promise<JobExplanation> => {
     const row = await jobExplainRead(ctx.deps.db, input.id);
     const allowed = ctx.principal.queues;
     if (!row || (allowed && !allowed.includes(row.queue))) throw new QueueError(ERROR_CODES.JOB_NOT_FOUND, `no job with id ${input.id}`);
@@ -135,7 +171,10 @@ export const jobsRouter = router({
   }),
 
   /** Jobs newest first, filtered, with a keyset cursor. */
-  list: producerProcedure.input(listInputSchema).query(async ({ ctx, input }) => {
+  list: producerProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/jobs', summary: 'Jobs newest first, filtered, with a keyset cursor' } })
+    .output(jobListOutputSchema)
+    .input(listInputSchema).query(async ({ ctx, input }) => {
     const statuses = input.status === undefined ? null : Array.isArray(input.status) ? input.status : [input.status];
     if (input.queue) assertQueueAllowed(ctx, input.queue);
     const queues = input.queue ? [input.queue] : ctx.principal.queues;
@@ -148,7 +187,10 @@ export const jobsRouter = router({
    * Cancel a pending or running job; a running handler's AbortSignal fires at
    * its next heartbeat. Cancelling a cancelled job again is a harmless repeat.
    */
-  cancel: producerProcedure.input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
+  cancel: producerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/jobs/{id}/cancel', summary: 'Cancel a pending or running job' } })
+    .output(jobViewSchema)
+    .input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
     await getOrThrow(ctx, input.id);
     const [row] = await jobCancelMany(ctx.deps.db, { ids: [input.id], now: clockOf(ctx.deps) });
     if (row?.moved) ctx.deps.waiters?.finished([row.id]);
@@ -158,7 +200,10 @@ export const jobsRouter = router({
   }),
 
   /** Re-queue a failed or cancelled job with a fresh retry budget. */
-  retry: adminProcedure.input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
+  retry: adminProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/jobs/{id}/retry', summary: 'Re-queue a failed or cancelled job (admin)' } })
+    .output(jobViewSchema)
+    .input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
     await getOrThrow(ctx, input.id);
     const [row] = await jobRetryMany(ctx.deps.db, { ids: [input.id], now: clockOf(ctx.deps) });
     if (!row?.moved) throw refusal('retry', input.id, row);

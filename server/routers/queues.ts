@@ -1,16 +1,16 @@
 import {
-  ERROR_CODES,
   JOB_STATUSES,
   queueConfigureInputSchema,
   queueListInputSchema,
   queueRefInputSchema,
   statsInputSchema,
+  statsOutputSchema,
+  queueListOutputSchema,
   type JobStatus,
   type QueueView,
 } from '../../shared/index.js';
 import { queueConfigure, queueList, queueSetPaused, type QueueRow } from '../queries/queues.js';
 import { queueStats } from '../queries/stats.js';
-import { QueueError } from '../errors.js';
 import { adminProcedure, assertQueueAllowed, router } from '../trpc.js';
 
 /** A queue's settings as the API shows them. */
@@ -27,7 +27,10 @@ function settingsOf(row: QueueRow) {
 /** Queue-level views and settings. Changing a queue needs an admin key allowed that queue. */
 export const queuesRouter = router({
   /** Job counts per queue, type and status, with the oldest scheduled_for of each; a key limited to some queues sees only those. */
-  stats: adminProcedure.input(statsInputSchema).query(async ({ ctx }) => {
+  stats: adminProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/stats', summary: 'Job counts per queue, type and status (admin)' } })
+    .output(statsOutputSchema)
+    .input(statsInputSchema).query(async ({ ctx }) => {
     const allowed = ctx.principal.queues;
     const rows = (await queueStats(ctx.deps.db)).filter((r) => !allowed || allowed.includes(r.queue));
     return {
@@ -36,7 +39,10 @@ export const queuesRouter = router({
   }),
 
   /** Every queue with a row or jobs: its settings and its jobs per status. A key limited to some queues sees only those. */
-  list: adminProcedure.input(queueListInputSchema).query(async ({ ctx }) => {
+  list: adminProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/queues', summary: 'Every queue with its settings and jobs per status (admin)' } })
+    .output(queueListOutputSchema)
+    .input(queueListInputSchema).query(async ({ ctx }) => {
     const allowed = ctx.principal.queues;
     const byName = new Map<string, QueueView>();
     for (const row of await queueList(ctx.deps.db)) {
@@ -66,15 +72,12 @@ export const queuesRouter = router({
   }),
 
   /**
-   * Sets the queue's concurrency, rate limit and key concurrency; a field left
-   * out keeps its setting, `null` clears it. Answers the settings now in force.
+   * Sets the queue's concurrency, rate limit and key concurrency (at most that
+   * many held jobs per concurrency key, keys served in turn); a field left out
+   * keeps its setting, `null` clears it. Answers the settings now in force.
    */
   configure: adminProcedure.input(queueConfigureInputSchema).mutation(async ({ ctx, input }) => {
     assertQueueAllowed(ctx, input.queue);
-    if (input.keyConcurrency !== undefined && input.keyConcurrency !== null) {
-      // Reserved: the keyed, round-robin claim is not shipped yet (see the queues migration).
-      throw new QueueError(ERROR_CODES.INVALID_INPUT, 'keyConcurrency is not supported yet; only null (none) is accepted');
-    }
     const row = await queueConfigure(ctx.deps.pool, input);
     ctx.deps.hub.wake([input.queue]);
     return settingsOf(row);

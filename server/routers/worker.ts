@@ -7,7 +7,16 @@ import {
   heartbeatInputSchema,
   heldJobsInputSchema,
   workerChildrenInputSchema,
+  childrenOutputSchema,
   workerIdSchema,
+  claimOutputSchema,
+  startOutputSchema,
+  heartbeatOutputSchema,
+  completeOutputSchema,
+  completeManyOutputSchema,
+  failOutputSchema,
+  failManyOutputSchema,
+  releaseOutputSchema,
 } from '../../shared/index.js';
 import { heldChildrenOf } from '../flows.js';
 import { z } from 'zod';
@@ -22,7 +31,10 @@ export const workerRouter = router({
    * Completions carried in `complete` are answered in `completed` (and, for
    * results the server refused, `rejected`).
    */
-  claim: workerProcedure.input(claimInputSchema).mutation(async ({ ctx, input, signal }) => {
+  claim: workerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/worker/claim', summary: 'Claim jobs under a lease, waiting up to waitMs for work' } })
+    .output(claimOutputSchema)
+    .input(claimInputSchema).mutation(async ({ ctx, input, signal }) => {
     for (const q of input.queues ?? []) assertQueueAllowed(ctx, q);
     const queues = input.queues ?? (ctx.principal.queues ? [...ctx.principal.queues] : null);
     const workerId = storedWorkerId(ctx.principal, input.workerId);
@@ -31,11 +43,15 @@ export const workerRouter = router({
 
   /** claimed -> processing for handlers that began. */
   start: workerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/worker/start', summary: 'Mark claimed jobs as processing' } })
+    .output(startOutputSchema)
     .input(heldJobsInputSchema)
     .mutation(({ ctx, input }) => startJobs(ctx.deps, storedWorkerId(ctx.principal, input.workerId), input.jobs)),
 
   /** Extend leases (never past a job's timeout); answers which jobs were lost or cancelled, and refused progress values. */
   heartbeat: workerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/worker/heartbeat', summary: 'Extend leases and store progress' } })
+    .output(heartbeatOutputSchema)
     .input(heartbeatInputSchema)
     .mutation(({ ctx, input }) => heartbeatJobs(ctx.deps, storedWorkerId(ctx.principal, input.workerId), input.leaseMs, input.jobs)),
 
@@ -45,21 +61,29 @@ export const workerRouter = router({
    * JOB_CANCELLED) when this worker no longer holds it.
    */
   complete: workerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/worker/complete', summary: 'Complete one held job' } })
+    .output(completeOutputSchema)
     .input(completeInputSchema)
     .mutation(({ ctx, input }) => completeJob(ctx.deps, storedWorkerId(ctx.principal, input.workerId), input)),
 
   /** Complete many jobs in one statement; an answer per job. */
   completeMany: workerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/worker/complete/batch', summary: 'Complete many held jobs, each answered on its own' } })
+    .output(completeManyOutputSchema)
     .input(completeManyInputSchema)
     .mutation(async ({ ctx, input }) => ({ results: await completeJobs(ctx.deps, storedWorkerId(ctx.principal, input.workerId), input.jobs) })),
 
   /** Fail one job: retried after its backoff, or failed when retries are spent or `retry` is false. */
   fail: workerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/worker/fail', summary: 'Fail one held job (retried after its backoff unless retry is false)' } })
+    .output(failOutputSchema)
     .input(failInputSchema)
     .mutation(({ ctx, input }) => failJob(ctx.deps, { ...input, workerId: storedWorkerId(ctx.principal, input.workerId) })),
 
   /** Fail many jobs in one statement; an answer per job. */
   failMany: workerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/worker/fail/batch', summary: 'Fail many held jobs, each answered on its own' } })
+    .output(failManyOutputSchema)
     .input(failManyInputSchema)
     .mutation(async ({ ctx, input }) => ({ results: await failJobs(ctx.deps, storedWorkerId(ctx.principal, input.workerId), input.jobs) })),
 
@@ -76,12 +100,16 @@ export const workerRouter = router({
    * `ctx.children()`), with their status, result and error; LEASE_LOST or
    * JOB_CANCELLED once the attempt is no longer this worker's.
    */
-  children: workerProcedure.input(workerChildrenInputSchema).query(({ ctx, input }) =>
-    heldChildrenOf(ctx.deps, { ...input, workerId: storedWorkerId(ctx.principal, input.workerId), cursor: input.cursor ?? null }),
-  ),
+  children: workerProcedure
+    .meta({ openapi: { method: 'GET', path: '/api/worker/children', summary: 'The children of a flow parent this worker holds' } })
+    .output(childrenOutputSchema)
+    .input(workerChildrenInputSchema)
+    .query(({ ctx, input }) => heldChildrenOf(ctx.deps, { ...input, workerId: storedWorkerId(ctx.principal, input.workerId), cursor: input.cursor ?? null })),
 
   /** Hand unfinished jobs back to pending without using a retry (graceful worker stop). */
   release: workerProcedure
+    .meta({ openapi: { method: 'POST', path: '/api/worker/release', summary: 'Hand held jobs back to pending without using a retry' } })
+    .output(releaseOutputSchema)
     .input(heldJobsInputSchema)
     .mutation(({ ctx, input }) => releaseJobs(ctx.deps, storedWorkerId(ctx.principal, input.workerId), input.jobs)),
 });

@@ -26,10 +26,16 @@ export interface Child {
 
 const children = new Set<Child>();
 
+/** Runs a TypeScript script of this repository in a child process. */
 function start(args: string[], env: Record<string, string>, name: string): Child {
   // `node --import tsx` runs the script in this very process: a signal sent to
   // `pid` reaches the worker or server, not a wrapper (npx and the tsx CLI fork).
-  const proc = spawn(process.execPath, ['--import', 'tsx', ...args], {
+  return spawnProgram(process.execPath, ['--import', 'tsx', ...args], env, name);
+}
+
+/** Runs any program (e.g. a compiled Go example) as a {@link Child}: its JSON stdout lines parsed, its exit awaited, killed by {@link killChildren}. */
+export function spawnProgram(command: string, args: string[], env: Record<string, string>, name: string): Child {
+  const proc = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,8 +1,7 @@
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { Sample } from '../live.js';
-import { WINDOW_MS } from '../live.js';
+import { WINDOW_MS, type Sample } from '../stats.js';
 
 /** Readings further apart than this are a gap (the tab was hidden, or another page was open), not a rate. */
 const MAX_GAP_MS = 10_000;

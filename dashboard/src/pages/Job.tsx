@@ -1,22 +1,56 @@
 import type { ComponentChildren } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import type { JobView } from '../../../shared/api.js';
-import { CANCELLABLE, RETRYABLE, cancelJobs, describe, retryJobs } from '../actions.js';
-import { api, report, type Failure } from '../api.js';
+import type { JobExplanation } from '../../../shared/queues.js';
+import { CANCELLABLE, RETRYABLE, useAction } from '../actions.js';
+import { api } from '../api.js';
 import { config } from '../config.js';
 import { Confirm, type ConfirmRequest } from '../components/Confirm.js';
 import { Json } from '../components/Json.js';
 import { Problem } from '../components/Problem.js';
 import { Status } from '../components/Status.js';
 import { Time } from '../components/Time.js';
+import { absolute } from '../format.js';
+import { useLive } from '../live.js';
 import { Link } from '../router.js';
 
-/**
- * LIVE, FOR NOW BY POLLING: a job that can still change is read again every
- * REFRESH_MS; the events subscription (events.jobs) replaces this.
- */
-const REFRESH_MS = 2000;
 const FINAL = new Set(['completed', 'failed', 'cancelled']);
+
+function answerOf(verb: 'Retried' | 'Cancelled', job: JobView): string {
+  if (job.status === 'pending') return `${verb}: the job is pending, due ${absolute(job.scheduledFor)}.`;
+  if (job.cancelRequestedAt && job.status !== 'cancelled') return `${verb}: the job is ${job.status}; its handler is asked to stop at its next heartbeat.`;
+  return `${verb}: the job is ${job.status}.`;
+}
+
+/** Why the job is or is not being claimed (jobs.explain), by the rules the claim follows. */
+function Explain({ explanation }: { explanation: JobExplanation }) {
+  return (
+    <div data-testid="explain">
+      <p>
+        {explanation.runnable ? (
+          <strong>The next claim can take it.</strong>
+        ) : explanation.status === 'pending' ? (
+          <strong>The next claim cannot take it:</strong>
+        ) : (
+          <span>It is {explanation.status}:</span>
+        )}
+      </p>
+      <ul class="reasons">
+        {explanation.reasons.map((reason) => (
+          <li key={reason.code}>
+            <code data-testid="explain-code">{reason.code}</code> {reason.message}
+            {reason.until && (
+              <>
+                {' '}
+                (until <Time at={reason.until} />)
+              </>
+            )}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
 
 function Field({ label, children }: { label: string; children: ComponentChildren }) {
   return (
@@ -43,44 +77,33 @@ function Hidden({ name, value }: { name: 'payload' | 'result'; value: unknown })
   );
 }
 
-/** One job: its state, last attempt and error, payload and result on request, and retry/cancel. */
+/**
+ * One job: its state, why it is or is not running, last attempt and error,
+ * payload and result on request, and retry/cancel with the server's answer.
+ * Read again on each change (live.ts) until it is finished.
+ */
 export function Job({ id }: { id: string }) {
-  const [job, setJob] = useState<JobView | null>(null);
-  const [failure, setFailure] = useState<Failure | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const live = useLive(`job:${id}`, async () => {
+    // One HTTP request: the client batches calls made in the same tick.
+    const [job, explanation] = await Promise.all([api.jobs.get.query({ id }), api.jobs.explain.query({ id })]);
+    return { job, explanation };
+  }, { live: (data) => !FINAL.has(data.job.status), about: { job: id } });
+  const { busy, answer, run } = useAction();
   const [confirm, setConfirm] = useState<ConfirmRequest | null>(null);
-  const [version, setVersion] = useState(0);
+  const answerBox = useRef<HTMLParagraphElement>(null);
 
-  useEffect(() => {
-    let current = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const load = () =>
-      api.jobs.get.query({ id }).then(
-        (view) => {
-          if (!current) return;
-          setJob(view);
-          setFailure(null);
-          if (!FINAL.has(view.status)) timer = setTimeout(load, REFRESH_MS);
-        },
-        (error: unknown) => current && setFailure(report(error)),
-      );
-    void load();
-    return () => {
-      current = false;
-      clearTimeout(timer);
-    };
-  }, [id, version]);
-
-  const act = async (verb: string, action: typeof retryJobs) => {
-    setBusy(true);
-    const outcome = await action([id]);
-    setBusy(false);
-    setNotice(describe(verb, outcome));
-    setVersion((v) => v + 1);
+  const act = async (verb: 'Retried' | 'Cancelled') => {
+    await run(async () => {
+      const after = verb === 'Retried' ? await api.jobs.retry.mutate({ id }) : await api.jobs.cancel.mutate({ id });
+      await live.reload();
+      return answerOf(verb, after);
+    });
+    // The button pressed may be disabled now (a retried job cannot be retried again): keep the keyboard's place at the answer.
+    requestAnimationFrame(() => answerBox.current?.focus());
   };
 
-  if (!job) {
+  const failure = live.failure;
+  if (!live.data) {
     return (
       <>
         <h1 tabIndex={-1}>Job {id}</h1>
@@ -89,6 +112,7 @@ export function Job({ id }: { id: string }) {
       </>
     );
   }
+  const { job, explanation } = live.data;
   const finishedAt = job.completedAt ?? job.failedAt;
   return (
     <>
@@ -106,20 +130,28 @@ export function Job({ id }: { id: string }) {
           {job.type} in {job.queue}
         </span>
         <div class="actions">
-          <button type="button" class="primary" disabled={busy || !RETRYABLE.has(job.status)} onClick={() => void act('Retried', retryJobs)}>
+          <button
+            type="button"
+            class="primary"
+            disabled={!RETRYABLE.has(job.status)}
+            aria-disabled={busy ? 'true' : undefined}
+            onClick={() => void act('Retried')}
+          >
             Retry
           </button>
           <button
             type="button"
             class="danger"
-            disabled={busy || !CANCELLABLE.has(job.status)}
+            disabled={!CANCELLABLE.has(job.status)}
+            aria-disabled={busy ? 'true' : undefined}
             onClick={() =>
+              !busy &&
               setConfirm({
                 title: 'Cancel this job?',
                 body: <p>{job.status === 'pending' ? 'It will not run.' : 'Its handler is asked to stop (its AbortSignal fires).'} A cancelled job can be retried.</p>,
                 confirmLabel: 'Cancel job',
                 danger: true,
-                onConfirm: () => void act('Cancelled', cancelJobs),
+                onConfirm: () => void act('Cancelled'),
               })
             }
           >
@@ -127,10 +159,15 @@ export function Job({ id }: { id: string }) {
           </button>
         </div>
       </div>
-      <p role="status" class="notice">
-        {notice}
+      <p role="status" tabIndex={-1} ref={answerBox} class={`notice${answer && !answer.ok ? ' refused' : ''}`} data-testid="action-answer">
+        {answer?.text}
       </p>
       <Problem failure={failure} what="refresh this job" />
+
+      <section aria-labelledby="h-explain">
+        <h2 id="h-explain">Can it run?</h2>
+        <Explain explanation={explanation} />
+      </section>
 
       <section aria-labelledby="h-state">
         <h2 id="h-state">State</h2>
@@ -207,7 +244,7 @@ export function Job({ id }: { id: string }) {
             </table>
           </div>
         )}
-        {/* Every attempt with its own worker, times and error goes here once jobs.attempts exists (attempt history). */}
+        {/* WAITS FOR jobs.attempts (attempt history, another issue): every attempt with its own worker, times and error goes here. */}
         {job.attempt > 1 && <p class="muted small">Earlier attempts ({job.attempt - 1}) are not kept yet; the attempt history (jobs.attempts) will list each one.</p>}
       </section>
 
@@ -226,8 +263,7 @@ export function Job({ id }: { id: string }) {
         {job.status === 'completed' || job.result !== null ? <Hidden name="result" value={job.result} /> : <p class="muted">None yet.</p>}
       </section>
 
-      {/* The flow's parent and children (jobs.enqueueFlow) and explain's reasons (jobs.explain) go here once those procedures exist. */}
-      <p class="muted small">Flow parent and children, and why a job is waiting (explain), will show here once the server has flows and jobs.explain.</p>
+      {/* WAITS FOR flows (jobs.enqueueFlow, another issue): the flow's parent and children go here. */}
       <Confirm request={confirm} onClose={() => setConfirm(null)} />
     </>
   );

@@ -1,8 +1,9 @@
 import { ThroughputChart } from '../components/Chart.js';
 import { Problem } from '../components/Problem.js';
 import { Time } from '../components/Time.js';
-import { count, duration } from '../format.js';
-import { POLL_MS, samples, useLiveStats, type QueueRow } from '../live.js';
+import { concurrencyText, count, duration, rateText } from '../format.js';
+import { POLL_MS } from '../live.js';
+import { samples, useQueues, type QueueRow } from '../stats.js';
 import { Link } from '../router.js';
 import { useStore } from '../store.js';
 
@@ -27,9 +28,20 @@ function OldestPending({ row }: { row: QueueRow }) {
   return <span title={row.oldestPending.toLocaleString()}>{duration(waited)}</span>;
 }
 
-/** One row per queue with its counts, updating live, and the throughput chart. */
+function Limits({ row }: { row: QueueRow }) {
+  const s = row.settings;
+  if (!s || (s.concurrency === null && s.rateLimit === null)) return <span class="muted">none</span>;
+  return (
+    <>
+      {s.concurrency !== null && <div>{concurrencyText(s.concurrency)}</div>}
+      {s.rateLimit !== null && <div>{rateText(s.rateLimit)}</div>}
+    </>
+  );
+}
+
+/** One row per queue with its counts, paused state and limits, updating live, and the throughput chart. */
 export function Overview() {
-  const { rows, failure, updatedAt, stats } = useLiveStats(true);
+  const { rows, failure, updatedAt, stats } = useQueues(true);
   const history = useStore(samples);
   return (
     <>
@@ -54,6 +66,7 @@ export function Overview() {
                 <th scope="col" class="num">
                   Oldest pending
                 </th>
+                <th scope="col">Limits</th>
               </tr>
             </thead>
             <tbody>
@@ -61,6 +74,14 @@ export function Overview() {
                 <tr key={row.queue} data-queue={row.queue}>
                   <th scope="row" data-label="Queue">
                     <Link href={`/jobs?queue=${encodeURIComponent(row.queue)}`}>{row.queue}</Link>
+                    {row.settings?.paused && (
+                      <>
+                        {' '}
+                        <span class="badge paused" data-testid={`paused-${row.queue}`}>
+                          paused
+                        </span>
+                      </>
+                    )}
                     <div class="muted small">{row.types.join(', ')}</div>
                   </th>
                   {COLUMNS.map((c) => {
@@ -74,14 +95,15 @@ export function Overview() {
                   <td class="num" data-label="Oldest pending">
                     <OldestPending row={row} />
                   </td>
+                  <td data-label="Limits" class="small">
+                    <Limits row={row} />
+                  </td>
                 </tr>
               ))}
             </tbody>
           </table>
         </div>
       )}
-      {/* Paused state and limits per queue go in this table once queues.list exists (flow-control issue). */}
-      <p class="muted small">Paused state and concurrency/rate limits per queue will show here once the server has queues.list.</p>
       <h2>Throughput, last 15 minutes</h2>
       <ThroughputChart samples={history} queues={rows.map((r) => r.queue)} />
     </>

@@ -1,109 +1,100 @@
-import { useEffect, useState } from 'preact/hooks';
-import type { JobView } from '../../../shared/api.js';
-import { api, report, type Failure } from '../api.js';
+import { api } from '../api.js';
 import { Problem } from '../components/Problem.js';
 import { Time } from '../components/Time.js';
-import { Link } from '../router.js';
+import { count } from '../format.js';
+import { useLive } from '../live.js';
+import { Link, navigate } from '../router.js';
 
-// LIVE, FOR NOW BY POLLING; the events subscription replaces it.
-const REFRESH_MS = 2000;
-// One page of jobs.list, the most it gives in one call.
-const HELD_LIMIT = 500;
-
-interface WorkerRow {
-  workerId: string;
-  jobs: JobView[];
-  queues: string[];
-  /** The latest lease expiry among its jobs: it heartbeat recently if this is in the future. */
-  leaseUntil: Date | null;
-}
-
-function group(jobs: readonly JobView[]): WorkerRow[] {
-  const byWorker = new Map<string, WorkerRow>();
-  for (const job of jobs) {
-    const id = job.workerId ?? '(unknown)';
-    let row = byWorker.get(id);
-    if (!row) {
-      row = { workerId: id, jobs: [], queues: [], leaseUntil: null };
-      byWorker.set(id, row);
-    }
-    row.jobs.push(job);
-    if (!row.queues.includes(job.queue)) row.queues.push(job.queue);
-    if (job.leaseExpiresAt && (!row.leaseUntil || job.leaseExpiresAt > row.leaseUntil)) row.leaseUntil = job.leaseExpiresAt;
-  }
-  return [...byWorker.values()].sort((a, b) => b.jobs.length - a.jobs.length || a.workerId.localeCompare(b.workerId));
-}
+const WINDOWS: Array<{ ms: number; label: string }> = [
+  { ms: 60_000, label: 'last minute' },
+  { ms: 300_000, label: 'last 5 minutes' },
+  { ms: 900_000, label: 'last 15 minutes' },
+  { ms: 3_600_000, label: 'last hour' },
+];
+const DEFAULT_WINDOW = 300_000;
 
 /**
- * Workers holding jobs now, read from the held jobs themselves (jobs.list of
- * claimed and processing). Idle workers and heartbeat times need a workers
- * view on the server (worker registry); until then this is what is known.
+ * The workers seen lately (workers.list): those holding jobs now, and those
+ * that completed one within the window, read from the jobs themselves.
  */
-export function Workers() {
-  const [held, setHeld] = useState<{ jobs: JobView[]; more: boolean } | null>(null);
-  const [failure, setFailure] = useState<Failure | null>(null);
-  useEffect(() => {
-    let current = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const load = () =>
-      api.jobs.list.query({ status: ['claimed', 'processing'], limit: HELD_LIMIT }).then(
-        (page) => {
-          if (!current) return;
-          setHeld({ jobs: page.jobs, more: page.nextCursor !== null });
-          setFailure(null);
-          timer = setTimeout(load, REFRESH_MS);
-        },
-        (error: unknown) => current && setFailure(report(error)),
-      );
-    void load();
-    return () => {
-      current = false;
-      clearTimeout(timer);
-    };
-  }, []);
-  const rows = held ? group(held.jobs) : [];
+export function Workers({ query }: { query: URLSearchParams }) {
+  const asked = Number(query.get('window'));
+  const windowMs = WINDOWS.some((w) => w.ms === asked) ? asked : DEFAULT_WINDOW;
+  const { data, failure } = useLive(`workers:${windowMs}`, () => api.workers.list.query({ windowMs }));
+  const workers = data?.workers ?? [];
   return (
     <>
       <h1 tabIndex={-1}>Workers</h1>
-      <p class="muted">Workers that hold jobs now, from the jobs they hold. Idle workers and last heartbeat times will show once the server keeps a list of workers.</p>
-      <Problem failure={failure} what="read the held jobs" />
-      {held && rows.length === 0 && <p>No worker holds a job right now.</p>}
-      {rows.length > 0 && (
+      <p class="muted">
+        Workers that hold jobs now or completed one lately, read from the jobs they claimed: skipq keeps no list of workers, so one that has claimed
+        nothing, or whose jobs all failed, is not here. Last seen is its latest claim or heartbeat of a job it holds, or completion of one.
+      </p>
+      <form class="filters" onSubmit={(e) => e.preventDefault()} aria-label="Which workers">
+        <label>
+          Seen in the
+          <select value={String(windowMs)} onChange={(e) => navigate(`/workers?window=${e.currentTarget.value}`, { replace: true, focus: false })}>
+            {WINDOWS.map((w) => (
+              <option key={w.ms} value={String(w.ms)}>
+                {w.label}
+              </option>
+            ))}
+          </select>
+        </label>
+      </form>
+      <Problem failure={failure} what="read the workers" />
+      {data && workers.length === 0 && <p>No worker seen in this window.</p>}
+      {workers.length > 0 && (
         <div class="table-wrap">
           <table class="cards" data-testid="workers">
+            <caption class="visually-hidden">Workers seen, most recently active first</caption>
             <thead>
               <tr>
                 <th scope="col">Worker</th>
                 <th scope="col" class="num">
                   Jobs held
                 </th>
+                <th scope="col" class="num">
+                  Completed in window
+                </th>
                 <th scope="col">Queues</th>
-                <th scope="col">Latest lease until</th>
-                <th scope="col">Jobs</th>
+                <th scope="col">Last seen</th>
+                <th scope="col">Last claim</th>
+                <th scope="col">Lease until</th>
+                <th scope="col">Holds</th>
               </tr>
             </thead>
             <tbody>
-              {rows.map((row) => (
-                <tr key={row.workerId}>
+              {workers.map((w) => (
+                <tr key={w.workerId} data-worker={w.workerId}>
                   <th scope="row" data-label="Worker">
-                    <span class="mono">{row.workerId}</span>
+                    <span class="mono">{w.workerId}</span>
                   </th>
                   <td class="num" data-label="Jobs held">
-                    {row.jobs.length}
+                    {count(w.held)}
                   </td>
-                  <td data-label="Queues">{row.queues.join(', ')}</td>
-                  <td data-label="Latest lease until">
-                    <Time at={row.leaseUntil} />
+                  <td class="num" data-label="Completed in window">
+                    {count(w.completed)}
                   </td>
-                  <td data-label="Jobs">
-                    {row.jobs.slice(0, 3).map((job) => (
-                      <div key={job.id}>
-                        <Link href={`/jobs/${job.id}`} class="mono small">
-                          {job.id}
+                  <td data-label="Queues">{w.queues.join(', ')}</td>
+                  <td data-label="Last seen">
+                    <Time at={w.lastSeenAt} />
+                  </td>
+                  <td data-label="Last claim">
+                    <Time at={w.lastClaimAt} />
+                  </td>
+                  <td data-label="Lease until">
+                    <Time at={w.leaseExpiresAt} />
+                  </td>
+                  <td data-label="Holds">
+                    {w.heldJobIds.length === 0 && <span class="muted">—</span>}
+                    {w.heldJobIds.map((id) => (
+                      <div key={id}>
+                        <Link href={`/jobs/${id}`} class="mono small">
+                          {id}
                         </Link>
                       </div>
                     ))}
-                    {row.jobs.length > 3 && <span class="muted small">and {row.jobs.length - 3} more</span>}
+                    {w.held > w.heldJobIds.length && <span class="muted small">and {count(w.held - w.heldJobIds.length)} more</span>}
                   </td>
                 </tr>
               ))}
@@ -111,7 +102,7 @@ export function Workers() {
           </table>
         </div>
       )}
-      {held?.more && <p class="muted small">More than {HELD_LIMIT} jobs are held; the counts above cover the newest {HELD_LIMIT}.</p>}
+      {data?.truncated && <p class="muted small">Many jobs are held or were completed in this window: the server read a bounded number of them, so some workers may be missing and counts may be short.</p>}
     </>
   );
 }

@@ -1,0 +1,257 @@
+import pg from 'pg';
+import { z } from 'zod';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createQueueClient, createWorker, type Worker } from '../client/index.js';
+import { createTxEnqueuer } from '../server/app.js';
+import { silentLogger } from '../server/logger.js';
+import { defineJobs } from '../shared/index.js';
+import { installClaimAudit } from './support/claimAudit.js';
+import { waitFor } from './support/factories.js';
+import { startTestServer, type TestServer } from './support/server.js';
+
+const lanePayload = z.object({ tenant: z.string(), n: z.number().int() });
+const jobs = defineJobs({
+  // The registry's key: the tenant of the payload.
+  task: { payload: lanePayload, backoff: { kind: 'fixed', delayMs: 0 }, concurrencyKey: (p: z.output<typeof lanePayload>) => p.tenant },
+  loose: { payload: z.object({ n: z.number().int() }) },
+  broken: { payload: z.object({ n: z.number().int() }), concurrencyKey: () => '' },
+});
+
+// Compile-time: a type's concurrencyKey is checked against its own payload.
+// @ts-expect-error the payload has no field b
+defineJobs({ bad: { payload: z.object({ a: z.string() }), concurrencyKey: (p: { b: string }) => p.b } });
+
+const tasks = (tenant: string, count: number, from = 0) =>
+  Array.from({ length: count }, (_, i) => ({ type: 'task' as const, payload: { tenant, n: from + i }, queue: 'lanes' }));
+
+describe('concurrency keys', () => {
+  let t: TestServer;
+  const workers: Worker[] = [];
+  const client = () => createQueueClient({ url: t.url, jobs });
+  const spawn = (workerId: string, queue: string, handler: (p: { tenant: string; n: number }) => Promise<void>, concurrency = 3) => {
+    const w = createWorker({ url: t.url, jobs, logger: silentLogger, waitMs: 200, workerId, queues: [queue], concurrency, handlers: { task: handler, loose: async () => {}, broken: async () => {} } });
+    workers.push(w);
+    w.start();
+    return w;
+  };
+  const sql = async <T extends object>(text: string, values: unknown[] = []) => (await t.db.pool.query<T>(text, values)).rows;
+  const completed = async (queue: string) => (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM task_queue WHERE queue = $1 AND status = 'completed'`, [queue]))[0]!.n;
+  /** The counters as the next claim would fold them: queue held, and the most any key holds. */
+  const counters = async (queue: string) =>
+    (
+      await sql<{ queue_held: number; key_held: number }>(
+        `SELECT (q.held - (SELECT count(*) FROM queue_releases r WHERE r.queue = q.name))::int AS queue_held,
+                coalesce((SELECT max(k.held - (SELECT count(*) FROM queue_releases r WHERE r.queue = k.queue AND r.concurrency_key = k.concurrency_key))
+                          FROM queue_keys k WHERE k.queue = q.name), 0)::int AS key_held
+         FROM queues q WHERE q.name = $1`,
+        [queue],
+      )
+    )[0];
+  const audit = async (queue: string) =>
+    (await sql<{ claims: number; most_key: number; most_queue: number; keys: number }>(
+      `SELECT count(*)::int AS claims, max(key_held)::int AS most_key, max(queue_held)::int AS most_queue, count(DISTINCT concurrency_key)::int AS keys
+       FROM claim_audit WHERE queue = $1`,
+      [queue],
+    ))[0]!;
+
+  beforeAll(async () => {
+    t = await startTestServer({ jobs, pollIntervalMs: 50 });
+    await installClaimAudit(t.db.pool);
+  });
+  afterAll(() => t.stop());
+  beforeEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    await t.db.pool.query('TRUNCATE task_queue, queues, queue_keys, queue_releases, claim_audit');
+  });
+
+  it('takes keyConcurrency 1..10,000 (null clears), shows it in queues.list, and refuses 0 and 10,001', async () => {
+    const q = client();
+    expect(await q.configure('lanes', { keyConcurrency: 1 })).toMatchObject({ name: 'lanes', keyConcurrency: 1, concurrency: null });
+    expect(await q.configure('lanes', { keyConcurrency: 10_000 })).toMatchObject({ keyConcurrency: 10_000 });
+    expect((await q.queues()).find((x) => x.name === 'lanes')).toMatchObject({ keyConcurrency: 10_000 });
+    await expect(q.configure('lanes', { keyConcurrency: 0 })).rejects.toThrow();
+    await expect(q.configure('lanes', { keyConcurrency: 10_001 })).rejects.toThrow();
+    expect(await q.configure('lanes', { keyConcurrency: null })).toMatchObject({ keyConcurrency: null });
+    await q.close();
+  });
+
+  it('stores the caller\'s concurrencyKey, else the type\'s concurrencyKey(payload), over HTTP and in a transaction', async () => {
+    const q = client();
+    const fromType = await q.enqueue('task', { tenant: 'acme', n: 1 });
+    const fromCall = await q.enqueue('task', { tenant: 'acme', n: 2 }, { concurrencyKey: 'override' });
+    const none = await q.enqueue('loose', { n: 3 });
+    const { jobs: [many] } = await t.trpc.jobs.enqueueMany.mutate({ jobs: [{ type: 'task', payload: { tenant: 'globex', n: 4 } }] });
+    const tx = new pg.Client({ connectionString: t.db.url });
+    await tx.connect();
+    await tx.query('BEGIN');
+    const inTx = await createTxEnqueuer({ jobs }).enqueue(tx, 'task', { tenant: 'initech', n: 5 });
+    await tx.query('COMMIT');
+    await tx.end();
+    const keys = Object.fromEntries(
+      (await sql<{ id: string; concurrency_key: string | null }>(`SELECT id, concurrency_key FROM task_queue`)).map((r) => [r.id, r.concurrency_key]),
+    );
+    expect(keys).toEqual({ [fromType.id]: 'acme', [fromCall.id]: 'override', [none.id]: null, [many!.id]: 'globex', [inTx.id]: 'initech' });
+
+    await expect(t.trpc.jobs.enqueue.mutate({ type: 'loose', payload: { n: 1 }, concurrencyKey: 'k'.repeat(256) })).rejects.toMatchObject({ data: { code: 'BAD_REQUEST' } });
+    await expect(t.trpc.jobs.enqueue.mutate({ type: 'broken', payload: { n: 1 } })).rejects.toThrow(/concurrencyKey of "broken" must return a string/);
+    expect(await sql(`SELECT id FROM task_queue WHERE task_type = 'broken'`)).toEqual([]);
+    await q.close();
+  });
+
+  it('keys the jobs of a schedule\'s ticks by the type\'s concurrencyKey(payload)', async () => {
+    const q = client();
+    await q.schedules.upsert({ name: 'lane-tick', type: 'task', cron: '* * * * * *', payload: { tenant: 'cron-co', n: 1 } });
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await t.server.maintenance.tickSchedules()).toMatchObject({ skipped: 0 });
+    const keys = await sql<{ k: string | null }>(`SELECT DISTINCT concurrency_key AS k FROM task_queue WHERE task_type = 'task'`);
+    expect(keys).toEqual([{ k: 'cron-co' }]);
+    await t.trpc.schedules.remove.mutate({ name: 'lane-tick' });
+    await q.close();
+  });
+
+  it('never holds two jobs of one key with keyConcurrency 1 under 8 claiming workers, through fails, cancels and rescues', async () => {
+    const q = client();
+    await q.configure('lanes', { keyConcurrency: 1 });
+    // A worker that dies holding t0's first job: t0 waits until the rescuer puts it back.
+    await q.enqueue('task', { tenant: 't0', n: -1 }, { queue: 'lanes' });
+    const [zombie] = (await t.trpc.worker.claim.mutate({ workerId: 'zombie', queues: ['lanes'], limit: 1, leaseMs: 300 })).jobs;
+    expect(zombie?.payload).toEqual({ tenant: 't0', n: -1 });
+    const ids = (await q.enqueueMany(['t0', 't1', 't2', 't3'].flatMap((k) => tasks(k, 20)))).map((r) => r.id);
+    await q.cancel(ids[25] as string);
+    const failedOnce = new Set<string>();
+    for (let w = 0; w < 8; w++) {
+      spawn(`lane-${w}`, 'lanes', async ({ tenant, n }) => {
+        await new Promise((r) => setTimeout(r, 3));
+        // Every seventh job fails once (back to pending at once): the fail move must free its key too.
+        if (n % 7 === 0 && !failedOnce.has(`${tenant}/${n}`)) {
+          failedOnce.add(`${tenant}/${n}`);
+          throw new Error('first try fails');
+        }
+      });
+    }
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await sql(`SELECT id FROM skipq_rescue(10)`)).map((r) => (r as { id: string }).id)).toEqual([zombie!.id]);
+    await waitFor(async () => (await completed('lanes')) === 80, 60_000, '80 completed (79 enqueued and not cancelled, and the rescued one)');
+    const seen = await audit('lanes');
+    // 1 + 80 first claims, and 12 again after a failed first try.
+    expect(seen.claims).toBe(1 + 80 + 12);
+    expect(seen.most_key).toBe(1);
+    expect(seen.keys).toBe(4);
+    await waitFor(async () => (await counters('lanes'))?.queue_held === 0, 5000, 'the counters to come back to 0');
+    expect(await counters('lanes')).toEqual({ queue_held: 0, key_held: 0 });
+    await q.close();
+  }, 90_000);
+
+  it('serves keys in turn: 40 jobs of four small keys all claimed within the first 8 claims while a key with 1,000 waits', async () => {
+    const q = client();
+    await q.configure('lanes', { keyConcurrency: 50 });
+    // The big key first, so claim order alone (priority, then age) would serve all of it before the others.
+    for (let b = 0; b < 1000; b += 500) {
+      await q.enqueueMany(Array.from({ length: 500 }, (_, i) => ({ type: 'loose' as const, payload: { n: b + i }, queue: 'lanes', concurrencyKey: 'a-big' })));
+    }
+    await q.enqueueMany(['b', 'c', 'd', 'e'].flatMap((k) => Array.from({ length: 10 }, (_, n) => ({ type: 'loose' as const, payload: { n }, queue: 'lanes', concurrencyKey: k }))));
+    const servedAt = new Map<string, number>();
+    let bigServed = 0;
+    for (let claim = 1; claim <= 8; claim++) {
+      const { jobs: batch } = await t.trpc.worker.claim.mutate({ workerId: 'fair', queues: ['lanes'], limit: 10 });
+      const keys = (await sql<{ id: string; k: string }>(`SELECT id, concurrency_key AS k FROM task_queue WHERE id = ANY ($1::text[])`, [batch.map((j) => j.id)])).map((r) => r.k);
+      for (const k of keys) {
+        if (k === 'a-big') bigServed++;
+        else servedAt.set(k, (servedAt.get(k) ?? 0) + 1);
+      }
+      await t.trpc.worker.completeMany.mutate({ workerId: 'fair', jobs: batch.map((j) => ({ id: j.id, attempt: j.attempt })) });
+    }
+    expect(Object.fromEntries(servedAt)).toEqual({ b: 10, c: 10, d: 10, e: 10 });
+    expect(bigServed).toBeLessThanOrEqual(40);
+    expect(bigServed).toBeGreaterThan(0);
+    await q.close();
+  });
+
+  it('answers fewer jobs, quickly, when every key it may visit is full, and reaches the free key on later claims', async () => {
+    const q = client();
+    await q.configure('lanes', { keyConcurrency: 1 });
+    const full = Array.from({ length: 60 }, (_, i) => `k${String(i).padStart(3, '0')}`);
+    await q.enqueueMany(full.flatMap((k) => Array.from({ length: 2 }, (_, n) => ({ type: 'loose' as const, payload: { n }, queue: 'lanes', concurrencyKey: k }))));
+    // Every one of the 60 keys holds its one job.
+    expect((await t.trpc.worker.claim.mutate({ workerId: 'holder', queues: ['lanes'], limit: 100 })).jobs).toHaveLength(60);
+    // Between k058 and k059: 60th in the walk from the cursor (k059, the last key served).
+    await q.enqueue('loose', { n: 0 }, { queue: 'lanes', concurrencyKey: 'k0585' });
+    // A claim of 1 visits at most 1 * 2 + 16 keys, and the next one goes on from there.
+    let claims = 0;
+    let got: string[] = [];
+    while (got.length === 0 && claims < 10) {
+      claims++;
+      const started = Date.now();
+      got = (await t.trpc.worker.claim.mutate({ workerId: 'seeker', queues: ['lanes'], limit: 1 })).jobs.map((j) => j.id);
+      expect(Date.now() - started).toBeLessThan(5000);
+    }
+    expect(claims).toBeGreaterThanOrEqual(2);
+    expect(claims).toBeLessThanOrEqual(5);
+    expect((await sql<{ k: string }>(`SELECT concurrency_key AS k FROM task_queue WHERE id = $1`, [got[0]]))[0]?.k).toBe('k0585');
+    await q.close();
+  });
+
+  it('holds both limits at once: queue concurrency 3 and keyConcurrency 1 under 6 workers', async () => {
+    const q = client();
+    await q.configure('lanes', { concurrency: 3, keyConcurrency: 1 });
+    await q.enqueueMany(['u', 'v', 'w', 'x', 'y', 'z'].flatMap((k) => tasks(k, 8)));
+    for (let w = 0; w < 6; w++) spawn(`both-${w}`, 'lanes', async () => new Promise((r) => setTimeout(r, 3)));
+    await waitFor(async () => (await completed('lanes')) === 48, 60_000, '48 completed');
+    const seen = await audit('lanes');
+    expect(seen.claims).toBe(48);
+    expect(seen.most_key).toBe(1);
+    expect(seen.most_queue).toBe(3);
+    await waitFor(async () => (await counters('lanes'))?.queue_held === 0, 5000, 'the counters to come back to 0');
+    expect(await counters('lanes')).toEqual({ queue_held: 0, key_held: 0 });
+    await q.close();
+  }, 90_000);
+
+  it('finishes every job while 4 workers claim and complete concurrently for seconds (a hanging claim fails this)', async () => {
+    const q = client();
+    await q.configure('lanes', { keyConcurrency: 2 });
+    for (let b = 0; b < 4; b++) {
+      await q.enqueueMany(Array.from({ length: 40 }, (_, k) => tasks(`key-${String(k).padStart(2, '0')}`, 5, b * 5)).flat());
+    }
+    for (let w = 0; w < 4; w++) spawn(`busy-${w}`, 'lanes', async () => {}, 20);
+    // 800 no-op jobs: a second or two here; a claim statement that never ends stops every worker of the queue.
+    await waitFor(async () => (await completed('lanes')) === 800, 20_000, '800 completed');
+    expect((await audit('lanes')).most_key).toBeLessThanOrEqual(2);
+    await waitFor(async () => (await counters('lanes'))?.queue_held === 0, 5000, 'the counters to come back to 0');
+    expect(await counters('lanes')).toEqual({ queue_held: 0, key_held: 0 });
+    await q.close();
+  }, 40_000);
+
+  it('counts the jobs a key already holds when keyConcurrency is set, and stops counting when it is cleared', async () => {
+    const q = client();
+    await q.enqueueMany([...tasks('a', 2), ...tasks('b', 1)]);
+    // No policy yet: the plain claim takes a's first job.
+    const [early] = (await t.trpc.worker.claim.mutate({ workerId: 'w', queues: ['lanes'], limit: 1 })).jobs;
+    expect(early?.payload).toEqual({ tenant: 'a', n: 0 });
+    await q.configure('lanes', { keyConcurrency: 1 });
+    const later = (await t.trpc.worker.claim.mutate({ workerId: 'w', queues: ['lanes'], limit: 10 })).jobs;
+    expect(later.map((j) => j.payload)).toEqual([{ tenant: 'b', n: 0 }]);
+    expect(await counters('lanes')).toEqual({ queue_held: 2, key_held: 1 });
+    await q.configure('lanes', { keyConcurrency: null });
+    expect(await sql(`SELECT id FROM task_queue WHERE counted`)).toEqual([]);
+    expect((await t.trpc.worker.claim.mutate({ workerId: 'w', queues: ['lanes'], limit: 10 })).jobs.map((j) => j.payload)).toEqual([{ tenant: 'a', n: 1 }]);
+    await q.close();
+  });
+
+  it('explains KEY_CONCURRENCY_FULL with the key and its counts, and READY once the key frees', async () => {
+    const q = client();
+    await q.configure('lanes', { keyConcurrency: 1 });
+    const first = await q.enqueue('task', { tenant: 'acme', n: 1 }, { queue: 'lanes' });
+    const second = await q.enqueue('task', { tenant: 'acme', n: 2 }, { queue: 'lanes' });
+    const other = await q.enqueue('task', { tenant: 'globex', n: 3 }, { queue: 'lanes' });
+    const [held] = (await t.trpc.worker.claim.mutate({ workerId: 'w', queues: ['lanes'], limit: 1 })).jobs;
+    expect(held?.id).toBe(first.id);
+    const why = await t.trpc.jobs.explain.query({ id: second.id });
+    expect(why).toMatchObject({ status: 'pending', runnable: false, reasons: [{ code: 'KEY_CONCURRENCY_FULL' }] });
+    expect(why.reasons[0]?.message).toBe('concurrency key "acme" of queue "lanes" holds 1 jobs, its limit is 1');
+    expect((await t.trpc.jobs.explain.query({ id: other.id })).reasons.map((r) => r.code)).toEqual(['READY']);
+    await t.trpc.worker.complete.mutate({ workerId: 'w', id: held!.id, attempt: held!.attempt });
+    // The release is still in the ledger (no claim folded it): explain counts it as a claim would.
+    expect((await t.trpc.jobs.explain.query({ id: second.id })).reasons.map((r) => r.code)).toEqual(['READY']);
+    await q.close();
+  });
+});
