@@ -446,8 +446,8 @@ $$;
 -- cancel: pending, claimed or processing -> cancelled (see the lifecycle
 -- migration). Adds:
 --   * a cancelled parent takes its live descendants with it (children,
---     grandchildren...), found through task_queue_parent_idx (only inputs
---     that have children are looked up there);
+--     grandchildren...), found through task_queue_parent_idx (a plain job costs
+--     one probe of that index);
 --   * a cancelled held job's attempt row ('cancelled');
 --   * the settle of the parents outside the cancelled tree (a cancelled child
 --     of a waiting parent counts as finished; under on_child_failure 'fail'
