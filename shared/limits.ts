@@ -33,4 +33,8 @@ export const LIMITS = Object.freeze({
   defaultPayloadBytes: 1_048_576,
   /** Rows one `jobs.list` page may hold. */
   listLimit: 500,
+  /** Jobs one `jobs.retryMany` or `jobs.cancelMany` may move (its required `limit`). */
+  bulkLimit: 10_000,
+  /** Characters of a `jobs.list` / bulk `errorContains` filter. */
+  errorFilter: 1000,
 });
