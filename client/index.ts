@@ -11,6 +11,7 @@ export {
   type EnqueuedJobRef,
   type TypedJobView,
   type WaitOptions,
+  type JobFilterOf,
 } from './queueClient.js';
 export { createWorker, type Worker, type WorkerOptions, type Handlers, type JobContext, type WorkerEvent, type WorkerLogger, type StopReport, type UndeliveredReport } from './worker.js';
 export {

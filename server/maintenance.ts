@@ -183,11 +183,17 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
   let retainTimer: NodeJS.Timeout | undefined;
   let retainRunning: Promise<unknown> | undefined;
   const retainTick = (): void => {
+    // A pass that stopped at its cap with jobs still due is followed soon, so the cap bounds how long
+    // one pass holds the lock, not how many rows a minute retention can remove.
+    let next = tuning.intervalMs;
     retainRunning = retain()
+      .then((report) => {
+        if (report && !report.complete) next = Math.min(1000, tuning.intervalMs);
+      })
       .catch((error: unknown) => logger.error({ err: error }, `retention pass failed: ${(error as Error).message}`))
       .finally(() => {
         retainRunning = undefined;
-        if (retainTimer) retainTimer = setTimeout(retainTick, tuning.intervalMs).unref();
+        if (retainTimer) retainTimer = setTimeout(retainTick, next).unref();
       });
   };
   let cronTimer: NodeJS.Timeout | undefined;

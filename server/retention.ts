@@ -18,9 +18,9 @@ export interface RetentionTuning {
   batchSize: number;
   /** Pause after each full batch, in ms: claims, completions and autovacuum get the table between two deletes. */
   pauseMs: number;
-  /** Jobs one pass removes at most; the rest waits for the next pass. */
+  /** Jobs one pass removes at most (bounding how long the leader holds the retention lock); the rest waits for the next pass. */
   maxPerPass: number;
-  /** Time between two passes, in ms. */
+  /** Time between two passes, in ms; a pass that stopped at `maxPerPass` is followed by the next one after a second. */
   intervalMs: number;
 }
 
@@ -32,7 +32,7 @@ export interface RetentionTuning {
  * table left alone; 100,000 a pass bounds a pass to a few seconds, so a
  * backlog of 1,000,000 is gone in about ten passes.
  */
-export const RETENTION_TUNING: Readonly<RetentionTuning> = Object.freeze({ batchSize: 2000, pauseMs: 20, maxPerPass: 100_000, intervalMs: 60_000 });
+export const RETENTION_TUNING: Readonly<RetentionTuning> = Object.freeze({ batchSize: 1000, pauseMs: 50, maxPerPass: 100_000, intervalMs: 60_000 });
 
 /** What one retention pass did. */
 export interface RetentionReport {
@@ -71,6 +71,8 @@ export async function runRetentionPass(db: Db, options: RetentionPassOptions): P
     for (const failed of [false, true]) {
       const days = failed ? (queue.failed_retention_days ?? policy.failedRetentionDays) : (queue.retention_days ?? policy.retentionDays);
       if (days === 0) continue;
+      // Each batch walks on from where the one before stopped (see skipq_retention_batch).
+      let from: Date | null = null;
       for (;;) {
         const room = tuning.maxPerPass - report.deleted - report.deletedFailed;
         if (room <= 0 || options.stopping?.()) {
@@ -78,11 +80,12 @@ export async function runRetentionPass(db: Db, options: RetentionPassOptions): P
           return report;
         }
         const limit = Math.min(tuning.batchSize, room);
-        const n = await jobRetentionBatch(db, { queue: queue.queue, failed, days, now: options.now(), limit });
+        const batch = await jobRetentionBatch(db, { queue: queue.queue, failed, days, now: options.now(), from, limit });
         report.batches++;
-        if (failed) report.deletedFailed += n;
-        else report.deleted += n;
-        if (n < limit) break;
+        if (failed) report.deletedFailed += batch.deleted;
+        else report.deleted += batch.deleted;
+        if (batch.deleted < limit) break;
+        from = batch.reached;
         await sleep(tuning.pauseMs);
       }
     }

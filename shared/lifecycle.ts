@@ -145,7 +145,7 @@ export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
     ends: 'cancel',
     repeat: { statuses: ['cancelled'] },
     guard: null,
-    api: ['jobs.cancel'],
+    api: ['jobs.cancel', 'jobs.cancelMany (admin, by filter)'],
     sql: ['skipq_cancel'],
   },
   retry: {
@@ -155,7 +155,7 @@ export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
     ends: null,
     repeat: null,
     guard: 'due at once, retry_count back to 0; attempt keeps counting',
-    api: ['jobs.retry'],
+    api: ['jobs.retry', 'jobs.retryMany (by filter)'],
     sql: ['skipq_retry'],
   },
 } satisfies Record<MoveName, Move>);

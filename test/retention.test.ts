@@ -99,10 +99,12 @@ describe('retention: finished jobs are deleted when due, in bounded batches', ()
     await finished('failed', 40, { queue: 'q0' });
     // Every statement the pass sends, with what each DELETE batch removed.
     const batches: number[] = [];
+    const froms: Array<Date | null> = [];
     const spy = {
       query: async (config: pg.QueryConfig) => {
         const result = await t.db.pool.query(config);
         if (config.name === 'jobRetentionBatch') batches.push((result.rows[0] as { deleted: number }).deleted);
+        if (config.name === 'jobRetentionBatch') froms.push((config.values as unknown[])[5] as Date | null);
         return result;
       },
     } as unknown as pg.Pool;
@@ -113,6 +115,8 @@ describe('retention: finished jobs are deleted when due, in bounded batches', ()
     // q0: its 5 completed rows (3, then 2: nothing more due), then its failed one; q1: 3 of its 6, then 1 to the cap of 10.
     expect(first).toEqual({ deleted: 9, deletedFailed: 1, batches: 5, complete: false });
     expect(batches).toEqual([3, 2, 1, 3, 1]);
+    // Each batch after a full one walks on from the newest finish time the one before reached.
+    expect(froms.map((f) => f !== null)).toEqual([false, true, false, false, true]);
     const second = await runRetentionPass(spy, { policy, tuning, now: () => clock });
     expect(second).toEqual({ deleted: 2, deletedFailed: 0, batches: 2, complete: true });
     expect(Math.max(...batches)).toBeLessThanOrEqual(3);
@@ -129,7 +133,8 @@ describe('retention: finished jobs are deleted when due, in bounded batches', ()
       [ago(30), old],
     );
     // A counted held job of a limited queue, with an old update: held, so never deleted.
-    const held = await insertJob(t.db.pool, { queue: 'work', status: 'processing', counted: true, updated_at: ago(90), lease_expires_at: new Date(clock.getTime() + DAY) });
+    const held = await insertJob(t.db.pool, { queue: 'work', status: 'processing', updated_at: ago(90), lease_expires_at: new Date(clock.getTime() + DAY) });
+    await t.db.pool.query(`UPDATE task_queue SET counted = true WHERE id = $1`, [held.id]);
     await t.db.pool.query(`UPDATE queues SET held = 1 WHERE name = 'work'`);
     const { jobs: enqueued } = await t.trpc.jobs.enqueueMany.mutate({ jobs: Array.from({ length: 200 }, (_, n) => ({ type: 'work', payload: { n }, queue: 'work' })) });
 
@@ -215,7 +220,8 @@ describe('retention: finished jobs are deleted when due, in bounded batches', ()
         const onNotice = (msg: { message?: string }) => logs.push(msg.message ?? '');
         client.on('notice', onNotice);
         await client.query("LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET client_min_messages = log");
-        await client.query(`SELECT skipq_retention_batch('q1', false, $1::timestamptz, 100), skipq_retention_batch('q2', true, $1::timestamptz, 100)`, [ago(7)]);
+        await client.query(`SELECT * FROM skipq_retention_batch('q1', false, $1::timestamptz, 100)`, [ago(7)]);
+        await client.query(`SELECT * FROM skipq_retention_batch('q2', true, $1::timestamptz, 100, $2::timestamptz)`, [ago(7), ago(400)]);
         await client.query('SELECT * FROM skipq_retention_queues()');
         await client.query('RESET client_min_messages');
         client.off('notice', onNotice);

@@ -44,18 +44,30 @@ FROM skipq_retention_queues() AS r`,
   return rows;
 }
 
+/** What one retention batch did: rows deleted, and the finish time of the newest of them (null: none). */
+export interface RetentionBatchRow {
+  deleted: number;
+  reached: Date | null;
+}
+
 /**
  * jobRetentionBatch: deletes at most `limit` jobs of `queue` that finished
  * more than `days` days before `now` (null: skipq_now(), the database's
- * clock), oldest first: failed ones with `failed`, else completed and
- * cancelled ones (skipq_retention_batch). Only finished jobs; rows another
- * statement holds are skipped, never waited for. Answers how many went.
+ * clock) and not before `from` (the batch before's `reached`), oldest first:
+ * failed ones with `failed`, else completed and cancelled ones
+ * (skipq_retention_batch). Only finished jobs; rows another statement holds
+ * are skipped, never waited for.
  */
-export async function jobRetentionBatch(db: Db, params: { queue: string; failed: boolean; days: number; now: Date | null; limit: number }): Promise<number> {
-  const { rows } = await db.query<{ deleted: number }>({
+export async function jobRetentionBatch(
+  db: Db,
+  params: { queue: string; failed: boolean; days: number; now: Date | null; from: Date | null; limit: number },
+): Promise<RetentionBatchRow> {
+  const { rows } = await db.query<RetentionBatchRow>({
     name: 'jobRetentionBatch',
-    text: `SELECT skipq_retention_batch($1::text, $2::boolean, coalesce($3::timestamptz, skipq_now()) - $4::int * interval '1 day', $5::int) AS deleted`,
-    values: [params.queue, params.failed, params.now, params.days, params.limit],
+    text: `
+SELECT b.deleted, b.reached
+FROM skipq_retention_batch($1::text, $2::boolean, coalesce($3::timestamptz, skipq_now()) - $4::int * interval '1 day', $5::int, $6::timestamptz) AS b`,
+    values: [params.queue, params.failed, params.now, params.days, params.limit, params.from],
   });
-  return rows[0]?.deleted ?? 0;
+  return rows[0] ?? { deleted: 0, reached: null };
 }

@@ -35,8 +35,15 @@ CREATE INDEX "task_queue_failed_idx" ON "task_queue" ("queue", (coalesce("failed
   WHERE "status" = 'failed';
 
 -- One batch of retention for one queue: deletes at most p_limit jobs of the
--- queue finished before p_before, oldest first, and answers how many went.
+-- queue finished before p_before (and not before p_from), oldest first, and
+-- answers how many went and the finish time of the newest of them.
 -- p_failed: failed jobs; else completed and cancelled ones.
+--
+-- p_from is the batch before's `reached`: each batch walks on from where the
+-- one before stopped. Without it every batch would start at the oldest entry
+-- again and step over the index entries of every row deleted so far (they stay
+-- until vacuum): measured over 1,000,000 rows, batches grew from about 25 ms to
+-- 130 ms and the pass took 180 s instead of about a minute.
 --
 -- Only finished jobs are ever touched (the status is in the WHERE of both the
 -- pick and the delete), so a live job, or one that a retry moved back to
@@ -47,49 +54,65 @@ CREATE INDEX "task_queue_failed_idx" ON "task_queue" ("queue", (coalesce("failed
 --
 -- Why a function with the planner's hands tied, as skipq_claim: with stale
 -- statistics (a burst of completions since the last ANALYZE) the planner may
--- pick a bitmap scan and sort every due row of the queue for each batch of
--- 2,000; with bitmap scans and sorts off only the ordered walk of the index is
--- left, which reads just the rows it deletes. The ids go through an array, so
--- the delete finds each row by its primary key and never joins the table with
--- itself by a hash.
-CREATE FUNCTION skipq_retention_batch(p_queue text, p_failed boolean, p_before timestamptz, p_limit integer)
-RETURNS integer
+-- pick a bitmap scan and sort every due row of the queue for each batch; with
+-- bitmap scans and sorts off only the ordered walk of the index is left, which
+-- reads just the rows it deletes. The ids go through an array, so the delete
+-- finds each row by its primary key and never joins the table with itself by
+-- a hash.
+CREATE FUNCTION skipq_retention_batch(
+  p_queue text,
+  p_failed boolean,
+  p_before timestamptz,
+  p_limit integer,
+  p_from timestamptz DEFAULT NULL
+)
+RETURNS TABLE (deleted integer, reached timestamptz)
 LANGUAGE plpgsql VOLATILE
 SET enable_bitmapscan = off
 SET enable_sort = off
 AS $$
 DECLARE
-  v_deleted integer;
+  v_from timestamptz := coalesce(p_from, '-infinity');
 BEGIN
   IF p_failed THEN
-    DELETE FROM task_queue AS t
-    WHERE t.id = ANY (ARRAY(
-        SELECT d.id
-        FROM task_queue AS d
-        WHERE d.queue = p_queue
-          AND d.status = 'failed'
-          AND coalesce(d.failed_at, d.updated_at) < p_before
-        ORDER BY coalesce(d.failed_at, d.updated_at)
-        LIMIT greatest(p_limit, 0)
-        FOR UPDATE SKIP LOCKED
-      ))
-      AND t.status = 'failed';
+    RETURN QUERY
+    WITH gone AS (
+      DELETE FROM task_queue AS t
+      WHERE t.id = ANY (ARRAY(
+          SELECT d.id
+          FROM task_queue AS d
+          WHERE d.queue = p_queue
+            AND d.status = 'failed'
+            AND coalesce(d.failed_at, d.updated_at) >= v_from
+            AND coalesce(d.failed_at, d.updated_at) < p_before
+          ORDER BY coalesce(d.failed_at, d.updated_at)
+          LIMIT greatest(p_limit, 0)
+          FOR UPDATE SKIP LOCKED
+        ))
+        AND t.status = 'failed'
+      RETURNING coalesce(t.failed_at, t.updated_at) AS finished
+    )
+    SELECT count(*)::integer, max(gone.finished) FROM gone;
   ELSE
-    DELETE FROM task_queue AS t
-    WHERE t.id = ANY (ARRAY(
-        SELECT d.id
-        FROM task_queue AS d
-        WHERE d.queue = p_queue
-          AND d.status IN ('completed', 'cancelled')
-          AND coalesce(d.completed_at, d.updated_at) < p_before
-        ORDER BY coalesce(d.completed_at, d.updated_at)
-        LIMIT greatest(p_limit, 0)
-        FOR UPDATE SKIP LOCKED
-      ))
-      AND t.status IN ('completed', 'cancelled');
+    RETURN QUERY
+    WITH gone AS (
+      DELETE FROM task_queue AS t
+      WHERE t.id = ANY (ARRAY(
+          SELECT d.id
+          FROM task_queue AS d
+          WHERE d.queue = p_queue
+            AND d.status IN ('completed', 'cancelled')
+            AND coalesce(d.completed_at, d.updated_at) >= v_from
+            AND coalesce(d.completed_at, d.updated_at) < p_before
+          ORDER BY coalesce(d.completed_at, d.updated_at)
+          LIMIT greatest(p_limit, 0)
+          FOR UPDATE SKIP LOCKED
+        ))
+        AND t.status IN ('completed', 'cancelled')
+      RETURNING coalesce(t.completed_at, t.updated_at) AS finished
+    )
+    SELECT count(*)::integer, max(gone.finished) FROM gone;
   END IF;
-  GET DIAGNOSTICS v_deleted = ROW_COUNT;
-  RETURN v_deleted;
 END
 $$;
 
