@@ -34,8 +34,9 @@ export interface RetentionTuning {
  *   each walks on from the one before (skipq_retention_batch's p_from); when
  *   every batch restarted at the oldest entry the pass took 180 s.
  * - 100 ms between batches: a pass over the 1,000,000 takes 121-126 s (about
- *   8,000 rows/s; 65,000 a minute at worst-case load is still ahead of any
- *   completion rate this machine reaches), and the claim workload (4
+ *   8,000 rows/s, so retention keeps up with jobs finishing at up to about
+ *   8,000 a second averaged over the day; faster needs a shorter pause or
+ *   larger batches), and the claim workload (4
  *   connections, claim 50 + complete) ran at 13,663 jobs/s during it against
  *   15,838 alone (-14%). At 50 ms: 9,500-12,500 rows/s and -33 to -36%; at
  *   5,000 a batch with no pause: 74,000 rows/s and -48% (noisier runs at load 8-18).
