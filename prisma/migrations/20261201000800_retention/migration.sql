@@ -37,7 +37,9 @@ CREATE INDEX "task_queue_failed_idx" ON "task_queue" ("queue", (coalesce("failed
 -- One batch of retention for one queue: deletes at most p_limit jobs of the
 -- queue finished before p_before (and not before p_from), oldest first, and
 -- answers how many went and the finish time of the newest of them.
--- p_failed: failed jobs; else completed and cancelled ones.
+-- p_failed: failed jobs; else completed and cancelled ones. Two statements
+-- rather than one with the status chosen by an argument: each must say its
+-- partial index's predicate outright for the planner to use that index.
 --
 -- p_from is the batch before's `reached`: each batch walks on from where the
 -- one before stopped. Without it every batch would start at the oldest entry
