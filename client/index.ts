@@ -18,6 +18,7 @@ export {
   type TypedJobEvent,
   type SubscribeOptions,
   type JobEventStream,
+  type JobFilterOf,
 } from './queueClient.js';
 export { createWorker, type Worker, type WorkerOptions, type Handlers, type JobContext, type ChildResult, type WorkerEvent, type WorkerLogger, type StopReport, type UndeliveredReport } from './worker.js';
 export {

@@ -4,8 +4,10 @@ import {
   createJobId,
   DEFAULT_QUEUE,
   LIMITS,
+  type BulkMoveAnswer,
   type EnqueuedRef,
   type EnqueueInput,
+  type JobFilter,
   type JobDefinitions,
   type JobId,
   type JobRegistry,
@@ -228,6 +230,9 @@ export interface QueueClientOptions<R extends JobDefinitions> extends Connection
   retries?: number;
 }
 
+/** A {@link JobFilter} whose `type` is one of the registry's and whose `status` is one of `S`. */
+export type JobFilterOf<R extends JobDefinitions, S extends JobStatus = JobStatus> = Omit<JobFilter, 'type' | 'status'> & { type?: JobType<R>; status?: S | S[] };
+
 /** The typed producer client. */
 export interface QueueClient<R extends JobDefinitions> {
   /**
@@ -261,8 +266,21 @@ export interface QueueClient<R extends JobDefinitions> {
   enqueueMany(items: ReadonlyArray<EnqueueItem<R>>): Promise<EnqueuedRef[]>;
   /** One job with its status, result and error, and its latest attempts (newest last). */
   get<K extends JobType<R>>(id: JobId<K>): Promise<TypedJobView<R, K> & { attempts: AttemptView[] }>;
-  /** Jobs, newest first. */
-  list(filter?: { queue?: string; type?: JobType<R>; status?: JobStatus | JobStatus[]; limit?: number; cursor?: string }): Promise<{ jobs: Array<TypedJobView<R>>; nextCursor: string | null }>;
+  /**
+   * Jobs, newest first, filtered by queue, type, status (`failed`: the dead letters), error text and time ranges.
+   * @example const { jobs } = await queue.list({ status: 'failed', queue: 'ingestion', errorContains: 'ECONNRESET' });
+   */
+  list(filter?: JobFilterOf<R> & { limit?: number; cursor?: string }): Promise<{ jobs: Array<TypedJobView<R>>; nextCursor: string | null }>;
+  /**
+   * Re-queues the failed (default) or cancelled jobs matching `filter`, at most `limit`; `dryRun` only counts them (admin key).
+   * @example const { matched } = await queue.retryMany({ filter: { queue: 'ingestion', errorContains: 'ECONNRESET' }, limit: 1000, dryRun: true });
+   */
+  retryMany(input: { filter: JobFilterOf<R, 'failed' | 'cancelled'>; limit: number; dryRun?: boolean }): Promise<BulkMoveAnswer>;
+  /**
+   * Cancels the pending, claimed or processing jobs matching `filter`, at most `limit`; `dryRun` only counts them (admin key).
+   * @example await queue.cancelMany({ filter: { queue: 'ingestion', type: 'ingestion', status: 'pending' }, limit: 500 });
+   */
+  cancelMany(input: { filter: JobFilterOf<R, 'pending' | 'claimed' | 'processing'>; limit: number; dryRun?: boolean }): Promise<BulkMoveAnswer>;
   /** Cancels a pending or running job. */
   cancel<K extends JobType<R>>(id: JobId<K>): Promise<TypedJobView<R, K>>;
   /** Re-queues a failed or cancelled job (admin key). */
@@ -574,6 +592,8 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     list: (filter = {}) => typed<{ jobs: Array<TypedJobView<R>>; nextCursor: string | null }>(trpc.jobs.list.query(filter)),
     cancel: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K>>(trpc.jobs.cancel.mutate({ id })),
     retry: <K extends JobType<R>>(id: JobId<K>) => typed<TypedJobView<R, K>>(trpc.jobs.retry.mutate({ id })),
+    retryMany: (input) => trpc.jobs.retryMany.mutate(input),
+    cancelMany: (input) => trpc.jobs.cancelMany.mutate(input),
     stats: () => trpc.queues.stats.query({}),
     schedules: {
       upsert: (schedule) => trpc.schedules.upsert.mutate(schedule),

@@ -20,6 +20,7 @@ import { retryingOnce } from './db/retry.js';
 import { createPrisma } from './db/prisma.js';
 import { createEnqueuer } from './enqueue.js';
 import { createMaintenance, type Maintenance } from './maintenance.js';
+import type { RetentionTuning } from './retention.js';
 import { createJobWaiters } from './jobWaiters.js';
 import { recordJobTypes } from './jobTypes.js';
 import { createEventsRoom } from './events.js';
@@ -80,8 +81,12 @@ export interface QueueServerOptions {
   rescueIntervalMs?: number;
   /** How often the cron leader looks for due schedule ticks. Default 1000. */
   cronIntervalMs?: number;
-  /** Days to keep completed and cancelled jobs (0: forever). Default 7. */
+  /** Days to keep completed and cancelled jobs (0: forever); `queues.configure({ retentionDays })` overrides it per queue. Default 7. */
   retentionDays?: number;
+  /** Days to keep failed jobs, the dead letters (0: forever); `queues.configure({ failedRetentionDays })` overrides it per queue. Default 30. */
+  failedRetentionDays?: number;
+  /** How retention paces its deletes (batch size, pause, cap per pass, interval); see RETENTION_TUNING. */
+  retention?: Partial<RetentionTuning>;
   /** Run rescue and cleanup in this process. Default true. */
   maintenance?: boolean;
   /** Require API keys even on loopback (they are always required beyond it). Default: required once any key exists. */
@@ -290,6 +295,8 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     rescueIntervalMs: options.rescueIntervalMs ?? 5000,
     cronIntervalMs: options.cronIntervalMs ?? 1000,
     retentionDays: options.retentionDays ?? 7,
+    failedRetentionDays: options.failedRetentionDays ?? 30,
+    ...(options.retention ? { retention: options.retention } : {}),
     registry,
     logger,
     onSweep: ({ rescued, failed }) => {

@@ -18,7 +18,9 @@ const envSchema = z.object({
   SKIPQ_POLL_INTERVAL_MS: int(10, 60_000).default(1000),
   SKIPQ_RESCUE_INTERVAL_MS: int(50, 3_600_000).default(5000),
   SKIPQ_CRON_INTERVAL_MS: int(50, 60_000).default(1000),
+  // Days completed/cancelled and failed jobs are kept (0: forever); a queue's own setting wins.
   SKIPQ_RETENTION_DAYS: int(0, 36_500).default(7),
+  SKIPQ_FAILED_RETENTION_DAYS: int(0, 36_500).default(30),
   SKIPQ_STARTUP_TIMEOUT_MS: int(0, 3_600_000).default(60_000),
   SKIPQ_REQUIRE_AUTH: z.enum(['0', '1', 'true', 'false']).default('0').transform((v) => v === '1' || v === 'true'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

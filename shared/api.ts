@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { LIMITS } from './limits.js';
 import { nameSchema, textSchema } from './names.js';
 import { FAILURE_CODES } from './errors.js';
-import { jobStatusSchema } from './statuses.js';
+import { jobStatusSchema, type JobStatus } from './statuses.js';
 import type { AttemptOutcome, Ending } from './lifecycle.js';
 
 /** Zod schema of a {@link FAILURE_CODES} value. */
@@ -216,17 +216,86 @@ export interface WaitForAnswer {
   job: JobView;
 }
 
-/** Input of `jobs.list`: filters, newest first, keyset cursor. Every field is optional, so is the input (no input: the newest 50). */
+/**
+ * Which jobs a call is about: the filter of `jobs.list`, `jobs.retryMany` and
+ * `jobs.cancelMany`, read by the one SQL predicate `skipq_job_matches`, so a
+ * bulk move takes exactly what a list with the same filter shows. Every field
+ * narrows; none given matches every job. Time ranges are [after, before).
+ */
+const jobFilterFields = {
+  queue: nameSchema.optional(),
+  type: nameSchema.optional(),
+  /** `failed` is the dead-letter set. */
+  status: z.union([jobStatusSchema, z.array(jobStatusSchema).min(1)]).optional(),
+  /** The last error contains this text, case-insensitively; `%` and `_` are matched as themselves. */
+  errorContains: z.string().min(1).max(LIMITS.errorFilter).optional(),
+  createdAfter: z.date().optional(),
+  createdBefore: z.date().optional(),
+  /** Finished (completed, failed or cancelled) at or after this time; live jobs never match a finished range. */
+  finishedAfter: z.date().optional(),
+  finishedBefore: z.date().optional(),
+};
+
+/** A filter of jobs, as {@link jobFilterFields} describes. */
+export const jobFilterSchema = z.object(jobFilterFields).strict();
+
+/** A filter of jobs, as a caller writes it. */
+export type JobFilter = z.input<typeof jobFilterSchema>;
+
+/** Input of `jobs.list`: a {@link JobFilter}, newest first, keyset cursor. Every field is optional, so is the input (no input: the newest 50). */
 export const listInputSchema = z
   .object({
-    queue: nameSchema.optional(),
-    type: nameSchema.optional(),
-    status: z.union([jobStatusSchema, z.array(jobStatusSchema).min(1)]).optional(),
+    ...jobFilterFields,
     limit: z.number().int().min(1).max(LIMITS.listLimit).default(50),
     cursor: jobIdSchema.optional(),
   })
   .strict()
   .prefault({});
+
+/** A bulk move's input: the filter with `status` limited to `statuses` (default `defaults`), a required `limit`, and `dryRun`. */
+function bulkMoveInputSchema<S extends readonly [JobStatus, ...JobStatus[]]>(statuses: S, defaults: readonly S[number][]) {
+  const status = z.enum(statuses);
+  return z
+    .object({
+      filter: z
+        .object({ ...jobFilterFields, status: z.union([status, z.array(status).min(1)]).default([...defaults]) })
+        .strict(),
+      /** At most this many jobs are moved (or counted); required, so no call moves an unbounded set by accident. */
+      limit: z.number().int().min(1).max(LIMITS.bulkLimit),
+      /** Count the jobs the call would move, and move none. */
+      dryRun: z.boolean().default(false),
+    })
+    .strict();
+}
+
+/**
+ * Input of `jobs.retryMany`: re-queues the failed (the default) or cancelled
+ * jobs matching `filter`, at most `limit` of them.
+ * @example { filter: { queue: 'ingestion', errorContains: 'ECONNRESET' }, limit: 1000, dryRun: true }
+ */
+export const retryManyInputSchema = bulkMoveInputSchema(['failed', 'cancelled'], ['failed']);
+
+/**
+ * Input of `jobs.cancelMany`: cancels the pending, claimed or processing
+ * (default: all three) jobs matching `filter`, at most `limit` of them.
+ * @example { filter: { queue: 'ingestion', type: 'reindex', status: 'pending' }, limit: 500 }
+ */
+export const cancelManyInputSchema = bulkMoveInputSchema(['pending', 'claimed', 'processing'], ['pending', 'claimed', 'processing']);
+
+/**
+ * What `jobs.retryMany` and `jobs.cancelMany` answer. `matched`: jobs that
+ * matched the filter when the call looked, at most `limit`; `more`: further
+ * jobs match beyond `limit` (call again). `moved`: jobs this call moved;
+ * `skipped`: matched, but changed meanwhile (moved by someone else, or no
+ * longer matching) and left as they are. A dry run moves and skips nothing.
+ */
+export interface BulkMoveAnswer {
+  dryRun: boolean;
+  matched: number;
+  more: boolean;
+  moved: number;
+  skipped: number;
+}
 
 /** A completion: a held job and what its handler returned. */
 export const completionSchema = z.object({ id: jobIdSchema, attempt: attemptSchema, result: z.unknown().optional() }).strict();

@@ -45,4 +45,8 @@ export const LIMITS = Object.freeze({
   attemptsShown: 20,
   /** Rows one `jobs.attempts` or `jobs.children` page may hold. */
   pageLimit: 1000,
+  /** Jobs one `jobs.retryMany` or `jobs.cancelMany` may move (its required `limit`). */
+  bulkLimit: 10_000,
+  /** Characters of a `jobs.list` / bulk `errorContains` filter. */
+  errorFilter: 1000,
 });

@@ -232,6 +232,8 @@ export const queueListOutputSchema = z.object({
         concurrency: int.nullable(),
         rateLimit: z.object({ max: int, periodMs: int }).nullable(),
         keyConcurrency: int.nullable(),
+        retentionDays: int.nullable(),
+        failedRetentionDays: int.nullable(),
         counts: z.record(jobStatusSchema, int),
       }),
     ),

@@ -7,10 +7,14 @@ import type { JobStatus } from './statuses.js';
 export const queueRefInputSchema = z.object({ queue: nameSchema }).strict();
 
 const limitSchema = z.number().int().min(1).max(1_000_000);
+/** Days a queue keeps finished jobs; 0 keeps them forever. */
+const retentionSchema = z.number().int().min(0).max(36_500);
 
 /**
  * Input of `queues.configure`. A field left out keeps its setting; `null` clears it.
  * `rateLimit`: at most `max` claims start in each window of `periodMs`.
+ * `retentionDays` / `failedRetentionDays`: days the queue keeps completed and
+ * cancelled / failed jobs (0: forever; `null`: the server's default).
  */
 export const queueConfigureInputSchema = z
   .object({
@@ -23,6 +27,8 @@ export const queueConfigureInputSchema = z
       .optional(),
     /** At most this many held jobs per concurrency key (1..10,000); keys take turns. */
     keyConcurrency: z.number().int().min(1).max(10_000).nullable().optional(),
+    retentionDays: retentionSchema.nullable().optional(),
+    failedRetentionDays: retentionSchema.nullable().optional(),
   })
   .strict();
 
@@ -41,6 +47,10 @@ export interface QueueSettings {
   rateLimit: { max: number; periodMs: number } | null;
   /** At most this many held jobs per concurrency key. */
   keyConcurrency: number | null;
+  /** Days completed and cancelled jobs are kept (0: forever); null: the server's `retentionDays` (SKIPQ_RETENTION_DAYS). */
+  retentionDays: number | null;
+  /** Days failed jobs are kept (0: forever); null: the server's `failedRetentionDays` (SKIPQ_FAILED_RETENTION_DAYS). */
+  failedRetentionDays: number | null;
 }
 
 /** One queue as `queues.list` answers it: its settings and its jobs per status. */

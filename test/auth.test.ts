@@ -396,6 +396,34 @@ const PROCEDURES: Record<string, ProcedureCase> = {
       };
     },
   },
+  'jobs.retryMany': {
+    roles: ['admin'],
+    otherQueue: 403,
+    async call(c, env) {
+      const row = await insertJob(env.t.db.pool, { queue: Q, status: 'failed', error_message: 'boom' });
+      return {
+        run: () => c.jobs.retryMany.mutate({ filter: { queue: Q, errorContains: 'boom' }, limit: 10 }),
+        verify: async (v) => {
+          expect(v).toMatchObject({ moved: 1 });
+          expect((await readJob(env.t.db.pool, row.id)).status).toBe('pending');
+        },
+      };
+    },
+  },
+  'jobs.cancelMany': {
+    roles: ['admin'],
+    otherQueue: 403,
+    async call(c, env) {
+      const row = await insertJob(env.t.db.pool, { queue: Q });
+      return {
+        run: () => c.jobs.cancelMany.mutate({ filter: { queue: Q }, limit: 10 }),
+        verify: async (v) => {
+          expect(v).toMatchObject({ moved: 1 });
+          expect((await readJob(env.t.db.pool, row.id)).status).toBe('cancelled');
+        },
+      };
+    },
+  },
   'jobs.explain': {
     roles: ['producer'],
     otherQueue: 404,

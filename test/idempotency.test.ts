@@ -208,7 +208,7 @@ describe('idempotency and races', () => {
           }
         }
         // The sweep's own count agrees: it rescued exactly the jobs whose completion was refused.
-        expect(swept).toEqual({ rescued: lost, failed: 0, deleted: 0 });
+        expect(swept).toEqual({ rescued: lost, failed: 0 });
       }
       // Both sides of the race happened (the sweep started at different points of the completions).
       expect(totals.completed).toBeGreaterThan(0);
@@ -219,14 +219,14 @@ describe('idempotency and races', () => {
       const ids = await insertExpired(t, 20, 'w1');
       const early = ids.slice(0, 10);
       for (const id of early) await t.trpc.worker.complete.mutate({ workerId: 'w1', id, attempt: 1, result: 'early' });
-      expect(await t.server.maintenance.sweep()).toEqual({ rescued: 10, failed: 0, deleted: 0 });
+      expect(await t.server.maintenance.sweep()).toEqual({ rescued: 10, failed: 0 });
       for (const id of ids) {
         const row = await readJob(t.db.pool, id);
         if (early.includes(id)) expect(row).toMatchObject({ status: 'completed', result: 'early', retry_count: 0 });
         else expect(row).toMatchObject({ status: 'pending', retry_count: 1, result: null });
       }
       // A second sweep finds nothing, and the late completions are refused.
-      expect(await t.server.maintenance.sweep()).toEqual({ rescued: 0, failed: 0, deleted: 0 });
+      expect(await t.server.maintenance.sweep()).toEqual({ rescued: 0, failed: 0 });
       const late = await t.trpc.worker.completeMany.mutate({ workerId: 'w1', jobs: ids.map((id) => ({ id, attempt: 1 })) });
       expect(late.results.map((r) => r.outcome)).toEqual([...early.map(() => 'completed'), ...ids.slice(10).map(() => 'lease_lost')]);
       expect(await countJobs(t.db.pool, 'completed')).toBe(10);

@@ -60,7 +60,7 @@ describe('time: leases, timeouts and backoff', () => {
     expect((await readJob(t.db.pool, row.id)).lease_expires_at).toEqual(at(10_000));
 
     travel(11_000);
-    expect(await t.server.maintenance.sweep()).toEqual({ rescued: 1, failed: 0, deleted: 0 });
+    expect(await t.server.maintenance.sweep()).toEqual({ rescued: 1, failed: 0 });
     const rescued = await readJob(t.db.pool, row.id);
     expect(rescued).toMatchObject({ status: 'pending', error_code: 'TIMEOUT', retry_count: 1, scheduled_for: at(11_000), ended_by: 'rescue', lease_expires_at: null });
     expect(rescued.error_message).toBe('timed out: attempt 1 ran past its timeout of 10000 ms (worker w1)');
@@ -71,9 +71,9 @@ describe('time: leases, timeouts and backoff', () => {
     const row = await insertJob(t.db.pool, { timeout_ms: 60_000 });
     await claimOne(5000);
     travel(4999);
-    expect(await t.server.maintenance.sweep()).toEqual({ rescued: 0, failed: 0, deleted: 0 });
+    expect(await t.server.maintenance.sweep()).toEqual({ rescued: 0, failed: 0 });
     travel(5001);
-    expect(await t.server.maintenance.sweep()).toEqual({ rescued: 1, failed: 0, deleted: 0 });
+    expect(await t.server.maintenance.sweep()).toEqual({ rescued: 1, failed: 0 });
     const rescued = await readJob(t.db.pool, row.id);
     expect(rescued).toMatchObject({ status: 'pending', error_code: 'LEASE_EXPIRED', retry_count: 1 });
     expect(rescued.error_message).toBe('lease expired: worker w1 stopped heartbeating during attempt 1');
@@ -83,7 +83,7 @@ describe('time: leases, timeouts and backoff', () => {
     const row = await insertJob(t.db.pool, { timeout_ms: 1000, max_retries: 0 });
     await claimOne();
     travel(2000);
-    expect(await t.server.maintenance.sweep()).toEqual({ rescued: 0, failed: 1, deleted: 0 });
+    expect(await t.server.maintenance.sweep()).toEqual({ rescued: 0, failed: 1 });
     expect(await readJob(t.db.pool, row.id)).toMatchObject({ status: 'failed', error_code: 'TIMEOUT', failed_at: at(2000) });
   });
 

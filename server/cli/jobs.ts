@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { JOB_STATUSES, type JobStatus } from '../../shared/index.js';
+import { JOB_STATUSES, LIMITS, type BulkMoveAnswer, type JobStatus } from '../../shared/index.js';
 import type { SkipqTrpc } from '../../client/trpc.js';
 import { CliError, progress } from './errors.js';
 import { printJson, withRemote, withRemoteOptions, type RemoteOptions } from './remote.js';
@@ -47,18 +47,62 @@ export function enqueueCommand(): Command {
   });
 }
 
-/** Ids of the jobs a bulk retry covers: those given, else every failed (or `--status`) job matching the filters, page by page. */
-async function selectJobs(trpc: SkipqTrpc, ids: string[], filter: { queue?: string; type?: string; status: JobStatus }): Promise<string[]> {
-  if (ids.length > 0) return ids;
-  const found: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await trpc.jobs.list.query({ status: filter.status, limit: 500, ...(filter.queue ? { queue: filter.queue } : {}), ...(filter.type ? { type: filter.type } : {}), ...(cursor ? { cursor } : {}) });
-    found.push(...page.jobs.map((j) => j.id));
-    cursor = page.nextCursor ?? undefined;
-    progress(`found ${found.length} ${filter.status} job${found.length === 1 ? '' : 's'}`);
-  } while (cursor);
-  return found;
+/** A date option's value (ISO 8601, e.g. 2026-12-01T00:00:00Z), or a usage error naming the option. */
+function date(name: string): (value: string) => Date {
+  return (value) => {
+    const d = new Date(value);
+    if (Number.isNaN(d.getTime())) throw new CliError(`${name} must be a date such as 2026-12-01T00:00:00Z, not ${JSON.stringify(value)}`, 2);
+    return d;
+  };
+}
+
+/** The filter options every bulk and list command shares (jobs.list / jobs.retryMany / jobs.cancelMany `filter`). */
+interface FilterOptions {
+  queue?: string;
+  type?: string;
+  errorContains?: string;
+  finishedAfter?: Date;
+  finishedBefore?: Date;
+}
+
+/** Adds the {@link FilterOptions} to `command`. */
+function withFilterOptions(command: Command, scope = ''): Command {
+  return command
+    .option('--queue <name>', `${scope}only this queue`)
+    .option('--type <type>', `${scope}only this type`)
+    .option('--error-contains <text>', `${scope}only jobs whose last error contains this text (case-insensitive; % and _ are literal)`)
+    .option('--finished-after <date>', `${scope}only jobs finished at or after this time (ISO 8601)`, date('--finished-after'))
+    .option('--finished-before <date>', `${scope}only jobs finished before this time (ISO 8601)`, date('--finished-before'));
+}
+
+/** The filter as the API takes it. */
+function filterOf(opts: FilterOptions): { queue?: string; type?: string; errorContains?: string; finishedAfter?: Date; finishedBefore?: Date } {
+  return {
+    ...(opts.queue !== undefined ? { queue: opts.queue } : {}),
+    ...(opts.type !== undefined ? { type: opts.type } : {}),
+    ...(opts.errorContains !== undefined ? { errorContains: opts.errorContains } : {}),
+    ...(opts.finishedAfter !== undefined ? { finishedAfter: opts.finishedAfter } : {}),
+    ...(opts.finishedBefore !== undefined ? { finishedBefore: opts.finishedBefore } : {}),
+  };
+}
+
+/** Options of a bulk move by filter. */
+interface BulkOptions extends FilterOptions {
+  limit?: number;
+  dryRun?: boolean;
+}
+
+/** The bulk move's limit: required with a filter, so no command moves an unbounded set by accident. */
+function bulkLimit(opts: BulkOptions, verb: string): number {
+  if (opts.limit === undefined) throw new CliError(`without ids, ${verb} moves the jobs matching the filters: give --limit N (at most ${LIMITS.bulkLimit}); --dry-run counts them first`, 2);
+  return opts.limit;
+}
+
+/** Prints a bulk move's answer. */
+function printBulk(answer: BulkMoveAnswer, verb: string): void {
+  const more = answer.more ? ' (more match beyond --limit)' : '';
+  if (answer.dryRun) console.log(`would ${verb} ${answer.matched} job${answer.matched === 1 ? '' : 's'}${more}`);
+  else console.log(`${verb === 'retry' ? 'retried' : 'cancelled'} ${answer.moved} job${answer.moved === 1 ? '' : 's'}${answer.skipped ? `, skipped ${answer.skipped} that changed meanwhile` : ''}${more}`);
 }
 
 /** Runs `move` on every id, printing progress; failures are counted and named, not fatal one by one. */
@@ -87,18 +131,12 @@ const statusOption = () => new Option('--status <status>', 'only jobs in this st
 export function jobsCommand(): Command {
   const jobs = new Command('jobs').description('inspect and move jobs on a running server');
   withRemoteOptions(
-    jobs
-      .command('list')
-      .description('list jobs, newest first')
-      .option('--queue <name>', 'only this queue')
-      .option('--type <type>', 'only this type')
+    withFilterOptions(jobs.command('list').description('list jobs, newest first (--status failed: the dead letters)'))
       .addOption(statusOption())
       .option('--limit <n>', 'at most this many', int('--limit'), 50)
       .option('--json', 'print the job views as JSON'),
-  ).action(async (opts: RemoteOptions & { queue?: string; type?: string; status?: JobStatus; limit: number; json?: boolean }) => {
-    const page = await withRemote(opts, (trpc) =>
-      trpc.jobs.list.query({ limit: opts.limit, ...(opts.queue ? { queue: opts.queue } : {}), ...(opts.type ? { type: opts.type } : {}), ...(opts.status ? { status: opts.status } : {}) }),
-    );
+  ).action(async (opts: RemoteOptions & FilterOptions & { status?: JobStatus; limit: number; json?: boolean }) => {
+    const page = await withRemote(opts, (trpc) => trpc.jobs.list.query({ limit: opts.limit, ...filterOf(opts), ...(opts.status ? { status: opts.status } : {}) }));
     if (opts.json) return printJson(page);
     if (page.jobs.length === 0) console.log('no jobs');
     for (const j of page.jobs) console.log(`${j.id}  ${j.status.padEnd(10)}  ${j.queue}/${j.type}  attempt ${j.attempt}${j.error ? `  ${j.error.slice(0, 80)}` : ''}`);
@@ -107,27 +145,44 @@ export function jobsCommand(): Command {
     async (id: string, opts: RemoteOptions) => printJson(await withRemote(opts, (trpc) => trpc.jobs.get.query({ id }))),
   );
   withRemoteOptions(
-    jobs
-      .command('retry')
-      .description('re-queue failed or cancelled jobs: those given, else every failed one (admin key)')
-      .argument('[ids...]', 'job ids; none: every job matching the filters')
-      .option('--queue <name>', 'without ids: only this queue')
-      .option('--type <type>', 'without ids: only this type')
-      .addOption(statusOption().choices(['failed', 'cancelled']).default('failed')),
-  ).action(async (ids: string[], opts: RemoteOptions & { queue?: string; type?: string; status: JobStatus }) => {
-    await withRemote(opts, async (trpc) => {
-      const chosen = await selectJobs(trpc, ids, opts);
-      await moveAll(chosen, 'retried', (id) => trpc.jobs.retry.mutate({ id }));
-    });
+    withFilterOptions(
+      jobs
+        .command('retry')
+        .description('re-queue failed or cancelled jobs: those given, else those matching the filters, at most --limit (admin key)')
+        .argument('[ids...]', 'job ids; none: the jobs matching the filters'),
+      'without ids: ',
+    )
+      .option('--failed', 'without ids: failed jobs, the dead letters (the default)')
+      .addOption(statusOption().choices(['failed', 'cancelled']))
+      .option('--limit <n>', `without ids: move at most this many (required, at most ${LIMITS.bulkLimit})`, int('--limit'))
+      .option('--dry-run', 'without ids: count the matching jobs and move none'),
+  ).action(async (ids: string[], opts: RemoteOptions & BulkOptions & { failed?: boolean; status?: 'failed' | 'cancelled' }) => {
+    if (ids.length > 0) return withRemote(opts, (trpc) => moveAll(ids, 'retried', (id) => trpc.jobs.retry.mutate({ id })));
+    if (opts.failed && opts.status && opts.status !== 'failed') throw new CliError('give --failed or --status cancelled, not both', 2);
+    const limit = bulkLimit(opts, 'retry');
+    const filter = { ...filterOf(opts), status: opts.status ?? 'failed' };
+    printBulk(await withRemote(opts, (trpc) => trpc.jobs.retryMany.mutate({ filter, limit, dryRun: opts.dryRun === true })), 'retry');
   });
   withRemoteOptions(jobs.command('explain').description('why a job is or is not being claimed: runnable, and each reason').argument('<id>', 'job id')).action(
     async (id: string, opts: RemoteOptions) => printJson(await withRemote(opts, (trpc) => trpc.jobs.explain.query({ id }))),
   );
-  withRemoteOptions(jobs.command('cancel').description('cancel pending or running jobs').argument('<ids...>', 'job ids')).action(
-    async (ids: string[], opts: RemoteOptions) => {
-      await withRemote(opts, (trpc) => moveAll(ids, 'cancelled', (id) => trpc.jobs.cancel.mutate({ id })));
-    },
-  );
+  withRemoteOptions(
+    withFilterOptions(
+      jobs
+        .command('cancel')
+        .description('cancel pending or running jobs: those given, else those matching the filters, at most --limit (admin key)')
+        .argument('[ids...]', 'job ids; none: the jobs matching the filters'),
+      'without ids: ',
+    )
+      .addOption(new Option('--status <status>', 'without ids: only jobs in this status (default: pending, claimed and processing)').choices(['pending', 'claimed', 'processing']))
+      .option('--limit <n>', `without ids: move at most this many (required, at most ${LIMITS.bulkLimit})`, int('--limit'))
+      .option('--dry-run', 'without ids: count the matching jobs and move none'),
+  ).action(async (ids: string[], opts: RemoteOptions & BulkOptions & { status?: 'pending' | 'claimed' | 'processing' }) => {
+    if (ids.length > 0) return withRemote(opts, (trpc) => moveAll(ids, 'cancelled', (id) => trpc.jobs.cancel.mutate({ id })));
+    const limit = bulkLimit(opts, 'cancel');
+    const filter = { ...filterOf(opts), ...(opts.status ? { status: opts.status } : {}) };
+    printBulk(await withRemote(opts, (trpc) => trpc.jobs.cancelMany.mutate({ filter, limit, dryRun: opts.dryRun === true })), 'cancel');
+  });
   return jobs;
 }
 

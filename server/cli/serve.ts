@@ -41,6 +41,9 @@ Environment:
   SKIPQ_RESCUE_INTERVAL_MS  expired-lease sweep, default 5000
   SKIPQ_CRON_INTERVAL_MS    how often the cron leader looks for due schedule ticks, default 1000
   SKIPQ_RETENTION_DAYS      keep completed/cancelled jobs this long (0: forever), default 7
+  SKIPQ_FAILED_RETENTION_DAYS
+                            keep failed jobs (dead letters) this long (0: forever), default 30;
+                            queues.configure({ retentionDays, failedRetentionDays }) overrides per queue
   SKIPQ_STARTUP_TIMEOUT_MS  wait for PostgreSQL at start, default 60000
   SKIPQ_REQUIRE_AUTH        1: require API keys on loopback too; 0 (default): keys are
                             required once any key record exists (skipq keys revoke --all
@@ -89,6 +92,7 @@ export async function serve(values: ServeOptions): Promise<void> {
     rescueIntervalMs: env.SKIPQ_RESCUE_INTERVAL_MS,
     cronIntervalMs: env.SKIPQ_CRON_INTERVAL_MS,
     retentionDays: env.SKIPQ_RETENTION_DAYS,
+    failedRetentionDays: env.SKIPQ_FAILED_RETENTION_DAYS,
     requireAuth: values.requireAuth === true || env.SKIPQ_REQUIRE_AUTH,
     dashboard: { showPayloads: env.SKIPQ_DASHBOARD_PAYLOADS },
     logger,

@@ -26,20 +26,48 @@ FROM skipq_rescue($1::int, $2::timestamptz) AS r`,
   return rows;
 }
 
-/** jobCleanup: deletes completed and cancelled jobs finished more than `days` ago, in bounded batches. Returns rows deleted. */
-export async function jobCleanup(db: Db, days: number, limit: number): Promise<number> {
-  const { rowCount } = await db.query({
-    name: 'jobCleanup',
+/** A queue that holds finished jobs, with its retention settings (null: the server's default). */
+export interface RetentionQueueRow {
+  queue: string;
+  retention_days: number | null;
+  failed_retention_days: number | null;
+}
+
+/** retentionQueues: every queue holding finished jobs, by one descent of each retention index per queue (skipq_retention_queues). */
+export async function retentionQueues(db: Db): Promise<RetentionQueueRow[]> {
+  const { rows } = await db.query<RetentionQueueRow>({
+    name: 'retentionQueues',
     text: `
-DELETE FROM task_queue
-WHERE id IN (
-  SELECT id
-  FROM task_queue
-  WHERE status IN ('completed', 'cancelled')
-    AND coalesce(completed_at, updated_at) < now() - $1::int * interval '1 day'
-  LIMIT $2::int
-)`,
-    values: [days, limit],
+SELECT r.queue, r.retention_days, r.failed_retention_days
+FROM skipq_retention_queues() AS r`,
   });
-  return rowCount ?? 0;
+  return rows;
+}
+
+/** What one retention batch did: rows deleted, and the finish time of the newest of them (null: none). */
+export interface RetentionBatchRow {
+  deleted: number;
+  reached: Date | null;
+}
+
+/**
+ * jobRetentionBatch: deletes at most `limit` jobs of `queue` that finished
+ * more than `days` days before `now` (null: skipq_now(), the database's
+ * clock) and not before `from` (the batch before's `reached`), oldest first:
+ * failed ones with `failed`, else completed and cancelled ones
+ * (skipq_retention_batch). Only finished jobs; rows another statement holds
+ * are skipped, never waited for.
+ */
+export async function jobRetentionBatch(
+  db: Db,
+  params: { queue: string; failed: boolean; days: number; now: Date | null; from: Date | null; limit: number },
+): Promise<RetentionBatchRow> {
+  const { rows } = await db.query<RetentionBatchRow>({
+    name: 'jobRetentionBatch',
+    text: `
+SELECT b.deleted, b.reached
+FROM skipq_retention_batch($1::text, $2::boolean, coalesce($3::timestamptz, skipq_now()) - $4::int * interval '1 day', $5::int, $6::timestamptz) AS b`,
+    values: [params.queue, params.failed, params.now, params.days, params.limit, params.from],
+  });
+  return rows[0] ?? { deleted: 0, reached: null };
 }

@@ -13,6 +13,8 @@ export interface QueueRow {
   rate_max: number | null;
   rate_period_ms: number | null;
   key_concurrency: number | null;
+  retention_days: number | null;
+  failed_retention_days: number | null;
 }
 
 /** queueSetPaused: pauses or resumes a queue, making its row when it has none. */
@@ -25,7 +27,7 @@ VALUES ($1::text, $2::boolean)
 ON CONFLICT (name) DO UPDATE
 SET paused = EXCLUDED.paused,
     updated_at = now()
-RETURNING name, paused, concurrency, rate_max, rate_period_ms, key_concurrency`,
+RETURNING name, paused, concurrency, rate_max, rate_period_ms, key_concurrency, retention_days, failed_retention_days`,
     values: [params.queue, params.paused],
   });
   return rows[0] as QueueRow;
@@ -37,12 +39,16 @@ export interface ConfigureParams {
   concurrency?: number | null | undefined;
   rateLimit?: { max: number; periodMs: number } | null | undefined;
   keyConcurrency?: number | null | undefined;
+  retentionDays?: number | null | undefined;
+  failedRetentionDays?: number | null | undefined;
 }
 
 /**
- * queueConfigure: sets a queue's limits and makes its counters true again
- * (skipq_queue_recount), in one transaction under the queue's row lock. A new
- * rate limit starts a fresh window.
+ * queueConfigure: sets a queue's limits and retention and, when a limit is
+ * given, makes its counters true again (skipq_queue_recount), in one
+ * transaction under the queue's row lock. A new rate limit starts a fresh
+ * window. A call that sets only retention skips the recount: it scans the
+ * queue's jobs, and retention is read by the sweep alone.
  */
 export async function queueConfigure(pool: pg.Pool, params: ConfigureParams): Promise<QueueRow> {
   const client = await pool.connect();
@@ -51,8 +57,8 @@ export async function queueConfigure(pool: pg.Pool, params: ConfigureParams): Pr
     const { rows } = await client.query<QueueRow>({
       name: 'queueConfigure',
       text: `
-INSERT INTO queues AS q (name, concurrency, rate_max, rate_period_ms, key_concurrency)
-VALUES ($1::text, $3::int, $5::int, $6::int, $8::int)
+INSERT INTO queues AS q (name, concurrency, rate_max, rate_period_ms, key_concurrency, retention_days, failed_retention_days)
+VALUES ($1::text, $3::int, $5::int, $6::int, $8::int, $10::int, $12::int)
 ON CONFLICT (name) DO UPDATE
 SET concurrency = CASE WHEN $2::boolean THEN EXCLUDED.concurrency ELSE q.concurrency END,
     rate_max = CASE WHEN $4::boolean THEN EXCLUDED.rate_max ELSE q.rate_max END,
@@ -60,8 +66,10 @@ SET concurrency = CASE WHEN $2::boolean THEN EXCLUDED.concurrency ELSE q.concurr
     rate_window_start = CASE WHEN $4::boolean THEN NULL ELSE q.rate_window_start END,
     rate_window_count = CASE WHEN $4::boolean THEN 0 ELSE q.rate_window_count END,
     key_concurrency = CASE WHEN $7::boolean THEN EXCLUDED.key_concurrency ELSE q.key_concurrency END,
+    retention_days = CASE WHEN $9::boolean THEN EXCLUDED.retention_days ELSE q.retention_days END,
+    failed_retention_days = CASE WHEN $11::boolean THEN EXCLUDED.failed_retention_days ELSE q.failed_retention_days END,
     updated_at = now()
-RETURNING name, paused, concurrency, rate_max, rate_period_ms, key_concurrency`,
+RETURNING name, paused, concurrency, rate_max, rate_period_ms, key_concurrency, retention_days, failed_retention_days`,
       values: [
         params.queue,
         params.concurrency !== undefined,
@@ -71,9 +79,14 @@ RETURNING name, paused, concurrency, rate_max, rate_period_ms, key_concurrency`,
         params.rateLimit?.periodMs ?? null,
         params.keyConcurrency !== undefined,
         params.keyConcurrency ?? null,
+        params.retentionDays !== undefined,
+        params.retentionDays ?? null,
+        params.failedRetentionDays !== undefined,
+        params.failedRetentionDays ?? null,
       ],
     });
-    await client.query({ name: 'queueRecount', text: 'SELECT skipq_queue_recount($1::text)', values: [params.queue] });
+    const limits = params.concurrency !== undefined || params.rateLimit !== undefined || params.keyConcurrency !== undefined;
+    if (limits) await client.query({ name: 'queueRecount', text: 'SELECT skipq_queue_recount($1::text)', values: [params.queue] });
     await client.query('COMMIT');
     return rows[0] as QueueRow;
   } catch (error) {
@@ -112,6 +125,8 @@ SELECT n.name,
        q.rate_max,
        q.rate_period_ms,
        q.key_concurrency,
+       q.retention_days,
+       q.failed_retention_days,
        c.status,
        coalesce(c.count, 0) AS count
 FROM names AS n

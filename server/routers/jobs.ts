@@ -4,6 +4,7 @@ import {
   flowInputSchema,
   isWaitingParent,
   LIMITS,
+  cancelManyInputSchema,
   explainInputSchema,
   enqueueInputSchema,
   enqueueManyInputSchema,
@@ -12,6 +13,7 @@ import {
   judge,
   listInputSchema,
   MOVES,
+  retryManyInputSchema,
   waitForInputSchema,
   enqueuedJobSchema,
   enqueueManyOutputSchema,
@@ -23,7 +25,9 @@ import {
   childrenOutputSchema,
   enqueuedFlowSchema,
   jobDetailSchema,
+  type BulkMoveAnswer,
   type EnqueuedRef,
+  type JobFilter,
   type JobState,
   type JobExplanation,
   type JobView,
@@ -39,7 +43,8 @@ import { clockOf } from '../clock.js';
 import { QueueError } from '../errors.js';
 import { queueOf } from '../registryCheck.js';
 import { jobGet } from '../queries/get.js';
-import { jobList } from '../queries/list.js';
+import { jobMoveMatching } from '../queries/bulk.js';
+import { jobList, type FilterParams } from '../queries/list.js';
 import { jobCancelMany, jobRetryMany } from '../queries/operator.js';
 import { toJobView, type MoveRow } from '../queries/row.js';
 import { waitForJob } from '../waitFor.js';
@@ -53,6 +58,26 @@ async function getOrThrow(ctx: QueueContext & { principal: Principal }, id: stri
   const allowed = ctx.principal.queues;
   if (!row || (allowed && !allowed.includes(row.queue))) throw new QueueError(ERROR_CODES.JOB_NOT_FOUND, `no job with id ${id}`);
   return toJobView(row);
+}
+
+/**
+ * A filter as the SQL predicate takes it, limited to the queues the caller's
+ * key may use: a queue asked for must be one of them (FORBIDDEN otherwise),
+ * and no queue asked for means all of them.
+ */
+function filterFor(ctx: { principal: Principal }, filter: JobFilter): FilterParams {
+  if (filter.queue) assertQueueAllowed(ctx, filter.queue);
+  const status = filter.status;
+  return {
+    statuses: status === undefined ? null : Array.isArray(status) ? status : [status],
+    queues: filter.queue ? [filter.queue] : ctx.principal.queues,
+    type: filter.type ?? null,
+    errorContains: filter.errorContains ?? null,
+    createdAfter: filter.createdAfter ?? null,
+    createdBefore: filter.createdBefore ?? null,
+    finishedAfter: filter.finishedAfter ?? null,
+    finishedBefore: filter.finishedBefore ?? null,
+  };
 }
 
 /** The view as this caller may see it: browsers get no payloads when the dashboard hides them. */
@@ -170,17 +195,42 @@ export const jobsRouter = router({
     return explainJob(row, clockOf(ctx.deps) ?? new Date(), children);
   }),
 
-  /** Jobs newest first, filtered, with a keyset cursor. */
+  /**
+   * Jobs newest first, with a keyset cursor, filtered by queue, type, status
+   * (`failed`: the dead letters), error text and time ranges.
+   */
   list: producerProcedure
     .meta({ openapi: { method: 'GET', path: '/api/jobs', summary: 'Jobs newest first, filtered, with a keyset cursor' } })
     .output(jobListOutputSchema)
     .input(listInputSchema).query(async ({ ctx, input }) => {
-    const statuses = input.status === undefined ? null : Array.isArray(input.status) ? input.status : [input.status];
-    if (input.queue) assertQueueAllowed(ctx, input.queue);
-    const queues = input.queue ? [input.queue] : ctx.principal.queues;
-    const rows = await jobList(ctx.deps.prisma, { queues, type: input.type ?? null, statuses, cursor: input.cursor ?? null, limit: input.limit + 1 });
-    const page = rows.slice(0, input.limit);
-    return { jobs: page.map((view) => shown(ctx, view)), nextCursor: rows.length > input.limit ? (page.at(-1)?.id ?? null) : null };
+    const { limit, cursor, ...filter } = input;
+    const rows = await jobList(ctx.deps.db, { ...filterFor(ctx, filter), cursor: cursor ?? null, limit: limit + 1 });
+    const page = rows.slice(0, limit).map(toJobView);
+    return { jobs: page.map((view) => shown(ctx, view)), nextCursor: rows.length > limit ? (page.at(-1)?.id ?? null) : null };
+  }),
+
+  /**
+   * Re-queues the failed (default) or cancelled jobs matching `filter`, at most
+   * `limit`, each through the retry move (as `jobs.retry`); `dryRun` counts
+   * them and moves none. Admin, like `jobs.retry`; a key limited to some
+   * queues reaches only those.
+   */
+  retryMany: adminProcedure.input(retryManyInputSchema).mutation(async ({ ctx, input }): Promise<BulkMoveAnswer> => {
+    const { answer, moved } = await jobMoveMatching(ctx.deps.pool, { move: 'retry', filter: filterFor(ctx, input.filter), limit: input.limit, dryRun: input.dryRun, now: clockOf(ctx.deps) });
+    if (moved.length > 0) ctx.deps.hub.wake(new Set(moved.map((r) => r.queue as string)));
+    return answer;
+  }),
+
+  /**
+   * Cancels the pending, claimed or processing jobs matching `filter`, at most
+   * `limit`, each through the cancel move (as `jobs.cancel`: a running
+   * handler's AbortSignal fires at its next heartbeat); `dryRun` counts them
+   * and moves none. Admin: one call reaches thousands of other producers' jobs.
+   */
+  cancelMany: adminProcedure.input(cancelManyInputSchema).mutation(async ({ ctx, input }): Promise<BulkMoveAnswer> => {
+    const { answer, moved } = await jobMoveMatching(ctx.deps.pool, { move: 'cancel', filter: filterFor(ctx, input.filter), limit: input.limit, dryRun: input.dryRun, now: clockOf(ctx.deps) });
+    if (moved.length > 0) ctx.deps.waiters?.finished(moved.map((r) => r.id));
+    return answer;
   }),
 
   /**

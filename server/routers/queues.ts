@@ -21,6 +21,8 @@ function settingsOf(row: QueueRow) {
     concurrency: row.concurrency,
     rateLimit: row.rate_max !== null && row.rate_period_ms !== null ? { max: row.rate_max, periodMs: row.rate_period_ms } : null,
     keyConcurrency: row.key_concurrency,
+    retentionDays: row.retention_days,
+    failedRetentionDays: row.failed_retention_days,
   };
 }
 
@@ -72,9 +74,10 @@ export const queuesRouter = router({
   }),
 
   /**
-   * Sets the queue's concurrency, rate limit and key concurrency (at most that
-   * many held jobs per concurrency key, keys served in turn); a field left out
-   * keeps its setting, `null` clears it. Answers the settings now in force.
+   * Sets the queue's concurrency, rate limit, key concurrency and retention
+   * (days to keep completed/cancelled and failed jobs; 0 forever, `null` the
+   * server's default); a field left out keeps its setting, `null` clears it.
+   * Answers the settings now in force.
    */
   configure: adminProcedure.input(queueConfigureInputSchema).mutation(async ({ ctx, input }) => {
     assertQueueAllowed(ctx, input.queue);
