@@ -59,6 +59,23 @@ describe('retention: finished jobs are deleted when due, in bounded batches', ()
     expect(await countJobs(t.db.pool, 'failed')).toBe(1);
   });
 
+  it("keeps a flow's finished children while their parent is live (its handler may read them), and deletes them once it finished", async () => {
+    const parent = await insertJob(t.db.pool, { status: 'pending', created_at: ago(40), updated_at: ago(40), scheduled_for: ago(1) });
+    const children = [
+      await finished('completed', 20, { parent_id: parent.id }),
+      await finished('failed', 40, { parent_id: parent.id }),
+      await finished('cancelled', 20, { parent_id: parent.id }),
+    ];
+    const unrelated = await finished('completed', 20);
+    expect(await t.server.maintenance.retain()).toMatchObject({ deleted: 1, deletedFailed: 0 });
+    expect(await ids()).toEqual(sorted([parent, ...children]));
+
+    await t.db.pool.query(`UPDATE task_queue SET status = 'completed', completed_at = $2, updated_at = $2 WHERE id = $1`, [parent.id, ago(0)]);
+    expect(await t.server.maintenance.retain()).toMatchObject({ deleted: 2, deletedFailed: 1 });
+    expect(await ids()).toEqual([parent.id]);
+    expect(children.concat(unrelated).map((c) => c.id)).not.toContain(parent.id);
+  });
+
   it('per-queue overrides: a queue keeps its jobs shorter, longer or forever; null goes back to the server default', async () => {
     await t.trpc.queues.configure.mutate({ queue: 'short', retentionDays: 1, failedRetentionDays: 2 });
     await t.trpc.queues.configure.mutate({ queue: 'long', retentionDays: 365 });
