@@ -72,6 +72,15 @@ describe('live events (events.jobs over SSE)', () => {
     await a.stop();
   });
 
+  it('sees every change made after onStarted fired, from the first one', async () => {
+    for (let round = 0; round < 15; round++) {
+      const sub = await subscribed(queueB, { queues: ['reports'] });
+      const { id } = await queueA.enqueue('report', { kind: `r${round}` });
+      await waitFor(async () => sub.seen.some((e) => e.id === id), 5000, `round ${round}: the enqueue right after onStarted`);
+      await sub.stop();
+    }
+  });
+
   it('writes nothing to the event log while nobody subscribes', async () => {
     const { id } = await queueA.enqueue('ingestion', { n: 0 });
     const [job] = await claimOnA(1);
