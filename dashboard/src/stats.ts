@@ -61,7 +61,7 @@ export function summarize(stats: Stats, queues: readonly QueueView[] = []): Queu
         held: 0,
         oldestPending: null,
         types: [],
-        settings: s ? { paused: s.paused, concurrency: s.concurrency, rateLimit: s.rateLimit, keyConcurrency: s.keyConcurrency } : null,
+        settings: s ? { paused: s.paused, concurrency: s.concurrency, rateLimit: s.rateLimit, keyConcurrency: s.keyConcurrency, retentionDays: s.retentionDays, failedRetentionDays: s.failedRetentionDays } : null,
       };
       rows.set(line.queue, row);
     }
