@@ -59,6 +59,24 @@ async function skipqDone(args: string[], env: Record<string, string> = {}): Prom
 }
 
 /** Resolves once `run` printed a line matching `pattern`; answers the match. */
+/**
+ * The server record of `dir` once it names `pid` (any pid when omitted): serve
+ * writes it right after the server logs its "listening on" line.
+ */
+async function serverRecord(dir: string, pid?: number, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const record = JSON.parse(readFileSync(join(dir, 'server.json'), 'utf8')) as Record<string, unknown>;
+      if (pid === undefined || record.pid === pid) return record;
+    } catch {
+      // Not written yet (or being written).
+    }
+    if (Date.now() > deadline) throw new Error(`server.json in ${dir} did not name pid ${pid ?? '(any)'} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 async function waitForOutput(run: Run, pattern: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
   const deadline = Date.now() + timeoutMs;
   let exitedWith: number | null | undefined;
@@ -186,7 +204,7 @@ describe('serve on the embedded database, and commands beside it', () => {
 
   it('prints a full psql-able URL of the embedded database and records the server in server.json', async () => {
     const dbUrl = (await waitForOutput(server, /embedded PostgreSQL at (postgresql:\/\/postgres:postgres@127\.0\.0\.1:\d+\/skipq)/))[1] as string;
-    const record = JSON.parse(readFileSync(join(dataDir, 'server.json'), 'utf8')) as Record<string, unknown>;
+    const record = await serverRecord(dataDir, server.pid);
     expect(record).toMatchObject({ pid: server.pid, url, databaseUrl: dbUrl });
     expect(readFileSync(join(dataDir, 'pg.port'), 'utf8').trim()).toBe(new URL(dbUrl).port);
   });
@@ -325,6 +343,6 @@ describe('serve on the embedded database, and commands beside it', () => {
     server = skipq(['serve', '--port', '0'], env);
     await waitForOutput(server, new RegExp(`embedded PostgreSQL at postgresql://postgres:postgres@127\\.0\\.0\\.1:${dbPort}/skipq`));
     url = (await waitForOutput(server, /listening on (http:\/\/\S+\/trpc)/))[1] as string;
-    expect(JSON.parse(readFileSync(join(dataDir, 'server.json'), 'utf8'))).toMatchObject({ pid: server.pid });
+    expect(await serverRecord(dataDir, server.pid)).toMatchObject({ pid: server.pid, url });
   });
 });

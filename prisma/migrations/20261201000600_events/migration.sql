@@ -5,11 +5,11 @@
 -- from the outside (the server's moves, the rescuer, the SQL API from psql or
 -- Go alike), so no move function knows about events.
 --
--- What it costs when nobody subscribes: each INSERT or UPDATE statement on
--- task_queue runs one PL/pgSQL call that asks the tiny job_event_listeners
--- table whether any server holds a subscriber, and returns; the transition
--- tables PostgreSQL keeps for the statement are copies of the rows in memory.
--- No row is written, no NOTIFY sent. A row-level trigger would have paid a
+-- What it costs when nobody subscribes: nothing. The triggers exist only
+-- while some server has a live listener row (skipq_events_arm / _disarm
+-- below). While they exist, each INSERT or UPDATE statement on task_queue
+-- runs one PL/pgSQL call that asks the tiny job_event_listeners table whether
+-- any server holds a subscriber. A row-level trigger would have paid a
 -- PL/pgSQL call per job instead of per batch (server/events.ts has the
 -- figures of bench/eventsCost.ts that decided it).
 --
@@ -152,17 +152,61 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER "task_queue_log_enqueues"
-AFTER INSERT ON "task_queue"
-REFERENCING NEW TABLE AS new_rows
-FOR EACH STATEMENT
-EXECUTE FUNCTION skipq_log_enqueues();
+-- The two triggers exist only while some server listens. A trigger with
+-- transition tables makes PostgreSQL copy the old and new rows of every
+-- UPDATE and INSERT of task_queue, even when its body returns at once, and
+-- even while disabled: measured with `npm run bench` W3 on this machine
+-- (10,000 jobs, medians of 3, one sitting): 10,717-12,915 jobs/s with the
+-- idle triggers present against 13,178 without them. So the first listener
+-- creates them (skipq_events_arm, from skipq_events_listen) and pruning drops
+-- them once no listener is live any more (skipq_events_disarm, from
+-- skipq_events_prune): a queue nobody watches pays nothing.
+--
+-- Both run under one advisory lock: a listener registering while the last
+-- one's triggers are being dropped either waits and then creates them, or
+-- commits first and is then seen live by the dropper, which keeps them.
+-- CREATE TRIGGER waits for the statements writing task_queue to end, so
+-- every statement after it is logged. SECURITY DEFINER: a server may run as a
+-- role that does not own task_queue.
+CREATE FUNCTION skipq_events_arm() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('skipq_events_triggers'));
+  IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'task_queue'::regclass AND tgname = 'task_queue_log_moves') THEN
+    RETURN false;
+  END IF;
+  CREATE TRIGGER "task_queue_log_enqueues"
+  AFTER INSERT ON "task_queue"
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT
+  EXECUTE FUNCTION skipq_log_enqueues();
 
-CREATE TRIGGER "task_queue_log_moves"
-AFTER UPDATE ON "task_queue"
-REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-FOR EACH STATEMENT
-EXECUTE FUNCTION skipq_log_moves();
+  CREATE TRIGGER "task_queue_log_moves"
+  AFTER UPDATE ON "task_queue"
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT
+  EXECUTE FUNCTION skipq_log_moves();
+  RETURN true;
+END
+$$;
+
+-- Drops the triggers when they exist and no listener is live; answers whether
+-- it dropped them. The common case (no triggers) is one catalog lookup.
+CREATE FUNCTION skipq_events_disarm() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'task_queue'::regclass AND tgname IN ('task_queue_log_moves', 'task_queue_log_enqueues')) THEN
+    RETURN false;
+  END IF;
+  PERFORM pg_advisory_xact_lock(hashtext('skipq_events_triggers'));
+  IF EXISTS (SELECT 1 FROM job_event_listeners WHERE live_until > now()) THEN
+    RETURN false;
+  END IF;
+  DROP TRIGGER IF EXISTS "task_queue_log_enqueues" ON "task_queue";
+  DROP TRIGGER IF EXISTS "task_queue_log_moves" ON "task_queue";
+  RETURN true;
+END
+$$;
 
 -- A server announces it holds subscribers until now + p_live_ms. When no
 -- server was live, logging starts now: a 'gap' marker says so. Answers the
@@ -176,6 +220,7 @@ BEGIN
   INSERT INTO job_event_listeners AS l (server_id, live_until)
   VALUES (p_server_id, now() + p_live_ms * interval '1 millisecond')
   ON CONFLICT (server_id) DO UPDATE SET live_until = greatest(l.live_until, EXCLUDED.live_until);
+  PERFORM skipq_events_arm();
   IF NOT v_was_live THEN
     RETURN QUERY
     INSERT INTO job_events (tx, kind) VALUES (skipq_event_key(), 'gap')
@@ -236,6 +281,7 @@ DECLARE
   v_seq bigint;
   v_deleted integer;
 BEGIN
+  PERFORM skipq_events_disarm();
   SELECT d.tx, d.seq INTO v_tx, v_seq
   FROM (
     SELECT e.tx, e.seq, bool_and(e.logged_at < now() - p_keep_ms * interval '1 millisecond') OVER (ORDER BY e.tx, e.seq) AS due
