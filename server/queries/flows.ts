@@ -1,6 +1,6 @@
 import type { JobStatus } from '../../shared/index.js';
 import type { Db } from '../db/pool.js';
-import { JobIdInUseError } from './insert.js';
+import { idInUseOr } from './insert.js';
 
 // Flows (jobs.enqueueFlow): a parent and its children, inserted in one
 // statement. What happens to them afterwards is the move functions' business
@@ -77,9 +77,7 @@ SELECT woken.n FROM woken`,
       ],
     });
   } catch (error) {
-    const e = error as { code?: unknown; constraint?: unknown };
-    if (e.code === '23505' && e.constraint === 'task_queue_pkey') throw new JobIdInUseError();
-    throw error;
+    throw idInUseOr(error);
   }
 }
 

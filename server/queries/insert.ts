@@ -49,6 +49,16 @@ export class JobIdInUseError extends Error {
 }
 
 /**
+ * The error an insert's failure means: {@link JobIdInUseError} when the
+ * primary key refused an id (skipq_enqueue names the constraint), else the
+ * error itself.
+ */
+export function idInUseOr(error: unknown): unknown {
+  const e = error as { code?: unknown; constraint?: unknown } | null;
+  return e?.code === '23505' && e.constraint === 'task_queue_pkey' ? new JobIdInUseError() : error;
+}
+
+/**
  * jobInsertMany: inserts a batch in one statement and one commit (skipq_enqueue,
  * in the migration 20261201000450_job_context), notifying once per
  * distinct queue. A job whose uniqueKey has a live job in its queue and type is
@@ -82,9 +92,7 @@ FROM skipq_enqueue($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6
     });
     return rows;
   } catch (error) {
-    const e = error as { code?: unknown; constraint?: unknown };
-    if (e.code === '23505' && e.constraint === 'task_queue_pkey') throw new JobIdInUseError();
-    throw error;
+    throw idInUseOr(error);
   }
 }
 
@@ -188,8 +196,6 @@ async function keyed(db: Db, query: { name: string; text: string; values: unknow
     if (!row) throw new Error(query.name + ' answered no job');
     return row;
   } catch (error) {
-    const e = error as { code?: unknown; constraint?: unknown };
-    if (e.code === '23505' && e.constraint === 'task_queue_pkey') throw new JobIdInUseError();
-    throw error;
+    throw idInUseOr(error);
   }
 }
