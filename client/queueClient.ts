@@ -19,7 +19,7 @@ import {
   type PayloadInput,
   type ResultValue,
   type ScheduleView,
-  type CatchUp,
+  type ScheduleDefinition,
   type QueueConfigureInput,
   type QueueSettings,
   type QueueView,
@@ -91,25 +91,9 @@ export interface EnqueueOptions {
   traceContext?: string;
 }
 
-/** A schedule for `schedules.upsert`: a job of type `K` at every tick of `cron`. */
+/** A schedule for `schedules.upsert`: a job of type `K` at every tick of `cron` (the fields of a registry schedule). */
 export type ScheduleInput<R extends JobDefinitions> = {
-  [K in JobType<R>]: {
-    name: string;
-    type: K;
-    /** 5 fields (minute precision) or 6 (seconds first). */
-    cron: string;
-    /** IANA time zone; default UTC. */
-    timezone?: string;
-    payload: PayloadInput<R, K>;
-    queue?: string;
-    priority?: number;
-    maxRetries?: number;
-    timeoutMs?: number;
-    /** Ticks missed over 10 s ago: `skip`, `latest` (default) or `all` (at most 100). */
-    catchUp?: CatchUp;
-    /** false: skip a tick while the previous run is pending or running. Default true. */
-    allowOverlap?: boolean;
-  };
+  [K in JobType<R>]: ScheduleDefinition<PayloadInput<R, K>> & { type: K };
 }[JobType<R>];
 
 /** Cron schedules (admin key). */
