@@ -45,7 +45,7 @@ type CompleteAndClaimRow = (ClaimedRow & { kind: 'claimed' }) | (MoveRow & { kin
  * statement never waits for a lock while holding rows it just claimed. The
  * claim cannot pick the rows being completed: they are no longer pending.
  * Answers the claimed rows and a row per completion (skipq_complete; a moved
- * one with its queue and type, for the metrics, as in jobCompleteMany).
+ * one with its queue and type, for the metrics, read as in jobCompleteMany).
  */
 export async function jobCompleteAndClaim(
   db: Db,
@@ -58,7 +58,7 @@ export async function jobCompleteAndClaim(
 WITH done AS (
   SELECT d.id, d.moved, d.status, d.attempt, d.worker_id, d.ended_by, t.queue, t.task_type
   FROM skipq_complete($1::text, $7::text[], $8::int[], $9::text[], $6::timestamptz) AS d
-  LEFT JOIN task_queue AS t ON d.moved AND t.id = d.id
+  LEFT JOIN LATERAL (SELECT tq.queue, tq.task_type FROM task_queue AS tq WHERE tq.id = d.id LIMIT 1) AS t ON d.moved
 ),
 claimed AS (
   SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at, c.trace_context

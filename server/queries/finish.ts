@@ -14,7 +14,10 @@ export interface CompletionRef extends HeldRef {
  * pay a separate start. Answers a row per input id that exists; a moved row
  * carries its queue and type for the metrics' labels, read by primary key in
  * the same statement (the statement's snapshot still sees the row before the
- * function's update, and queue and type never change).
+ * function's update, and queue and type never change). The lookup is a
+ * LATERAL ... LIMIT 1 so the planner keeps it a primary-key probe per row: as a
+ * plain LEFT JOIN the generic plan hashed all of task_queue on every batch
+ * (13.6 ms of a 23 ms completion of 250 with 20,000 rows; test/plans.test.ts).
  */
 export async function jobCompleteMany(db: Db, params: HolderMove<CompletionRef>): Promise<MoveRow[]> {
   const { rows } = await db.query<MoveRow>({
@@ -22,7 +25,7 @@ export async function jobCompleteMany(db: Db, params: HolderMove<CompletionRef>)
     text: `
 SELECT c.id, c.moved, c.status, c.attempt, c.worker_id, c.ended_by, t.queue, t.task_type
 FROM skipq_complete($1::text, $2::text[], $3::int[], $4::text[], $5::timestamptz) AS c
-LEFT JOIN task_queue AS t ON c.moved AND t.id = c.id`,
+LEFT JOIN LATERAL (SELECT tq.queue, tq.task_type FROM task_queue AS tq WHERE tq.id = c.id LIMIT 1) AS t ON c.moved`,
     values: [params.workerId, params.jobs.map((j) => j.id), params.jobs.map((j) => j.attempt), params.jobs.map((j) => j.resultJson), params.now],
   });
   return rows;
@@ -53,7 +56,7 @@ export async function jobFailMany(db: Db, params: HolderMove<FailRef> & { polici
     text: `
 SELECT f.id, f.moved, f.status, f.attempt, f.worker_id, f.ended_by, f.queue, f.scheduled_for, f.retry_count, t.task_type
 FROM skipq_fail($1::text, $2::text[], $3::int[], $4::text[], $5::text[], $6::boolean[], $7::float8[], $8::jsonb, $9::timestamptz) AS f
-LEFT JOIN task_queue AS t ON f.moved AND t.id = f.id`,
+LEFT JOIN LATERAL (SELECT tq.queue, tq.task_type FROM task_queue AS tq WHERE tq.id = f.id LIMIT 1) AS t ON f.moved`,
     values: [
       params.workerId,
       jobs.map((j) => j.id),
