@@ -15,7 +15,9 @@ const transformer = {
     serialize: (value: unknown) => superjson.serialize(value),
     deserialize: (value: unknown): unknown => {
       try {
-        return superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0]);
+        // In place: the input was just parsed from the request, so superjson's
+        // default deep copy of it only made garbage.
+        return superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0], { inPlace: true });
       } catch (error) {
         if (error instanceof RangeError && /call stack/i.test(error.message)) {
           throw new QueueError(ERROR_CODES.INVALID_INPUT, `input is nested too deeply to read; a payload, result or progress value may nest at most ${LIMITS.jsonDepth} levels`);

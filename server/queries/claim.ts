@@ -27,7 +27,7 @@ export async function jobClaim(db: Db, params: ClaimParams): Promise<ClaimedRow[
   const { rows } = await db.query<ClaimedRow>({
     name: 'jobClaim',
     text: `
-SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at, c.trace_context
+SELECT c.id, c.task_type, c.queue, c.payload::text AS payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at, c.trace_context
 FROM skipq_claim($1::text, $2::text[], $3::text[], $4::int, $5::int, $6::timestamptz) AS c`,
     values: [params.workerId, params.types, params.queues, params.limit, params.leaseMs, params.now],
   });
@@ -61,11 +61,11 @@ WITH done AS (
   LEFT JOIN LATERAL (SELECT tq.queue, tq.task_type FROM task_queue AS tq WHERE tq.id = d.id LIMIT 1) AS t ON d.moved
 ),
 claimed AS (
-  SELECT c.id, c.task_type, c.queue, c.payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at, c.trace_context
+  SELECT c.id, c.task_type, c.queue, c.payload::text AS payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at, c.trace_context
   FROM skipq_claim($1::text, $2::text[], $3::text[], $4::int, $5::int, $6::timestamptz) AS c
 )
 SELECT 'completion' AS kind,
-       done.id, done.task_type, done.queue, NULL::jsonb AS payload, NULL::int AS priority, done.attempt,
+       done.id, done.task_type, done.queue, NULL::text AS payload, NULL::int AS priority, done.attempt,
        NULL::int AS retry_count, NULL::int AS max_retries, NULL::int AS timeout_ms, NULL::timestamptz AS lease_expires_at, NULL::text AS trace_context,
        done.moved, done.status, done.worker_id, done.ended_by
 FROM done

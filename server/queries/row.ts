@@ -1,4 +1,5 @@
 import type { ClaimedJob, JobStatus, JobView } from '../../shared/index.js';
+import { RawJson } from '../json.js';
 
 /** A task_queue row as `SELECT *` returns it. */
 export interface TaskRow {
@@ -40,11 +41,14 @@ export interface TaskRow {
   updated_at: Date;
 }
 
-/** The columns of a claimed row that {@link toClaimedJob} reads, and the lease. */
+/**
+ * The columns of a claimed row that {@link toClaimedJob} reads, and the lease;
+ * the payload as the text of its JSON (`payload::text`: see RawJson).
+ */
 export type ClaimedRow = Pick<
   TaskRow,
-  'id' | 'task_type' | 'queue' | 'payload' | 'priority' | 'attempt' | 'retry_count' | 'max_retries' | 'timeout_ms' | 'lease_expires_at' | 'trace_context'
->;
+  'id' | 'task_type' | 'queue' | 'priority' | 'attempt' | 'retry_count' | 'max_retries' | 'timeout_ms' | 'lease_expires_at' | 'trace_context'
+> & { payload: string };
 
 /**
  * What every move function answers per input id (the SQL type
@@ -73,7 +77,7 @@ export function toClaimedJob(row: ClaimedRow): ClaimedJob {
     id: row.id,
     type: row.task_type,
     queue: row.queue,
-    payload: row.payload,
+    payload: new RawJson(row.payload),
     priority: row.priority,
     attempt: row.attempt,
     retryCount: row.retry_count,
