@@ -74,12 +74,21 @@ export async function jobInsertMany(db: Db, jobs: readonly InsertJob[]): Promise
       name: 'jobInsertMany',
       text: `
 SELECT e.id, e.task_type, e.queue, e.status, e.priority, e.scheduled_for
-FROM skipq_enqueue($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[], $10::int[], $11::text[], $12::text[]) AS e`,
+FROM skipq_enqueue(
+  $1::text[], $2::text[], $3::text[],
+  ARRAY(SELECT p.value::text FROM json_array_elements($4::json) WITH ORDINALITY AS p(value, n) ORDER BY p.n),
+  $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[], $10::int[], $11::text[], $12::text[]
+) AS e`,
       values: [
         jobs.map((j) => j.id),
         jobs.map((j) => j.queue),
         jobs.map((j) => j.type),
-        jobs.map((j) => j.payloadJson),
+        // The payloads as one JSON array, not a text[]: node-postgres escapes
+        // every quote and backslash of every element of a text[] (escapeElement:
+        // 8% of the server's busy time enqueueing 4 KiB payloads in calls of
+        // 500), and PostgreSQL unescapes them again; json_array_elements hands
+        // each element back as the text it was.
+        `[${jobs.map((j) => j.payloadJson).join(',')}]`,
         jobs.map((j) => j.priority),
         jobs.map((j) => j.runAt),
         jobs.map((j) => j.delayMs),
