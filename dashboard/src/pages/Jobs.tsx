@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { JobStatus } from '../../../shared/statuses.js';
-import { CANCELLABLE, RETRYABLE, cancelJobs, describe, retryJobs } from '../actions.js';
-import { api } from '../api.js';
+import { CANCELLABLE, RETRYABLE, cancelJobs, countMatching, describe, jobsText, moveMatching, retryJobs, statusesFor } from '../actions.js';
+import { api, refusalOf } from '../api.js';
 import { Confirm, type ConfirmRequest } from '../components/Confirm.js';
 import { Problem } from '../components/Problem.js';
 import { Status } from '../components/Status.js';
@@ -23,19 +23,45 @@ const STATUS_CHOICES: Array<{ value: string; label: string }> = [
 ];
 const PAGE_SIZE = 50;
 
+/** The filters as the URL keeps them (times as the inputs give them: local date and time, `2026-12-01T15:30`). */
 interface Filters {
   queue: string;
   type: string;
   status: string;
+  error: string;
+  createdAfter: string;
+  createdBefore: string;
+  finishedAfter: string;
+  finishedBefore: string;
   cursor: string;
 }
 
-const filtersOf = (query: URLSearchParams): Filters => ({
-  queue: query.get('queue') ?? '',
-  type: query.get('type') ?? '',
-  status: query.get('status') ?? '',
-  cursor: query.get('cursor') ?? '',
-});
+const FILTER_NAMES = ['queue', 'type', 'status', 'error', 'createdAfter', 'createdBefore', 'finishedAfter', 'finishedBefore', 'cursor'] as const;
+
+const filtersOf = (query: URLSearchParams): Filters =>
+  Object.fromEntries(FILTER_NAMES.map((name) => [name, query.get(name) ?? ''])) as unknown as Filters;
+
+/** A local date and time from an input, as a Date; undefined when blank or not a time. */
+function timeOf(value: string): Date | undefined {
+  if (!value) return undefined;
+  const at = new Date(value);
+  return Number.isNaN(at.getTime()) ? undefined : at;
+}
+
+/** The filter as jobs.list, jobs.retryMany and jobs.cancelMany take it (without status and cursor). */
+function apiFilterOf(filters: Filters) {
+  return {
+    queue: filters.queue || undefined,
+    type: filters.type || undefined,
+    errorContains: filters.error || undefined,
+    createdAfter: timeOf(filters.createdAfter),
+    createdBefore: timeOf(filters.createdBefore),
+    finishedAfter: timeOf(filters.finishedAfter),
+    finishedBefore: timeOf(filters.finishedBefore),
+  };
+}
+
+const statusesOf = (filters: Filters): string[] => (filters.status ? filters.status.split(',') : []);
 
 function hrefOf(filters: Filters): string {
   const query = new URLSearchParams();
@@ -47,7 +73,11 @@ function hrefOf(filters: Filters): string {
 /** How many "older" pages deep this page is, so "newer" can go back. */
 const depth = (): number => ((history.state as { jobsDepth?: number } | null)?.jobsDepth ?? 0);
 
-/** Jobs newest first, filtered by queue, type and status, with cursor pages and bulk retry/cancel. */
+/**
+ * Jobs newest first, filtered by queue, type, status, error text and time
+ * ranges (kept in the URL), with cursor pages; retry/cancel of the ticked jobs
+ * or of every job matching the filters, each after a confirmation with the count.
+ */
 export function Jobs({ query }: { query: URLSearchParams }) {
   const filters = filtersOf(query);
   const key = hrefOf(filters);
@@ -57,12 +87,10 @@ export function Jobs({ query }: { query: URLSearchParams }) {
     `jobs:${key}`,
     () =>
       api.jobs.list.query({
-        queue: filters.queue || undefined,
-        type: filters.type || undefined,
-        status: filters.status ? (filters.status.split(',') as JobStatus[]) : undefined,
+        ...apiFilterOf(filters),
+        status: filters.status ? (statusesOf(filters) as JobStatus[]) : undefined,
         cursor: filters.cursor || undefined,
         limit: PAGE_SIZE,
-        // WAITS FOR jobs.list's error-text and time-range filters (another helper adds them): pass them from `filters` here.
       }),
     { live: false },
   );
@@ -100,6 +128,59 @@ export function Jobs({ query }: { query: URLSearchParams }) {
     setNotice(describe(verb, outcome));
     refresh();
   };
+  /** Every job matching the filters (not only this page): a dry run counts them for the confirmation, then one jobs.retryMany / jobs.cancelMany moves them. */
+  const askMatching = async (kind: 'retry' | 'cancel') => {
+    if (busy) return;
+    const statuses = statusesFor(kind, statusesOf(filters));
+    const verb = kind === 'retry' ? 'Retry' : 'Cancel';
+    if (statuses.length === 0) {
+      setNotice(`No job with the status chosen can be ${kind === 'retry' ? 'retried (only failed and cancelled ones)' : 'cancelled (only pending, claimed and processing ones)'}.`);
+      return;
+    }
+    setBusy(true);
+    setNotice(null);
+    let counted: { matched: number; more: boolean };
+    try {
+      counted = await countMatching(kind, apiFilterOf(filters), statuses);
+    } catch (error) {
+      const refused = refusalOf(error);
+      setNotice(`The server refused: ${refused.message} (${refused.code})`);
+      return;
+    } finally {
+      setBusy(false);
+    }
+    if (counted.matched === 0) {
+      setNotice(`No ${statuses.join(' or ')} job matches these filters: nothing to ${kind}.`);
+      return;
+    }
+    const text = `${counted.more ? 'the first ' : ''}${jobsText(counted.matched)}`;
+    const run = async () => {
+      setBusy(true);
+      try {
+        setNotice(await moveMatching(kind, apiFilterOf(filters), statuses));
+      } catch (error) {
+        const refused = refusalOf(error);
+        setNotice(`The server refused: ${refused.message} (${refused.code})`);
+      } finally {
+        setBusy(false);
+      }
+      refresh();
+    };
+    setConfirm({
+      title: `${verb} ${text} matching these filters?`,
+      body: (
+        <p>
+          {counted.more ? `More than ${jobsText(counted.matched)} match; one call takes at most that many. ` : ''}
+          Every {statuses.join(', ')} job matching the filters above, on every page of the list, not only the ones ticked.
+          {kind === 'retry' ? ' They go back to pending with a fresh retry budget.' : ' Running handlers are asked to stop (their AbortSignal fires).'}
+        </p>
+      ),
+      confirmLabel: `${verb} ${jobsText(counted.matched)}`,
+      danger: kind === 'cancel',
+      onConfirm: () => void run(),
+    });
+  };
+
   const ask = (kind: 'retry' | 'cancel', ids: readonly string[]) => {
     if (busy) return;
     const n = ids.length;
@@ -161,12 +242,45 @@ export function Jobs({ query }: { query: URLSearchParams }) {
             ))}
           </select>
         </label>
+        <label>
+          Error contains
+          <input type="search" value={filters.error} placeholder="any text" maxLength={1000} onChange={(e) => change('error', e.currentTarget.value.trim())} />
+        </label>
+        <fieldset class="range">
+          <legend>Created</legend>
+          <label>
+            from
+            <input type="datetime-local" step={1} value={filters.createdAfter} onChange={(e) => change('createdAfter', e.currentTarget.value)} />
+          </label>
+          <label>
+            before
+            <input type="datetime-local" step={1} value={filters.createdBefore} onChange={(e) => change('createdBefore', e.currentTarget.value)} />
+          </label>
+        </fieldset>
+        <fieldset class="range">
+          <legend>Finished</legend>
+          <label>
+            from
+            <input type="datetime-local" step={1} value={filters.finishedAfter} onChange={(e) => change('finishedAfter', e.currentTarget.value)} />
+          </label>
+          <label>
+            before
+            <input type="datetime-local" step={1} value={filters.finishedBefore} onChange={(e) => change('finishedBefore', e.currentTarget.value)} />
+          </label>
+        </fieldset>
+        {/* Beside the filters they act on; Refresh stays last, so Tab goes from it to the list. */}
+        <div class="bulk-all" role="group" aria-label="Every job matching the filters">
+          <button type="button" aria-disabled={busy ? 'true' : undefined} onClick={() => void askMatching('retry')}>
+            Retry every match…
+          </button>
+          <button type="button" class="danger" aria-disabled={busy ? 'true' : undefined} onClick={() => void askMatching('cancel')}>
+            Cancel every match…
+          </button>
+        </div>
         <button type="button" onClick={refresh}>
           Refresh
         </button>
       </form>
-      {/* WAITS FOR jobs.list's error-text and time-range filters (another helper adds them server-side): their inputs go in the form above,
-          kept in the URL like the others (filtersOf/hrefOf). No input is shown before the server takes them. */}
 
       <div class="bulk" role="toolbar" aria-label="Selected jobs">
         <span data-testid="selected-count">{chosen.length} selected</span>
