@@ -535,8 +535,10 @@ describe('the dashboard, in a real browser', () => {
     const adminKey = await createApiKey(t.server.pool, { role: 'admin' });
     const p = watch(await context.newPage());
     const authHeaders: string[] = [];
+    const eventRequests: Array<{ url: string; authorization: string }> = [];
     p.on('request', (r) => {
-      if (r.url().includes('/trpc/')) authHeaders.push(r.headers().authorization ?? '');
+      if (r.url().includes('/trpc/events.jobs')) eventRequests.push({ url: r.url(), authorization: r.headers().authorization ?? '' });
+      else if (r.url().includes('/trpc/')) authHeaders.push(r.headers().authorization ?? '');
     });
     await p.goto(`${base}/`);
     await p.getByRole('heading', { name: 'This server needs an API key' }).waitFor();
@@ -561,7 +563,29 @@ describe('the dashboard, in a real browser', () => {
     expect(await p.evaluate(() => (globalThis as unknown as PageGlobals).sessionStorage.getItem('skipq.apiKey'))).toBe(adminKey.key);
     expect(authHeaders.at(-1)).toBe(`Bearer ${adminKey.key}`);
     expect(await p.evaluate(() => (globalThis as unknown as PageGlobals).localStorage.length)).toBe(0);
+    // The events stream takes the key from the same header (never from the URL), so the page runs on events with a key too.
+    await p.locator('[data-testid="live-state"][data-mode="events"]').waitFor();
+    const streams = eventRequests.filter((r) => r.authorization === `Bearer ${adminKey.key}`);
+    expect(streams.length).toBeGreaterThan(0);
+    for (const r of eventRequests) expect(r.url).not.toContain(adminKey.key);
     await p.close();
+
+    // An admin key limited to the mail queue: an action on another queue shows the server's refusal where it was pressed, and keeps the page.
+    const mailOnly = await createApiKey(t.server.pool, { role: 'admin', queues: ['mail'] });
+    const q = watch(await context.newPage());
+    await q.goto(`${base}/`);
+    await q.getByLabel('Admin API key').fill(mailOnly.key);
+    await q.getByRole('button', { name: 'Use key' }).click();
+    await q.locator('[data-testid="count-mail-completed"]').waitFor();
+    expect(await q.locator('[data-testid="count-reports-failed"]').count()).toBe(0);
+    await q.goto(`${base}/jobs?queue=reports`);
+    await q.getByRole('button', { name: 'Retry every match…' }).click();
+    const refusal = q.locator('[data-testid="notice"]').filter({ hasText: 'The server refused' });
+    await refusal.waitFor();
+    expect(await refusal.innerText()).toBe('The server refused: this key may not use queue "reports"; it is limited to: mail (FORBIDDEN)');
+    expect(await q.getByRole('heading', { name: 'Jobs' }).count()).toBe(1);
+    await q.screenshot({ path: join(SHOTS_DIR, 'jobs-refused-1280-light.png'), fullPage: true });
+    await q.close();
 
     // The first page, still open on the workers view, is refused at its next reading and asks for a key too.
     expect(page.url()).toBe(`${base}/workers`);
