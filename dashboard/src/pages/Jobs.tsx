@@ -3,72 +3,17 @@ import type { JobStatus } from '../../../shared/statuses.js';
 import { CANCELLABLE, RETRYABLE, cancelJobs, countMatching, describe, jobsText, moveMatching, retryJobs, statusesFor } from '../actions.js';
 import { api, refusalOf } from '../api.js';
 import { Confirm, type ConfirmRequest } from '../components/Confirm.js';
+import { JobFilterForm } from '../components/JobFilterForm.js';
 import { Problem } from '../components/Problem.js';
 import { Status } from '../components/Status.js';
 import { Time } from '../components/Time.js';
 import { clip } from '../format.js';
+import { apiFilterOf, filtersOf, hrefOf, statusesOf, type Filters } from '../jobFilters.js';
 import { useLive } from '../live.js';
 import { useQueues } from '../stats.js';
 import { Link, navigate } from '../router.js';
 
-const STATUS_CHOICES: Array<{ value: string; label: string }> = [
-  { value: '', label: 'any' },
-  { value: 'pending', label: 'pending' },
-  { value: 'claimed,processing', label: 'held (claimed or processing)' },
-  { value: 'claimed', label: 'claimed' },
-  { value: 'processing', label: 'processing' },
-  { value: 'completed', label: 'completed' },
-  { value: 'failed', label: 'failed' },
-  { value: 'cancelled', label: 'cancelled' },
-];
 const PAGE_SIZE = 50;
-
-/** The filters as the URL keeps them (times as the inputs give them: local date and time, `2026-12-01T15:30`). */
-interface Filters {
-  queue: string;
-  type: string;
-  status: string;
-  error: string;
-  createdAfter: string;
-  createdBefore: string;
-  finishedAfter: string;
-  finishedBefore: string;
-  cursor: string;
-}
-
-const FILTER_NAMES = ['queue', 'type', 'status', 'error', 'createdAfter', 'createdBefore', 'finishedAfter', 'finishedBefore', 'cursor'] as const;
-
-const filtersOf = (query: URLSearchParams): Filters =>
-  Object.fromEntries(FILTER_NAMES.map((name) => [name, query.get(name) ?? ''])) as unknown as Filters;
-
-/** A local date and time from an input, as a Date; undefined when blank or not a time. */
-function timeOf(value: string): Date | undefined {
-  if (!value) return undefined;
-  const at = new Date(value);
-  return Number.isNaN(at.getTime()) ? undefined : at;
-}
-
-/** The filter as jobs.list, jobs.retryMany and jobs.cancelMany take it (without status and cursor). */
-function apiFilterOf(filters: Filters) {
-  return {
-    queue: filters.queue || undefined,
-    type: filters.type || undefined,
-    errorContains: filters.error || undefined,
-    createdAfter: timeOf(filters.createdAfter),
-    createdBefore: timeOf(filters.createdBefore),
-    finishedAfter: timeOf(filters.finishedAfter),
-    finishedBefore: timeOf(filters.finishedBefore),
-  };
-}
-
-const statusesOf = (filters: Filters): string[] => (filters.status ? filters.status.split(',') : []);
-
-function hrefOf(filters: Filters): string {
-  const query = new URLSearchParams();
-  for (const [name, value] of Object.entries(filters)) if (value) query.set(name, value);
-  const text = query.toString();
-  return text ? `/jobs?${text}` : '/jobs';
-}
 
 /** How many "older" pages deep this page is, so "newer" can go back. */
 const depth = (): number => ((history.state as { jobsDepth?: number } | null)?.jobsDepth ?? 0);
@@ -209,65 +154,7 @@ export function Jobs({ query }: { query: URLSearchParams }) {
   return (
     <>
       <h1 tabIndex={-1}>Jobs</h1>
-      <form class="filters" role="search" aria-label="Filter jobs" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Queue
-          <select value={filters.queue} onChange={(e) => change('queue', e.currentTarget.value)}>
-            <option value="">any</option>
-            {queues.map((q) => (
-              <option key={q} value={q}>
-                {q}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Type
-          <select value={filters.type} onChange={(e) => change('type', e.currentTarget.value)}>
-            <option value="">any</option>
-            {types.map((t) => (
-              <option key={t} value={t}>
-                {t}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Status
-          <select value={filters.status} onChange={(e) => change('status', e.currentTarget.value)}>
-            {STATUS_CHOICES.map((s) => (
-              <option key={s.value} value={s.value}>
-                {s.label}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Error contains
-          <input type="search" value={filters.error} placeholder="any text" maxLength={1000} onChange={(e) => change('error', e.currentTarget.value.trim())} />
-        </label>
-        <fieldset class="range">
-          <legend>Created</legend>
-          <label>
-            from
-            <input type="datetime-local" step={1} value={filters.createdAfter} onChange={(e) => change('createdAfter', e.currentTarget.value)} />
-          </label>
-          <label>
-            before
-            <input type="datetime-local" step={1} value={filters.createdBefore} onChange={(e) => change('createdBefore', e.currentTarget.value)} />
-          </label>
-        </fieldset>
-        <fieldset class="range">
-          <legend>Finished</legend>
-          <label>
-            from
-            <input type="datetime-local" step={1} value={filters.finishedAfter} onChange={(e) => change('finishedAfter', e.currentTarget.value)} />
-          </label>
-          <label>
-            before
-            <input type="datetime-local" step={1} value={filters.finishedBefore} onChange={(e) => change('finishedBefore', e.currentTarget.value)} />
-          </label>
-        </fieldset>
+      <JobFilterForm filters={filters} queues={queues} types={types} onChange={change}>
         {/* Beside the filters they act on; Refresh stays last, so Tab goes from it to the list. */}
         <div class="bulk-all" role="group" aria-label="Every job matching the filters">
           <button type="button" aria-disabled={busy ? 'true' : undefined} onClick={() => void askMatching('retry')}>
@@ -280,7 +167,7 @@ export function Jobs({ query }: { query: URLSearchParams }) {
         <button type="button" onClick={refresh}>
           Refresh
         </button>
-      </form>
+      </JobFilterForm>
 
       <div class="bulk" role="toolbar" aria-label="Selected jobs">
         <span data-testid="selected-count">{chosen.length} selected</span>
