@@ -231,6 +231,21 @@ describe('the dashboard, in a real browser', () => {
     await shoot(page, 'overview');
   });
 
+  it('falls back to reading every 1.5 s when the events stream cannot be reached, and says so', async () => {
+    // Not watched: Chromium logs each aborted stream request as a console error, which is the point here.
+    const p = await context.newPage();
+    // The stream's requests fail at the network: the page must still follow the counts.
+    await p.route('**/trpc/events.jobs**', (route) => route.abort());
+    await p.goto(`${base}/`);
+    await p.locator('[data-testid="live-state"][data-mode="polling"]').waitFor({ timeout: 10_000 });
+    expect(await text(p, '[data-testid="live-state"]')).toContain('read every 1.5 s');
+    const before = Number(await text(p, '[data-testid="count-mail-pending"]'));
+    const { id } = await producer.enqueue('email', { to: 'fallback@example.com' });
+    await p.locator('[data-testid="count-mail-pending"]').filter({ hasText: String(before + 1) }).waitFor({ timeout: 10_000 });
+    await t.trpc.jobs.cancel.mutate({ id });
+    await p.close();
+  });
+
   it('opens a failed job from the counts, shows its error and attempt, hides the payload until asked, and retries it', async () => {
     await page.locator('[data-testid="count-reports-failed"] a').click();
     await page.waitForURL(/\/jobs\?queue=reports&status=failed$/);

@@ -120,7 +120,9 @@ function startSource(notify: (change: Change) => void): () => void {
       onStarted: () => setMode({ mode: 'events' }),
       onConnectionStateChange: (state) => {
         if (state.state === 'pending') setMode({ mode: 'events' });
-        else if (state.state === 'connecting' && source.get().mode === 'events') setMode({ mode: 'polling', reason: state.error ? `events lost: ${state.error.message}` : 'reconnecting to events' });
+        // The stream cannot be reached (or dropped): poll until the link's own reconnect succeeds.
+        else if (state.state === 'connecting' && (state.error || source.get().mode === 'events'))
+          setMode({ mode: 'polling', reason: state.error ? `no events stream: ${state.error.message}` : 'reconnecting to the events stream' });
       },
       onData: ({ data: event }) => {
         for (const l of [...eventListeners]) l(event);
