@@ -394,6 +394,20 @@ describe('the dashboard, in a real browser', () => {
     expect(after.map((j) => j.status)).toEqual(['pending', 'pending', 'failed']);
     // The list (failed, "disk full") is empty now.
     await page.locator('main').getByText('No jobs match these filters.').waitFor();
+
+    // A ticked selection is answered job by job: the pending two are refused with the server's reason, the failed one is retried.
+    await page.goto(`${base}/jobs?queue=flaky`);
+    await page.locator('table[data-testid="jobs"] tbody tr').nth(2).waitFor();
+    await page.getByRole('checkbox', { name: 'Select every job on this page' }).check();
+    await page.getByRole('button', { name: 'Retry selected (3)' }).click();
+    await dialog.getByRole('button', { name: 'Retry 3 jobs' }).click();
+    const notice = page.locator('[data-testid="notice"]').filter({ hasText: 'Retried 1 job' });
+    await notice.waitFor();
+    expect(await notice.innerText()).toContain('the server refused 2');
+    const refused = await page.$$eval('[data-testid="refused"] li', (items) => items.map((li) => [li.getAttribute('data-job'), li.textContent]));
+    expect(refused.map(([id]) => id).sort()).toEqual(flakyIds.slice(0, 2).sort());
+    for (const [id, line] of refused) expect(line).toBe(`${id}: job ${id} is pending; only failed, cancelled jobs can be retried (WRONG_STATE)`);
+    expect((await t.trpc.jobs.get.query({ id: flakyIds[2] as string })).status).toBe('pending');
   });
 
   /** The mail jobs the queue tests hold back and the probe claims once the queue is resumed. */

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { JobStatus } from '../../../shared/statuses.js';
-import { CANCELLABLE, RETRYABLE, cancelJobs, countMatching, describe, jobsText, moveMatching, retryJobs, statusesFor } from '../actions.js';
+import { CANCELLABLE, RETRYABLE, type BulkOutcome, cancelJobs, countMatching, describe, jobsText, moveMatching, retryJobs, statusesFor } from '../actions.js';
 import { api, refusalOf } from '../api.js';
 import { Confirm, type ConfirmRequest } from '../components/Confirm.js';
 import { JobFilterForm } from '../components/JobFilterForm.js';
@@ -41,7 +41,13 @@ export function Jobs({ query }: { query: URLSearchParams }) {
   );
   const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
   const [confirm, setConfirm] = useState<ConfirmRequest | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
+  const [notice, setNoticeText] = useState<string | null>(null);
+  // Per job, why the server refused it: the last selection's answer.
+  const [refused, setRefused] = useState<BulkOutcome['refused']>([]);
+  const setNotice = (text: string | null, items: BulkOutcome['refused'] = []) => {
+    setNoticeText(text);
+    setRefused(items);
+  };
   const [busy, setBusy] = useState(false);
 
   // Keep only the selected jobs still on the page.
@@ -70,7 +76,7 @@ export function Jobs({ query }: { query: URLSearchParams }) {
     setNotice(null);
     const outcome = await action(ids);
     setBusy(false);
-    setNotice(describe(verb, outcome));
+    setNotice(describe(verb, outcome), outcome.refused);
     refresh();
   };
   /** Every job matching the filters (not only this page): a dry run counts them for the confirmation, then one jobs.retryMany / jobs.cancelMany moves them. */
@@ -181,6 +187,18 @@ export function Jobs({ query }: { query: URLSearchParams }) {
       <p role="status" class="notice" data-testid="notice">
         {busy ? 'Working…' : notice}
       </p>
+      {!busy && refused.length > 0 && (
+        <ul class="refused-items" data-testid="refused" aria-label="Jobs the server refused">
+          {refused.map((r) => (
+            <li key={r.id} data-job={r.id}>
+              <Link href={`/jobs/${r.id}`} class="mono">
+                {r.id}
+              </Link>
+              : {r.message} <span class="muted">({r.code})</span>
+            </li>
+          ))}
+        </ul>
+      )}
       <Problem failure={failure} what="list jobs" />
 
       {page && jobs.length === 0 && <p>No jobs match these filters.</p>}
