@@ -180,8 +180,8 @@ export interface Live<T> {
 export interface LiveOptions<T> {
   /** Read again on every change (true), never (false), or while this says so of the last answer. Default true. */
   live?: boolean | ((data: T) => boolean);
-  /** Read on every POLL_MS tick even while events flow: for what job events do not carry (schedules, heartbeats). Default false. */
-  poll?: boolean;
+  /** Read on every POLL_MS tick even while events flow (or while this says so of the last answer): for what job events do not carry (schedules, heartbeats). Default false. */
+  poll?: boolean | ((data: T | null) => boolean);
   /** What the reading is about (or a function of the last answer, null before the first), so a change that names other queues or jobs is skipped. */
   about?: About | ((data: T | null) => About);
 }
@@ -233,9 +233,10 @@ export function useLive<T>(key: string, read: () => Promise<T>, options: LiveOpt
     if (!subscribed) return;
     return onChange((change) => {
       const { live, about, poll } = latest.current.options;
-      if (!takesChange(change, poll)) return;
       const { data } = latest.current.state;
-      if (!concerns(change, typeof about === 'function' ? about(latest.current.state.key === key ? data : null) : about)) return;
+      const current = latest.current.state.key === key ? data : null;
+      if (!takesChange(change, typeof poll === 'function' ? poll(current) : poll)) return;
+      if (!concerns(change, typeof about === 'function' ? about(current) : about)) return;
       // While there is no answer yet, keep trying.
       if (typeof live === 'function' && latest.current.state.key === key && data !== null && !live(data)) return;
       void load();

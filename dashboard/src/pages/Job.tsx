@@ -113,6 +113,8 @@ export function Job({ id }: { id: string }) {
       // Until it and every child shown is finished; read again only for events about them.
       live: (data) => !FINAL.has(data.job.status) || data.children.children.some((c) => !FINAL.has(c.status)),
       about: (data) => ({ jobs: data ? [id, ...data.children.children.map((c) => c.id)] : [id] }),
+      // A pending job's explanation turns with time and with its queue's state (a delay runs out, a queue is resumed), which no event of the job tells.
+      poll: (data) => data?.job.status === 'pending',
     },
   );
   const { busy, answer, run } = useAction();
