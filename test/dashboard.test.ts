@@ -24,6 +24,10 @@ const BUILD_HINT = 'build it first: npm ci --prefix dashboard --no-audit --no-fu
 const jobs = defineJobs({
   email: { payload: z.object({ to: z.string() }), queue: 'mail' },
   report: { payload: z.object({ n: z.number().int(), fail: z.boolean() }), queue: 'reports', maxRetries: 0 },
+  // Fails every attempt, three in all (no backoff), each with its own error text.
+  flaky: { payload: z.object({ why: z.string() }), queue: 'flaky', maxRetries: 2, backoff: { kind: 'fixed', delayMs: 0 } },
+  // A flow's parent and its children.
+  step: { payload: z.object({ n: z.number().int() }), queue: 'flows' },
 });
 type Jobs = typeof jobs;
 
@@ -71,6 +75,8 @@ describe('the dashboard, in a real browser', () => {
   const consoleErrors: string[] = [];
   /** Input the server refuses on purpose (Chromium logs each 400 as a failed load). */
   let refusedOnPurpose = 0;
+  let flakyIds: string[] = [];
+  let flow: Awaited<ReturnType<QueueClient<Jobs>['enqueueFlow']>>;
 
   const startWorker = (options: Partial<Parameters<typeof createWorker<Jobs>>[0]>) => {
     const worker = createWorker<Jobs>({
@@ -83,6 +89,10 @@ describe('the dashboard, in a real browser', () => {
           if (fail) throw new Error(`report ${n} broke: upstream answered 502`);
           return { rows: n * 10 };
         },
+        flaky: async ({ why }, ctx) => {
+          throw new Error(`${why} (attempt ${ctx.attempt})`);
+        },
+        step: async ({ n }) => ({ n }),
       },
       ...options,
     });
@@ -142,6 +152,16 @@ describe('the dashboard, in a real browser', () => {
     }, 10_000, 'the reports to finish');
     await reporter.stop();
 
+    // Three flaky jobs that fail three attempts each (two for the same reason), and a flow of a parent and three children, all run.
+    flakyIds = (await producer.enqueueMany(['disk full', 'disk full', 'upstream timeout'].map((why) => ({ type: 'flaky' as const, payload: { why } })))).map((j) => j.id);
+    flow = await producer.enqueueFlow({ parent: { type: 'step', payload: { n: 0 } }, children: [1, 2, 3].map((n) => ({ type: 'step' as const, payload: { n } })) });
+    const side = startWorker({ queues: ['flaky', 'flows'], workerId: 'side-worker' });
+    await waitFor(async () => {
+      const states = await Promise.all([...flakyIds, flow.id].map((id) => t.trpc.jobs.get.query({ id })));
+      return states.every((j) => j.status === 'failed' || j.status === 'completed');
+    }, 20_000, 'the flaky jobs to fail and the flow to complete');
+    await side.stop();
+
     userDataDir = mkdtempSync(join(tmpdir(), 'skipq-chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
@@ -184,17 +204,46 @@ describe('the dashboard, in a real browser', () => {
     expect(await countsOnPage(page)).toEqual(expected);
   });
 
-  it('updates a count live, without reloading, while a worker runs', async () => {
+  it('updates a count and the throughput chart live from the events stream, not by polling, while a worker runs', async () => {
     await page.evaluate(() => ((globalThis as unknown as PageGlobals).sameDocument = true));
+    // The page is on the events stream: the POLL_MS tick no longer reads the counts, only events do (and a resync after a minute of quiet).
+    await page.locator('[data-testid="live-state"][data-mode="events"]').waitFor();
     expect(await text(page, '[data-testid="count-mail-completed"]')).toBe('0');
+    const statsReads: string[] = [];
+    const countReads = (r: { url(): string }) => {
+      if (r.url().includes('queues.stats')) statsReads.push(r.url());
+    };
+    page.on('request', countReads);
+    // Nothing moves for 3.5 s: polling every 1.5 s would have read twice.
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    expect(statsReads).toEqual([]);
     const mailer = startWorker({ queues: ['mail'], workerId: 'mail-worker' });
     await page.locator('[data-testid="count-mail-completed"]').filter({ hasText: '6' }).waitFor({ timeout: 10_000 });
+    page.off('request', countReads);
+    expect(statsReads.length).toBeGreaterThan(0);
     expect(await text(page, '[data-testid="count-mail-pending"]')).toBe('0');
     expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).sameDocument)).toBe(true);
     await mailer.stop();
     expect(await countsOnPage(page)).toEqual(await countsFromApi(t.trpc));
+    // The chart counts each completed event: exactly the six mails, within about a second (it redraws once a second at most).
+    await page.locator('[data-testid="finished-mail"][data-count="6"]').waitFor({ timeout: 5_000 });
     // Taken after the worker ran, so the throughput chart has something to show.
     await shoot(page, 'overview');
+  });
+
+  it('falls back to reading every 1.5 s when the events stream cannot be reached, and says so', async () => {
+    // Not watched: Chromium logs each aborted stream request as a console error, which is the point here.
+    const p = await context.newPage();
+    // The stream's requests fail at the network: the page must still follow the counts.
+    await p.route('**/trpc/events.jobs**', (route) => route.abort());
+    await p.goto(`${base}/`);
+    await p.locator('[data-testid="live-state"][data-mode="polling"]').waitFor({ timeout: 10_000 });
+    expect(await text(p, '[data-testid="live-state"]')).toContain('read every 1.5 s');
+    const before = Number(await text(p, '[data-testid="count-mail-pending"]'));
+    const { id } = await producer.enqueue('email', { to: 'fallback@example.com' });
+    await p.locator('[data-testid="count-mail-pending"]').filter({ hasText: String(before + 1) }).waitFor({ timeout: 10_000 });
+    await t.trpc.jobs.cancel.mutate({ id });
+    await p.close();
   });
 
   it('opens a failed job from the counts, shows its error and attempt, hides the payload until asked, and retries it', async () => {
@@ -210,10 +259,11 @@ describe('the dashboard, in a real browser', () => {
     await rows.first().locator(`a[href="/jobs/${id}"]`).click();
     await page.waitForURL(`${base}/jobs/${id}`);
     await page.locator('[data-testid="job-status"]').filter({ hasText: 'failed' }).waitFor();
-    expect(await text(page, '[data-testid="job-error"]')).toMatch(/report \d broke: upstream answered 502/);
-    const attempt = await text(page, 'table[data-testid="attempts"] tbody tr');
-    expect(attempt).toContain('1 (latest)');
-    expect(attempt).toContain('reports-worker');
+    const attempt = page.locator('table[data-testid="attempts"] tbody tr');
+    expect(await attempt.count()).toBe(1);
+    expect(await attempt.getAttribute('data-outcome')).toBe('failed');
+    expect(await attempt.innerText()).toContain('reports-worker');
+    expect(await attempt.locator('[data-testid="attempt-error"]').innerText()).toMatch(/report \d broke: upstream answered 502/);
 
     // The payload is not on the page until it is asked for; then it is a collapsible tree.
     expect(await page.locator('[data-testid="json-payload"]').count()).toBe(0);
@@ -274,6 +324,92 @@ describe('the dashboard, in a real browser', () => {
     for (const id of cancelIds) expect((await t.trpc.jobs.get.query({ id })).status).toBe('cancelled');
   });
 
+  it("shows every attempt of a failed job with each attempt's worker, outcome and error, as jobs.attempts gives them", async () => {
+    const id = flakyIds[0] as string;
+    await page.goto(`${base}/jobs/${id}`);
+    await page.locator('[data-testid="job-status"]').filter({ hasText: 'failed' }).waitFor();
+    const { attempts } = await t.trpc.jobs.attempts.query({ id });
+    expect(attempts.map((a) => a.outcome)).toEqual(['retry_scheduled', 'retry_scheduled', 'failed']);
+    const rows = page.locator('table[data-testid="attempts"] tbody tr');
+    await rows.nth(2).waitFor();
+    const shown = await page.$$eval('table[data-testid="attempts"] tbody tr', (trs) =>
+      trs.map((tr) => [Number(tr.getAttribute('data-attempt')), tr.getAttribute('data-outcome'), tr.querySelector('[data-testid="attempt-error"]')?.textContent, tr.querySelector('[data-label="Worker"]')?.textContent]),
+    );
+    expect(shown).toEqual(attempts.map((a) => [a.attempt, a.outcome, a.error, a.workerId]));
+    expect(shown.map((row) => row[2])).toEqual(['Error: disk full (attempt 1)', 'Error: disk full (attempt 2)', 'Error: disk full (attempt 3)']);
+    expect(await page.locator('[data-testid="flow"]').innerText()).toContain('Not part of a flow');
+    await shoot(page, 'job-attempts');
+  });
+
+  it("shows a flow's children with their statuses on the parent's page, and the parent as a link on a child's", async () => {
+    await page.goto(`${base}/jobs/${flow.id}`);
+    await page.locator('[data-testid="job-status"]').filter({ hasText: 'completed' }).waitFor();
+    const { children } = await t.trpc.jobs.children.query({ id: flow.id });
+    expect(children).toHaveLength(3);
+    await page.locator('table[data-testid="children"] tbody tr').nth(2).waitFor();
+    const shown = await page.$$eval('table[data-testid="children"] tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-child'), tr.getAttribute('data-status')]));
+    expect(shown).toEqual(children.map((c) => [c.id, c.status]));
+    expect(shown.map(([, status]) => status)).toEqual(['completed', 'completed', 'completed']);
+    await shoot(page, 'job-flow');
+
+    const child = children[1]?.id as string;
+    await page.locator(`table[data-testid="children"] a[href="/jobs/${child}"]`).click();
+    await page.waitForURL(`${base}/jobs/${child}`);
+    const parentLink = page.locator(`[data-testid="flow-parent"] a[href="/jobs/${flow.id}"]`);
+    await parentLink.waitFor();
+    await parentLink.click();
+    await page.waitForURL(`${base}/jobs/${flow.id}`);
+    await page.locator('table[data-testid="children"]').waitFor();
+  });
+
+  it('filters by error text and retries every match after a confirmation with the count a dry run gives; the jobs become pending', async () => {
+    await page.goto(`${base}/jobs?queue=flaky&status=failed`);
+    const rows = page.locator('table[data-testid="jobs"] tbody tr');
+    await rows.nth(2).waitFor();
+    await page.getByLabel('Error contains').fill('disk full');
+    await page.getByLabel('Error contains').press('Enter');
+    await page.waitForURL(/error=disk\+full/);
+    await page.locator('table[data-testid="jobs"] tbody tr').nth(1).waitFor();
+    await page.waitForFunction(() => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll('table[data-testid="jobs"] tbody tr').length === 2);
+    const listed = await t.trpc.jobs.list.query({ queue: 'flaky', status: 'failed', errorContains: 'disk full' });
+    expect(listed.jobs.map((j) => j.id).sort()).toEqual(flakyIds.slice(0, 2).sort());
+    expect((await page.$$eval('table[data-testid="jobs"] tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-job') as string))).sort()).toEqual(flakyIds.slice(0, 2).sort());
+
+    // A created-time range that ends before these jobs were made lists none of them.
+    await page.getByRole('group', { name: 'Created' }).getByLabel('before').fill('2020-01-01T00:00:00');
+    await page.locator('main').getByText('No jobs match these filters.').waitFor();
+    await page.getByRole('group', { name: 'Created' }).getByLabel('before').fill('');
+    await rows.nth(1).waitFor();
+
+    const dry = await t.trpc.jobs.retryMany.mutate({ filter: { queue: 'flaky', status: 'failed', errorContains: 'disk full' }, limit: 10_000, dryRun: true });
+    expect(dry).toMatchObject({ matched: 2, moved: 0 });
+    await page.getByRole('button', { name: 'Retry every match…' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    expect(await dialog.getByRole('heading').innerText()).toBe(`Retry ${dry.matched} jobs matching these filters?`);
+    await shoot(page, 'jobs-confirm-matching', [[1280, 'light'], [390, 'dark']]);
+    await dialog.getByRole('button', { name: `Retry ${dry.matched} jobs` }).click();
+    await page.locator('[data-testid="notice"]').filter({ hasText: 'Retried 2 jobs.' }).waitFor();
+    const after = await Promise.all(flakyIds.map((id) => t.trpc.jobs.get.query({ id })));
+    expect(after.map((j) => j.status)).toEqual(['pending', 'pending', 'failed']);
+    // The list (failed, "disk full") is empty now.
+    await page.locator('main').getByText('No jobs match these filters.').waitFor();
+
+    // A ticked selection is answered job by job: the pending two are refused with the server's reason, the failed one is retried.
+    await page.goto(`${base}/jobs?queue=flaky`);
+    await page.locator('table[data-testid="jobs"] tbody tr').nth(2).waitFor();
+    await page.getByRole('checkbox', { name: 'Select every job on this page' }).check();
+    await page.getByRole('button', { name: 'Retry selected (3)' }).click();
+    await dialog.getByRole('button', { name: 'Retry 3 jobs' }).click();
+    const notice = page.locator('[data-testid="notice"]').filter({ hasText: 'Retried 1 job' });
+    await notice.waitFor();
+    expect(await notice.innerText()).toContain('the server refused 2');
+    const refused = await page.$$eval('[data-testid="refused"] li', (items) => items.map((li) => [li.getAttribute('data-job'), li.textContent]));
+    expect(refused.map(([id]) => id).sort()).toEqual(flakyIds.slice(0, 2).sort());
+    for (const [id, line] of refused) expect(line).toBe(`${id}: job ${id} is pending; only failed, cancelled jobs can be retried (WRONG_STATE)`);
+    expect((await t.trpc.jobs.get.query({ id: flakyIds[2] as string })).status).toBe('pending');
+  });
+
   /** The mail jobs the queue tests hold back and the probe claims once the queue is resumed. */
   let heldBack: string[] = [];
 
@@ -331,10 +467,28 @@ describe('the dashboard, in a real browser', () => {
     await concurrency.fill('2');
     await card.getByLabel('Claims', { exact: true }).fill('100');
     await card.getByLabel('Per (ms)', { exact: true }).fill('1000');
+    await card.getByLabel('Per concurrency key', { exact: true }).fill('3');
+    await card.getByLabel('Completed and cancelled', { exact: true }).fill('7');
+    await card.getByLabel('Failed', { exact: true }).fill('0');
     await card.getByRole('button', { name: 'Save limits' }).click();
     await card.locator('[data-testid="concurrency-mail"]').filter({ hasText: 'at most 2 held at once' }).waitFor();
     expect(await text(page, '[data-testid="rate-mail"]')).toBe('100 claims per 1 s');
-    expect((await t.trpc.queues.list.query({})).queues.find((q) => q.name === 'mail')).toMatchObject({ concurrency: 2, rateLimit: { max: 100, periodMs: 1000 } });
+    expect(await text(page, '[data-testid="key-concurrency-mail"]')).toBe('at most 3 held at once');
+    expect(await text(page, '[data-testid="retention-mail"]')).toBe('7 days');
+    expect(await text(page, '[data-testid="failed-retention-mail"]')).toBe('forever');
+    expect((await t.trpc.queues.list.query({})).queues.find((q) => q.name === 'mail')).toMatchObject({
+      concurrency: 2,
+      rateLimit: { max: 100, periodMs: 1000 },
+      keyConcurrency: 3,
+      retentionDays: 7,
+      failedRetentionDays: 0,
+    });
+    // Blank is the server's default again (null), not zero.
+    await card.getByRole('button', { name: 'Edit limits of queue mail' }).click();
+    await card.getByLabel('Completed and cancelled', { exact: true }).fill('');
+    await card.getByRole('button', { name: 'Save limits' }).click();
+    await card.locator('[data-testid="retention-mail"]').filter({ hasText: "the server's default" }).waitFor();
+    expect((await t.trpc.queues.list.query({})).queues.find((q) => q.name === 'mail')).toMatchObject({ retentionDays: null, failedRetentionDays: 0, keyConcurrency: 3 });
   });
 
   it('lists the cron schedules with the next run times schedules.list gives, and pauses and resumes one', async () => {
@@ -386,7 +540,8 @@ describe('the dashboard, in a real browser', () => {
       const answers: Array<Promise<string>> = [];
       const p = watch(await context.newPage());
       p.on('response', (r) => {
-        if (r.url().includes('/trpc/')) answers.push(r.text());
+        // The events stream is one response that never ends (and carries no payloads).
+        if (r.url().includes('/trpc/') && !r.url().includes('/trpc/events.jobs')) answers.push(r.text());
       });
       await p.goto(`${hidden.url.replace(/\/trpc$/, '')}/jobs/${id}`);
       await p.locator('[data-testid="job-status"]').filter({ hasText: 'pending' }).waitFor();
@@ -409,8 +564,10 @@ describe('the dashboard, in a real browser', () => {
     const adminKey = await createApiKey(t.server.pool, { role: 'admin' });
     const p = watch(await context.newPage());
     const authHeaders: string[] = [];
+    const eventRequests: Array<{ url: string; authorization: string }> = [];
     p.on('request', (r) => {
-      if (r.url().includes('/trpc/')) authHeaders.push(r.headers().authorization ?? '');
+      if (r.url().includes('/trpc/events.jobs')) eventRequests.push({ url: r.url(), authorization: r.headers().authorization ?? '' });
+      else if (r.url().includes('/trpc/')) authHeaders.push(r.headers().authorization ?? '');
     });
     await p.goto(`${base}/`);
     await p.getByRole('heading', { name: 'This server needs an API key' }).waitFor();
@@ -435,7 +592,29 @@ describe('the dashboard, in a real browser', () => {
     expect(await p.evaluate(() => (globalThis as unknown as PageGlobals).sessionStorage.getItem('skipq.apiKey'))).toBe(adminKey.key);
     expect(authHeaders.at(-1)).toBe(`Bearer ${adminKey.key}`);
     expect(await p.evaluate(() => (globalThis as unknown as PageGlobals).localStorage.length)).toBe(0);
+    // The events stream takes the key from the same header (never from the URL), so the page runs on events with a key too.
+    await p.locator('[data-testid="live-state"][data-mode="events"]').waitFor();
+    const streams = eventRequests.filter((r) => r.authorization === `Bearer ${adminKey.key}`);
+    expect(streams.length).toBeGreaterThan(0);
+    for (const r of eventRequests) expect(r.url).not.toContain(adminKey.key);
     await p.close();
+
+    // An admin key limited to the mail queue: an action on another queue shows the server's refusal where it was pressed, and keeps the page.
+    const mailOnly = await createApiKey(t.server.pool, { role: 'admin', queues: ['mail'] });
+    const q = watch(await context.newPage());
+    await q.goto(`${base}/`);
+    await q.getByLabel('Admin API key').fill(mailOnly.key);
+    await q.getByRole('button', { name: 'Use key' }).click();
+    await q.locator('[data-testid="count-mail-completed"]').waitFor();
+    expect(await q.locator('[data-testid="count-reports-failed"]').count()).toBe(0);
+    await q.goto(`${base}/jobs?queue=reports`);
+    await q.getByRole('button', { name: 'Retry every match…' }).click();
+    const refusal = q.locator('[data-testid="notice"]').filter({ hasText: 'The server refused' });
+    await refusal.waitFor();
+    expect(await refusal.innerText()).toBe('The server refused: this key may not use queue "reports"; it is limited to: mail (FORBIDDEN)');
+    expect(await q.getByRole('heading', { name: 'Jobs' }).count()).toBe(1);
+    await q.screenshot({ path: join(SHOTS_DIR, 'jobs-refused-1280-light.png'), fullPage: true });
+    await q.close();
 
     // The first page, still open on the workers view, is refused at its next reading and asks for a key too.
     expect(page.url()).toBe(`${base}/workers`);

@@ -1,37 +1,32 @@
 import { useRef, useState } from 'preact/hooks';
-import { api, report } from './api.js';
+import type { JobFilter } from '../../shared/api.js';
+import { api, refusalOf } from './api.js';
 
 /** What a bulk action did: jobs moved, and jobs the server refused with its reason. */
 export interface BulkOutcome {
   done: string[];
-  refused: Array<{ id: string; message: string }>;
+  refused: Array<{ id: string; message: string; code: string }>;
 }
 
-// Enough to overlap round trips without crowding the server's pool.
-const CONCURRENCY = 4;
-
 /**
- * BULK ACTIONS, FOR NOW ONE CALL PER JOB. WAITS FOR jobs.retryMany /
- * jobs.cancelMany (another helper adds them): they replace this loop, here
- * alone, with one call for the selection and one statement on the server;
- * the pages keep calling retryJobs/cancelJobs. Each call goes through the same authorization
- * as any client's: a key that may not retry gets FORBIDDEN here too.
+ * A hand-picked selection, all in one go: one jobs.retry or jobs.cancel per
+ * job, sent together (the client batches them, 20 to a request), each
+ * answered on its own, so the outcome says which jobs moved and why others
+ * did not. jobs.retryMany / jobs.cancelMany take a filter, not ids, so they
+ * serve "every job matching the filters" below. Each call goes through the
+ * same authorization as any client's: a key that may not retry gets FORBIDDEN here too.
  */
 async function each(ids: readonly string[], call: (id: string) => Promise<unknown>): Promise<BulkOutcome> {
+  const settled = await Promise.allSettled(ids.map((id) => call(id)));
   const outcome: BulkOutcome = { done: [], refused: [] };
-  let next = 0;
-  const lane = async () => {
-    while (next < ids.length) {
-      const id = ids[next++] as string;
-      try {
-        await call(id);
-        outcome.done.push(id);
-      } catch (error) {
-        outcome.refused.push({ id, message: report(error).message });
-      }
+  settled.forEach((result, i) => {
+    const id = ids[i] as string;
+    if (result.status === 'fulfilled') outcome.done.push(id);
+    else {
+      const failure = refusalOf(result.reason);
+      outcome.refused.push({ id, message: failure.message, code: failure.code });
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, ids.length) }, lane));
+  });
   return outcome;
 }
 
@@ -41,13 +36,52 @@ export const retryJobs = (ids: readonly string[]): Promise<BulkOutcome> => each(
 /** Cancels pending or running jobs (jobs.cancel). */
 export const cancelJobs = (ids: readonly string[]): Promise<BulkOutcome> => each(ids, (id) => api.jobs.cancel.mutate({ id }));
 
-/** "Retried 3 jobs." / "Cancelled 1 job; 2 refused: …". */
+/** "Retried 3 jobs." / "Cancelled 1 job; 2 refused: … (FORBIDDEN)". */
 export function describe(verb: string, outcome: BulkOutcome): string {
-  const jobs = (n: number) => `${n} job${n === 1 ? '' : 's'}`;
-  const head = `${verb} ${jobs(outcome.done.length)}`;
+  const head = `${verb} ${jobsText(outcome.done.length)}`;
   if (outcome.refused.length === 0) return `${head}.`;
-  const reasons = [...new Set(outcome.refused.map((r) => r.message))].slice(0, 3).join('; ');
-  return `${head}; ${outcome.refused.length} refused: ${reasons}`;
+  const reasons = [...new Set(outcome.refused.map((r) => `${r.message} (${r.code})`))].slice(0, 3).join('; ');
+  return `${head}; the server refused ${outcome.refused.length}: ${reasons}`;
+}
+
+/** "1 job", "3 jobs". */
+export const jobsText = (n: number): string => `${n.toLocaleString()} job${n === 1 ? '' : 's'}`;
+
+/** At most this many jobs one "every match" action moves (the API's bound, LIMITS.bulkLimit). */
+export const BULK_LIMIT = 10_000;
+
+/** Which of the filter's statuses a bulk move may take: those it allows, or its default when the filter names none. */
+export function statusesFor(move: 'retry' | 'cancel', statuses: readonly string[]): string[] {
+  const allowed = move === 'retry' ? RETRYABLE : CANCELLABLE;
+  if (statuses.length === 0) return move === 'retry' ? ['failed'] : [...CANCELLABLE];
+  return statuses.filter((s) => allowed.has(s));
+}
+
+type BulkFilter = Omit<JobFilter, 'status'>;
+type RetryStatus = 'failed' | 'cancelled';
+type CancelStatus = 'pending' | 'claimed' | 'processing';
+
+/** One jobs.retryMany or jobs.cancelMany call; `statuses` come from {@link statusesFor}, so each is one the move takes. */
+function moveMany(move: 'retry' | 'cancel', filter: BulkFilter, statuses: string[], dryRun: boolean) {
+  return move === 'retry'
+    ? api.jobs.retryMany.mutate({ filter: { ...filter, status: statuses as RetryStatus[] }, limit: BULK_LIMIT, dryRun })
+    : api.jobs.cancelMany.mutate({ filter: { ...filter, status: statuses as CancelStatus[] }, limit: BULK_LIMIT, dryRun });
+}
+
+/** How many jobs matching `filter` (with the move's statuses) the move would take: a dry run, which moves nothing. */
+export async function countMatching(move: 'retry' | 'cancel', filter: BulkFilter, statuses: string[]): Promise<{ matched: number; more: boolean }> {
+  const answer = await moveMany(move, filter, statuses, true);
+  return { matched: answer.matched, more: answer.more };
+}
+
+/** Moves the jobs matching `filter` (at most BULK_LIMIT) with jobs.retryMany / jobs.cancelMany; answers the server's counts in words. */
+export async function moveMatching(move: 'retry' | 'cancel', filter: BulkFilter, statuses: string[]): Promise<string> {
+  const answer = await moveMany(move, filter, statuses, false);
+  const verb = move === 'retry' ? 'Retried' : 'Cancelled';
+  let text = `${verb} ${jobsText(answer.moved)}.`;
+  if (answer.skipped > 0) text += ` ${jobsText(answer.skipped)} changed meanwhile and were left as they are.`;
+  if (answer.more) text += ` More jobs match than one call takes (${BULK_LIMIT.toLocaleString()}): press again for the rest.`;
+  return text;
 }
 
 /** Statuses jobs.retry accepts. */
@@ -79,7 +113,7 @@ export function useAction(): { busy: boolean; answer: Answer | null; run(action:
     try {
       setAnswer({ ok: true, text: await action() });
     } catch (error) {
-      const refused = report(error);
+      const refused = refusalOf(error);
       setAnswer({ ok: false, text: `The server refused: ${refused.message} (${refused.code})` });
     } finally {
       running.current = false;

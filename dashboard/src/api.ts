@@ -1,5 +1,6 @@
-import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
+import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink, TRPCClientError } from '@trpc/client';
 import type { inferRouterOutputs } from '@trpc/server';
+import { EventSource } from 'eventsource';
 import superjson from 'superjson';
 import type { AppRouter } from '../../server/routers/_app.js';
 import { config } from './config.js';
@@ -24,17 +25,28 @@ function storedKey(): string | null {
 
 let apiKey: string | null = storedKey();
 
+const authorization = (): Record<string, string> => (apiKey ? { authorization: `Bearer ${apiKey}` } : {});
+
 /**
  * The typed client of the server's router: the dashboard has no API of its own.
- * Calls made in the same tick share one HTTP request.
+ * Calls made in the same tick share one HTTP request. Subscriptions
+ * (events.jobs) go over SSE with the `eventsource` package's EventSource
+ * rather than the browser's: the browser's cannot send headers, and the server
+ * takes the key only from the Authorization header, never from the URL (where
+ * it would land in access logs and proxies).
  */
 export const api = createTRPCClient<AppRouter>({
   links: [
-    httpBatchLink({
-      url: config.trpcPath,
-      transformer: superjson,
-      maxItems: 20,
-      headers: (): Record<string, string> => (apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+    splitLink({
+      condition: (op) => op.type === 'subscription',
+      true: httpSubscriptionLink({
+        url: config.trpcPath,
+        transformer: superjson,
+        EventSource,
+        // Read at each (re)connection, so a key entered later is sent.
+        eventSourceOptions: () => ({ fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, ...authorization() } }) }),
+      }),
+      false: httpBatchLink({ url: config.trpcPath, transformer: superjson, maxItems: 20, headers: authorization }),
     }),
   ],
 });
@@ -86,6 +98,17 @@ export function report(error: unknown): Failure {
     auth.set({ state: 'needed', message: roleMessage(failure.message) });
   }
   return failure;
+}
+
+/**
+ * Notes a refused action: like {@link report}, except that FORBIDDEN stays on
+ * the page (the action's answer says it), so a key that may read but not act
+ * (a key limited to some queues, or one whose role does not allow the move)
+ * sees the server's refusal where it pressed, not a key prompt.
+ */
+export function refusalOf(error: unknown): Failure {
+  const failure = failureOf(error);
+  return failure.code === 'FORBIDDEN' ? failure : report(error);
 }
 
 /** Checks once whether the server answers the dashboard without a key, or with the one this tab holds. */

@@ -1,55 +1,154 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { report, type Failure } from './api.js';
+import type { JobEvent } from '../../shared/events.js';
+import { api, report, type Failure } from './api.js';
+import { createStore } from './store.js';
 
 /**
  * LIVE UPDATES: the one place that decides when what is on screen is read
  * again. Every page reads through {@link useLive} (or the shared queue
  * readings in stats.ts, which use {@link onChange}); none keeps a timer of its own.
  *
- * Today the source is a timer: every POLL_MS while something live is on
- * screen and the tab is visible, every reader is told "something may have
- * changed". The events subscription (`events.jobs`, SSE; being built) replaces
- * {@link startSource} alone: subscribe once, and call `notify` for each event
- * with the queues and jobs it names, so a job page reads again only when its
- * job moved. Nothing else changes.
+ * The source is the events subscription (`events.jobs` over SSE): each event
+ * names its queue and job, so a job page reads again only when its job moved.
+ * Events are gathered for COALESCE_MS and told as one change, so a worker
+ * finishing thousands of jobs a second costs a few readings a second, not one
+ * per job. A POLL_MS tick runs beside it: while the subscription is not
+ * connected (connecting, refused, a server without events) every reader takes
+ * the tick, as before events existed; while it is connected, only readers of
+ * what job events do not carry (schedules, worker heartbeats: `poll: true`)
+ * take it. And after RESYNC_MS without an event every reader reads once: a
+ * queue's settings changed from another tab, rows removed by retention.
  */
 export const POLL_MS = 1500;
+/** After this long without an event, read everything once (see above). Far longer than a test's wait, so a test proves that events drive the pages. */
+export const RESYNC_MS = 60_000;
+// Gathers a burst of events into one change: 4 readings a second at most.
+const COALESCE_MS = 250;
 
-/** What may have changed. Empty lists or none: anything (the timer knows nothing more). */
+/** What drives the pages now: `events` (the subscription is connected), or `polling` with why. */
+export type SourceState = { mode: 'off' } | { mode: 'connecting' } | { mode: 'events' } | { mode: 'polling'; reason: string };
+
+/** The state of the source, for the pages to say how they stay current. */
+export const source = createStore<SourceState>({ mode: 'off' });
+
+/** What may have changed. Empty lists or none: anything (a timer knows nothing more). */
 export interface Change {
   queues?: readonly string[];
   jobs?: readonly string[];
+  /** The POLL_MS tick: see {@link takesChange}. */
+  tick?: boolean;
 }
 
-/** Whether a change may concern a reader that watches `about` (a queue or a job); a reader that names nothing is concerned by everything. */
-export function concerns(change: Change, about: { queue?: string; job?: string } = {}): boolean {
-  if (about.job !== undefined && change.jobs?.length && !change.jobs.includes(about.job)) return false;
+/** Whether a reader takes a change: every change but the tick while events flow, unless it reads what events do not carry (`poll`). */
+export function takesChange(change: Change, poll = false): boolean {
+  return !change.tick || poll || source.get().mode !== 'events';
+}
+
+/** What a reading is about: a queue, or some jobs. */
+export interface About {
+  queue?: string;
+  jobs?: readonly string[];
+}
+
+/** Whether a change may concern a reader that watches `about` (a queue or some jobs); a reader that names nothing is concerned by everything. */
+export function concerns(change: Change, about: About = {}): boolean {
+  if (about.jobs !== undefined && change.jobs?.length && !change.jobs.some((j) => about.jobs?.includes(j))) return false;
   if (about.queue !== undefined && change.queues?.length && !change.queues.includes(about.queue)) return false;
   return true;
 }
 
 type Listener = (change: Change) => void;
 const listeners = new Set<Listener>();
+const eventListeners = new Set<(event: JobEvent) => void>();
 let stopSource: (() => void) | null = null;
 
-/** THE SOURCE OF CHANGES. Polling for now: replace this function's body with the events subscription. */
+/** Calls `listener` with every job event while the source runs (stats.ts counts finished jobs from them). */
+export function onJobEvent(listener: (event: JobEvent) => void): () => void {
+  eventListeners.add(listener);
+  return () => eventListeners.delete(listener);
+}
+
+/** THE SOURCE OF CHANGES: the events subscription, with timers as described above. */
 function startSource(notify: (change: Change) => void): () => void {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const tick = () => {
-    timer = setTimeout(() => {
-      if (document.visibilityState !== 'hidden') notify({});
-      tick();
-    }, POLL_MS);
+  const visible = () => document.visibilityState !== 'hidden';
+  let gathered: { queues: Set<string>; jobs: Set<string> } | null = null;
+  let flushTimer: ReturnType<typeof setTimeout> | undefined;
+  let resyncTimer: ReturnType<typeof setTimeout> | undefined;
+  // Hidden tab: nothing is read; back in view, everything is read once.
+  let missed = false;
+
+  const tell = (change: Change) => {
+    if (!visible()) {
+      missed = true;
+      return;
+    }
+    notify(change);
   };
-  // Back from a hidden tab: read at once rather than show old figures for up to POLL_MS.
+  /** Restarts the quiet-spell timer: RESYNC_MS after the last event, while events flow. */
+  const rearmResync = () => {
+    clearTimeout(resyncTimer);
+    if (source.get().mode !== 'events') return;
+    resyncTimer = setTimeout(() => {
+      tell({});
+      rearmResync();
+    }, RESYNC_MS);
+  };
+  const flush = () => {
+    flushTimer = undefined;
+    if (!gathered) return;
+    const { queues, jobs } = gathered;
+    gathered = null;
+    tell({ queues: [...queues], jobs: [...jobs] });
+    rearmResync();
+  };
+  const setMode = (next: SourceState) => {
+    const was = source.get().mode;
+    source.set(next);
+    if (next.mode === was) return;
+    // Events back after a gap: what moved meanwhile is read once.
+    if (next.mode === 'events') tell({});
+    rearmResync();
+  };
+  const poll = setInterval(() => {
+    if (visible()) notify({ tick: true });
+  }, POLL_MS);
+
+  setMode({ mode: 'connecting' });
+  const subscription = api.events.jobs.subscribe(
+    {},
+    {
+      onStarted: () => setMode({ mode: 'events' }),
+      onConnectionStateChange: (state) => {
+        if (state.state === 'pending') setMode({ mode: 'events' });
+        // The stream cannot be reached (or dropped): poll until the link's own reconnect succeeds.
+        else if (state.state === 'connecting' && (state.error || source.get().mode === 'events'))
+          setMode({ mode: 'polling', reason: state.error ? `no events stream: ${state.error.message}` : 'reconnecting to the events stream' });
+      },
+      onData: ({ data: event }) => {
+        for (const l of [...eventListeners]) l(event);
+        gathered ??= { queues: new Set(), jobs: new Set() };
+        gathered.queues.add(event.queue);
+        gathered.jobs.add(event.id);
+        flushTimer ??= setTimeout(flush, COALESCE_MS);
+      },
+      // The server refused the subscription (a key without access, a server without events): poll instead.
+      onError: (error) => setMode({ mode: 'polling', reason: report(error).message }),
+    },
+  );
   const onVisible = () => {
-    if (document.visibilityState === 'visible') notify({});
+    if (visible() && missed) {
+      missed = false;
+      notify({});
+    }
   };
   document.addEventListener('visibilitychange', onVisible);
-  tick();
   return () => {
-    clearTimeout(timer);
+    subscription.unsubscribe();
+    clearInterval(poll);
+    clearTimeout(resyncTimer);
+    clearTimeout(flushTimer);
     document.removeEventListener('visibilitychange', onVisible);
+    source.set({ mode: 'off' });
   };
 }
 
@@ -81,8 +180,10 @@ export interface Live<T> {
 export interface LiveOptions<T> {
   /** Read again on every change (true), never (false), or while this says so of the last answer. Default true. */
   live?: boolean | ((data: T) => boolean);
-  /** What the reading is about, so a change that names other queues or jobs is skipped. */
-  about?: { queue?: string; job?: string };
+  /** Read on every POLL_MS tick even while events flow (or while this says so of the last answer): for what job events do not carry (schedules, heartbeats). Default false. */
+  poll?: boolean | ((data: T | null) => boolean);
+  /** What the reading is about (or a function of the last answer, null before the first), so a change that names other queues or jobs is skipped. */
+  about?: About | ((data: T | null) => About);
 }
 
 /**
@@ -131,9 +232,11 @@ export function useLive<T>(key: string, read: () => Promise<T>, options: LiveOpt
     void load();
     if (!subscribed) return;
     return onChange((change) => {
-      const { live, about } = latest.current.options;
-      if (!concerns(change, about)) return;
+      const { live, about, poll } = latest.current.options;
       const { data } = latest.current.state;
+      const current = latest.current.state.key === key ? data : null;
+      if (!takesChange(change, typeof poll === 'function' ? poll(current) : poll)) return;
+      if (!concerns(change, typeof about === 'function' ? about(current) : about)) return;
       // While there is no answer yet, keep trying.
       if (typeof live === 'function' && latest.current.state.key === key && data !== null && !live(data)) return;
       void load();

@@ -2,20 +2,18 @@ import { useEffect } from 'preact/hooks';
 import type { QueueSettings, QueueView } from '../../shared/queues.js';
 import type { JobStatus } from '../../shared/statuses.js';
 import { api, report, type Failure, type Stats } from './api.js';
-import { onChange } from './live.js';
+import { onChange, takesChange } from './live.js';
 import { createStore, useStore } from './store.js';
+import { countReading } from './throughput.js';
 
 /**
  * The queues as every page sees them: queues.stats (counts per queue, type
  * and status) and queues.list (each queue's settings), read together in one
- * request and shared, so the overview's chart keeps its readings across pages.
- * Read again on each change of live.ts while a page that shows them is open.
- * Both procedures scan task_queue: an admin page's cost, which the events
- * subscription will lower (counts kept up to date from events).
+ * request and shared across pages. Read again on each change of live.ts
+ * (coalesced events, or the polling fallback) while a page that shows them is
+ * open. Both procedures scan task_queue: an admin page's cost, paid a few
+ * times a second at most while jobs move, and once a minute when nothing does.
  */
-
-/** How much history the throughput chart keeps (the issue asks for 15 minutes). */
-export const WINDOW_MS = 15 * 60_000;
 
 /** One queue's line of the overview. */
 export interface QueueRow {
@@ -28,12 +26,6 @@ export interface QueueRow {
   types: string[];
   /** Paused state and limits (queues.list); null until read, or for a queue it does not know yet. */
   settings: QueueSettings | null;
-}
-
-/** One reading of queues.stats: finished jobs (completed + failed) per queue. */
-export interface Sample {
-  at: number;
-  finished: Map<string, number>;
 }
 
 /** The latest reading. `rows`: queues holding jobs (from stats); `queues`: every queue queues.list knows, with or without jobs. */
@@ -79,15 +71,11 @@ export function summarize(stats: Stats, queues: readonly QueueView[] = []): Queu
 /** The latest reading, shared by every page. */
 export const queuesLive = createStore<QueuesState>({ stats: null, rows: [], queues: [], failure: null, updatedAt: null });
 
-/** Readings of the last {@link WINDOW_MS}, oldest first, kept while the dashboard is open. */
-export const samples = createStore<readonly Sample[]>([]);
-
 function record(stats: Stats, queues: QueueView[]): void {
   const at = Date.now();
   const rows = summarize(stats, queues);
   const finished = new Map(rows.map((r) => [r.queue, r.counts.completed + r.counts.failed]));
-  const kept = samples.get().filter((s) => s.at > at - WINDOW_MS);
-  samples.set([...kept, { at, finished }]);
+  countReading(finished, at);
   queuesLive.set({ stats, rows, queues: [...queues].sort((a, b) => a.name.localeCompare(b.name)), failure: null, updatedAt: new Date(at) });
 }
 
@@ -121,8 +109,8 @@ export function useQueues(live: boolean): QueuesState {
     const last = queuesLive.get().updatedAt;
     if (live || !last || Date.now() - last.getTime() > 10_000) void refreshQueues();
     if (!live) return;
-    return onChange(() => {
-      if (!inFlight) void refreshQueues();
+    return onChange((change) => {
+      if (takesChange(change) && !inFlight) void refreshQueues();
     });
   }, [live]);
   return useStore(queuesLive);

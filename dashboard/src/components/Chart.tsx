@@ -1,46 +1,16 @@
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { WINDOW_MS, type Sample } from '../stats.js';
+import { BUCKET_MS, series, type History } from '../throughput.js';
 
-/** Readings further apart than this are a gap (the tab was hidden, or another page was open), not a rate. */
-const MAX_GAP_MS = 10_000;
-
-/**
- * Finished jobs per second per queue between consecutive readings. Counts can
- * also fall (retention deletes old rows, a retry takes a job out of failed):
- * a fall is counted as zero, so this is an estimate; the events subscription
- * will give exact figures.
- */
-export function throughput(samples: readonly Sample[], queues: readonly string[]): uPlot.AlignedData {
-  const x: number[] = [];
-  const ys = queues.map(() => [] as Array<number | null>);
-  samples.forEach((sample, i) => {
-    x.push(sample.at / 1000);
-    const prev = i > 0 ? samples[i - 1] : undefined;
-    queues.forEach((queue, q) => {
-      const now = sample.finished.get(queue);
-      const before = prev?.finished.get(queue);
-      const dt = prev ? sample.at - prev.at : 0;
-      (ys[q] as Array<number | null>).push(prev && now !== undefined && before !== undefined && dt > 0 && dt <= MAX_GAP_MS ? Math.max(0, now - before) / (dt / 1000) : null);
-    });
-  });
+const toAligned = (h: History, queues: readonly string[]): uPlot.AlignedData => {
+  const { x, ys } = series(h, queues);
   return [x, ...ys];
-}
+};
 
 const cssVar = (name: string): string => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
-/**
- * The x range: the last 15 minutes, or less while the page has been open for
- * less (at least a minute), so a fresh page's first readings are not a sliver at the edge.
- */
-function timeRange(first: number | undefined): [number, number] {
-  const now = Date.now();
-  const start = Math.max(now - WINDOW_MS, Math.min(first ?? now, now - 60_000));
-  return [start / 1000, now / 1000];
-}
-
-function options(queues: readonly string[], width: number, firstAt: () => number | undefined): uPlot.Options {
+function options(queues: readonly string[], width: number): uPlot.Options {
   const fg = cssVar('--muted');
   const grid = cssVar('--grid');
   const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
@@ -50,7 +20,7 @@ function options(queues: readonly string[], width: number, firstAt: () => number
     legend: { show: true },
     cursor: { drag: { x: false, y: false } },
     scales: {
-      x: { time: true, range: () => timeRange(firstAt()) },
+      x: { time: true },
       y: { range: (_u, _min, max) => [0, Math.max(1, (max ?? 0) * 1.15)] },
     },
     axes: [axis, { ...axis, size: 48, label: 'jobs/s', labelSize: 18 }],
@@ -66,12 +36,15 @@ function options(queues: readonly string[], width: number, firstAt: () => number
   };
 }
 
-/** The throughput of each queue over the last 15 minutes, from the readings this page took. */
-export function ThroughputChart({ samples, queues }: { samples: readonly Sample[]; queues: readonly string[] }) {
+/**
+ * The throughput of each queue over the last 15 minutes (throughput.ts), moving
+ * along every BUCKET_MS even when nothing finishes.
+ */
+export function ThroughputChart({ history, queues, exact }: { history: History; queues: readonly string[]; exact: boolean }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
-  const current = useRef(samples);
-  current.current = samples;
+  const current = useRef(history);
+  current.current = history;
   const key = queues.join('\n');
 
   // A new chart when the queues change or the colour scheme flips (canvas colours are fixed at creation).
@@ -80,14 +53,17 @@ export function ThroughputChart({ samples, queues }: { samples: readonly Sample[
     if (!el) return;
     const make = () => {
       plot.current?.destroy();
-      plot.current = new uPlot(options(queues, el.clientWidth || 600, () => current.current[0]?.at), throughput(current.current, queues), el);
+      plot.current = new uPlot(options(queues, el.clientWidth || 600), toAligned(current.current, queues), el);
     };
     make();
     const scheme = matchMedia('(prefers-color-scheme: dark)');
     scheme.addEventListener('change', make);
     const resize = new ResizeObserver(() => plot.current?.setSize({ width: el.clientWidth, height: 220 }));
     resize.observe(el);
+    // The window moves on with the clock, not only when jobs finish.
+    const tick = setInterval(() => plot.current?.setData(toAligned(current.current, queues)), BUCKET_MS);
     return () => {
+      clearInterval(tick);
       scheme.removeEventListener('change', make);
       resize.disconnect();
       plot.current?.destroy();
@@ -96,17 +72,28 @@ export function ThroughputChart({ samples, queues }: { samples: readonly Sample[
   }, [key]);
 
   useEffect(() => {
-    plot.current?.setData(throughput(samples, queues));
-  }, [samples]);
+    plot.current?.setData(toAligned(history, queues));
+  }, [history]);
 
-  const latest = samples.at(-1);
-  const since = samples[0];
+  const totals = queues.map((queue) => {
+    let n = 0;
+    for (const bucket of history.buckets.values()) n += bucket.get(queue) ?? 0;
+    return [queue, n] as const;
+  });
   return (
     <figure class="chart">
-      <div ref={box} class="chart-box" role="img" aria-label={`Finished jobs per second per queue, last 15 minutes: ${queues.join(', ')}`} />
+      <div ref={box} class="chart-box" role="img" aria-label={`Finished jobs per second per queue, last 15 minutes: ${queues.join(', ')}`} data-testid="throughput" />
       <figcaption class="muted">
-        Finished jobs (completed + failed) per second, estimated from the counts this page read
-        {since && latest ? ` since ${new Date(since.at).toLocaleTimeString()}` : ''}; the server keeps no history yet.
+        Finished jobs (completed + failed) per second in {BUCKET_MS / 1000} s steps since {new Date(history.since).toLocaleTimeString()},{' '}
+        {exact ? 'counted from the events stream' : 'estimated from the counts this page read (events are not connected)'}; the server keeps no history.
+        {' '}Finished in that time:{' '}
+        {totals.map(([queue, n], i) => (
+          <span key={queue} data-testid={`finished-${queue}`} data-count={n}>
+            {i > 0 ? ', ' : ''}
+            {queue} {n.toLocaleString()}
+          </span>
+        ))}
+        .
       </figcaption>
     </figure>
   );

@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { QueueSettings } from '../../../shared/queues.js';
 import { api, report, type Failure } from '../api.js';
 
-type Field = 'concurrency' | 'rateMax' | 'ratePeriod';
+type Field = 'concurrency' | 'rateMax' | 'ratePeriod' | 'keyConcurrency' | 'retentionDays' | 'failedRetentionDays';
 
 /** Which field of the form a path of the server's input issues is about (queues.configure's input). */
 const FIELD_OF_PATH: Record<string, Field> = {
@@ -10,6 +10,9 @@ const FIELD_OF_PATH: Record<string, Field> = {
   rateLimit: 'rateMax',
   'rateLimit.max': 'rateMax',
   'rateLimit.periodMs': 'ratePeriod',
+  keyConcurrency: 'keyConcurrency',
+  retentionDays: 'retentionDays',
+  failedRetentionDays: 'failedRetentionDays',
 };
 
 const text = (n: number | null | undefined): string => (n === null || n === undefined ? '' : String(n));
@@ -18,8 +21,9 @@ const text = (n: number | null | undefined): string => (n === null || n === unde
 const numberOf = (value: string): number | null => (value.trim() === '' ? null : Number(value.trim()));
 
 /**
- * Edits a queue's concurrency and rate limit with queues.configure. The
- * server validates (a whole number from 1 to 1,000,000, a period up to a day):
+ * Edits a queue's concurrency, rate limit, per-key concurrency and retention
+ * with queues.configure. The server validates (limits from 1 to 1,000,000,
+ * a period up to a day, per-key up to 10,000, retention 0 to 36,500 days):
  * what it refuses is shown beside the field it names, and nothing changes.
  */
 export function LimitsForm({ queue, settings, onDone }: { queue: string; settings: QueueSettings; onDone(saved: QueueSettings | null): void }) {
@@ -27,6 +31,9 @@ export function LimitsForm({ queue, settings, onDone }: { queue: string; setting
     concurrency: text(settings.concurrency),
     rateMax: text(settings.rateLimit?.max),
     ratePeriod: text(settings.rateLimit?.periodMs),
+    keyConcurrency: text(settings.keyConcurrency),
+    retentionDays: text(settings.retentionDays),
+    failedRetentionDays: text(settings.failedRetentionDays),
   });
   const [problems, setProblems] = useState<Partial<Record<Field, string>>>({});
   const [failure, setFailure] = useState<Failure | null>(null);
@@ -56,6 +63,9 @@ export function LimitsForm({ queue, settings, onDone }: { queue: string; setting
         queue,
         concurrency: numberOf(draft.concurrency),
         rateLimit: max === null || periodMs === null ? null : { max, periodMs },
+        keyConcurrency: numberOf(draft.keyConcurrency),
+        retentionDays: numberOf(draft.retentionDays),
+        failedRetentionDays: numberOf(draft.failedRetentionDays),
       });
       onDone(saved);
     } catch (error) {
@@ -108,6 +118,12 @@ export function LimitsForm({ queue, settings, onDone }: { queue: string; setting
         <legend>Rate limit</legend>
         {input('rateMax', 'Claims', 'At most this many claims…')}
         {input('ratePeriod', 'Per (ms)', '…in each window of this many ms; both blank: no limit.')}
+      </fieldset>
+      {input('keyConcurrency', 'Per concurrency key', 'Most jobs held at once per concurrencyKey; blank: no limit.')}
+      <fieldset>
+        <legend>Retention (days)</legend>
+        {input('retentionDays', 'Completed and cancelled', "Kept this many days; 0: forever; blank: the server's default.")}
+        {input('failedRetentionDays', 'Failed', "Kept this many days; 0: forever; blank: the server's default.")}
       </fieldset>
       {failure && (
         <p class="problem" role="alert">

@@ -16,7 +16,7 @@ const CATCH_UP: Record<ScheduleView['catchUp'], string> = {
 
 /** The cron schedules (schedules.list) with their next run times, and pause/resume for each. */
 export function Schedules() {
-  const { data, failure, reload } = useLive('schedules', () => api.schedules.list.query());
+  const { data, failure, reload } = useLive('schedules', () => api.schedules.list.query(), { poll: true });
   const { busy, answer, run } = useAction();
 
   const toggle = (s: ScheduleView) =>

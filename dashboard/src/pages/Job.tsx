@@ -5,7 +5,9 @@ import type { JobExplanation } from '../../../shared/queues.js';
 import { CANCELLABLE, RETRYABLE, useAction } from '../actions.js';
 import { api } from '../api.js';
 import { config } from '../config.js';
+import { Attempts } from '../components/Attempts.js';
 import { Confirm, type ConfirmRequest } from '../components/Confirm.js';
+import { Flow } from '../components/Flow.js';
 import { Json } from '../components/Json.js';
 import { Problem } from '../components/Problem.js';
 import { Status } from '../components/Status.js';
@@ -15,6 +17,8 @@ import { useLive } from '../live.js';
 import { Link } from '../router.js';
 
 const FINAL = new Set(['completed', 'failed', 'cancelled']);
+// Children shown on a parent's page (one jobs.children page).
+const CHILDREN_SHOWN = 100;
 
 function answerOf(verb: 'Retried' | 'Cancelled', job: JobView): string {
   if (job.status === 'pending') return `${verb}: the job is pending, due ${absolute(job.scheduledFor)}.`;
@@ -44,6 +48,17 @@ function Explain({ explanation }: { explanation: JobExplanation }) {
                 {' '}
                 (until <Time at={reason.until} />)
               </>
+            )}
+            {reason.children && (
+              <span class="muted">
+                {' '}
+                ({reason.children.left} of {reason.children.total} children left:{' '}
+                {Object.entries(reason.children.byStatus)
+                  .filter(([, n]) => n > 0)
+                  .map(([status, n]) => `${n} ${status}`)
+                  .join(', ')}
+                )
+              </span>
             )}
           </li>
         ))}
@@ -83,11 +98,25 @@ function Hidden({ name, value }: { name: 'payload' | 'result'; value: unknown })
  * Read again on each change (live.ts) until it is finished.
  */
 export function Job({ id }: { id: string }) {
-  const live = useLive(`job:${id}`, async () => {
-    // One HTTP request: the client batches calls made in the same tick.
-    const [job, explanation] = await Promise.all([api.jobs.get.query({ id }), api.jobs.explain.query({ id })]);
-    return { job, explanation };
-  }, { live: (data) => !FINAL.has(data.job.status), about: { job: id } });
+  const live = useLive(
+    `job:${id}`,
+    async () => {
+      // One HTTP request: the client batches calls made in the same tick.
+      const [job, explanation, children] = await Promise.all([
+        api.jobs.get.query({ id }),
+        api.jobs.explain.query({ id }),
+        api.jobs.children.query({ id, limit: CHILDREN_SHOWN }),
+      ]);
+      return { job, explanation, children };
+    },
+    {
+      // Until it and every child shown is finished; read again only for events about them.
+      live: (data) => !FINAL.has(data.job.status) || data.children.children.some((c) => !FINAL.has(c.status)),
+      about: (data) => ({ jobs: data ? [id, ...data.children.children.map((c) => c.id)] : [id] }),
+      // A pending job's explanation turns with time and with its queue's state (a delay runs out, a queue is resumed), which no event of the job tells.
+      poll: (data) => data?.job.status === 'pending',
+    },
+  );
   const { busy, answer, run } = useAction();
   const [confirm, setConfirm] = useState<ConfirmRequest | null>(null);
   const answerBox = useRef<HTMLParagraphElement>(null);
@@ -112,8 +141,7 @@ export function Job({ id }: { id: string }) {
       </>
     );
   }
-  const { job, explanation } = live.data;
-  const finishedAt = job.completedAt ?? job.failedAt;
+  const { job, explanation, children } = live.data;
   return (
     <>
       <p class="crumbs">
@@ -195,57 +223,12 @@ export function Job({ id }: { id: string }) {
 
       <section aria-labelledby="h-attempts">
         <h2 id="h-attempts">Attempts</h2>
-        {job.attempt === 0 ? (
-          <p class="muted">Not claimed yet.</p>
-        ) : (
-          <div class="table-wrap">
-            <table class="cards" data-testid="attempts">
-              <thead>
-                <tr>
-                  <th scope="col">Attempt</th>
-                  <th scope="col">Worker</th>
-                  <th scope="col">Started</th>
-                  <th scope="col">Lease until</th>
-                  <th scope="col">Ended</th>
-                  <th scope="col">Error</th>
-                </tr>
-              </thead>
-              <tbody>
-                <tr>
-                  <td data-label="Attempt">
-                    {job.attempt} (latest)
-                  </td>
-                  <td data-label="Worker">
-                    {job.workerId ? <span class="mono">{job.workerId}</span> : <span class="muted">—</span>}
-                  </td>
-                  <td data-label="Started">
-                    <Time at={job.startedAt} />
-                  </td>
-                  <td data-label="Lease until">
-                    <Time at={job.leaseExpiresAt} />
-                  </td>
-                  <td data-label="Ended">
-                    <Time at={finishedAt} />
-                  </td>
-                  <td data-label="Error">
-                    {job.error ? (
-                      <>
-                        {job.errorCode && <code>{job.errorCode}</code>}
-                        <pre class="error-text" data-testid="job-error">
-                          {job.error}
-                        </pre>
-                      </>
-                    ) : (
-                      <span class="muted">—</span>
-                    )}
-                  </td>
-                </tr>
-              </tbody>
-            </table>
-          </div>
-        )}
-        {/* WAITS FOR jobs.attempts (attempt history, another issue): every attempt with its own worker, times and error goes here. */}
-        {job.attempt > 1 && <p class="muted small">Earlier attempts ({job.attempt - 1}) are not kept yet; the attempt history (jobs.attempts) will list each one.</p>}
+        <Attempts job={job} latest={job.attempts} />
+      </section>
+
+      <section aria-labelledby="h-flow" data-testid="flow">
+        <h2 id="h-flow">Flow</h2>
+        <Flow job={job} children={children.children} more={children.nextCursor !== null} />
       </section>
 
       <section aria-labelledby="h-progress">
@@ -263,7 +246,6 @@ export function Job({ id }: { id: string }) {
         {job.status === 'completed' || job.result !== null ? <Hidden name="result" value={job.result} /> : <p class="muted">None yet.</p>}
       </section>
 
-      {/* WAITS FOR flows (jobs.enqueueFlow, another issue): the flow's parent and children go here. */}
       <Confirm request={confirm} onClose={() => setConfirm(null)} />
     </>
   );

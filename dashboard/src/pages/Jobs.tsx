@@ -1,53 +1,28 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { JobStatus } from '../../../shared/statuses.js';
-import { CANCELLABLE, RETRYABLE, cancelJobs, describe, retryJobs } from '../actions.js';
-import { api } from '../api.js';
+import { CANCELLABLE, RETRYABLE, type BulkOutcome, cancelJobs, countMatching, describe, jobsText, moveMatching, retryJobs, statusesFor } from '../actions.js';
+import { api, refusalOf } from '../api.js';
 import { Confirm, type ConfirmRequest } from '../components/Confirm.js';
+import { JobFilterForm } from '../components/JobFilterForm.js';
 import { Problem } from '../components/Problem.js';
 import { Status } from '../components/Status.js';
 import { Time } from '../components/Time.js';
 import { clip } from '../format.js';
+import { apiFilterOf, filtersOf, hrefOf, statusesOf, type Filters } from '../jobFilters.js';
 import { useLive } from '../live.js';
 import { useQueues } from '../stats.js';
 import { Link, navigate } from '../router.js';
 
-const STATUS_CHOICES: Array<{ value: string; label: string }> = [
-  { value: '', label: 'any' },
-  { value: 'pending', label: 'pending' },
-  { value: 'claimed,processing', label: 'held (claimed or processing)' },
-  { value: 'claimed', label: 'claimed' },
-  { value: 'processing', label: 'processing' },
-  { value: 'completed', label: 'completed' },
-  { value: 'failed', label: 'failed' },
-  { value: 'cancelled', label: 'cancelled' },
-];
 const PAGE_SIZE = 50;
-
-interface Filters {
-  queue: string;
-  type: string;
-  status: string;
-  cursor: string;
-}
-
-const filtersOf = (query: URLSearchParams): Filters => ({
-  queue: query.get('queue') ?? '',
-  type: query.get('type') ?? '',
-  status: query.get('status') ?? '',
-  cursor: query.get('cursor') ?? '',
-});
-
-function hrefOf(filters: Filters): string {
-  const query = new URLSearchParams();
-  for (const [name, value] of Object.entries(filters)) if (value) query.set(name, value);
-  const text = query.toString();
-  return text ? `/jobs?${text}` : '/jobs';
-}
 
 /** How many "older" pages deep this page is, so "newer" can go back. */
 const depth = (): number => ((history.state as { jobsDepth?: number } | null)?.jobsDepth ?? 0);
 
-/** Jobs newest first, filtered by queue, type and status, with cursor pages and bulk retry/cancel. */
+/**
+ * Jobs newest first, filtered by queue, type, status, error text and time
+ * ranges (kept in the URL), with cursor pages; retry/cancel of the ticked jobs
+ * or of every job matching the filters, each after a confirmation with the count.
+ */
 export function Jobs({ query }: { query: URLSearchParams }) {
   const filters = filtersOf(query);
   const key = hrefOf(filters);
@@ -57,18 +32,22 @@ export function Jobs({ query }: { query: URLSearchParams }) {
     `jobs:${key}`,
     () =>
       api.jobs.list.query({
-        queue: filters.queue || undefined,
-        type: filters.type || undefined,
-        status: filters.status ? (filters.status.split(',') as JobStatus[]) : undefined,
+        ...apiFilterOf(filters),
+        status: filters.status ? (statusesOf(filters) as JobStatus[]) : undefined,
         cursor: filters.cursor || undefined,
         limit: PAGE_SIZE,
-        // WAITS FOR jobs.list's error-text and time-range filters (another helper adds them): pass them from `filters` here.
       }),
     { live: false },
   );
   const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
   const [confirm, setConfirm] = useState<ConfirmRequest | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
+  const [notice, setNoticeText] = useState<string | null>(null);
+  // Per job, why the server refused it: the last selection's answer.
+  const [refused, setRefused] = useState<BulkOutcome['refused']>([]);
+  const setNotice = (text: string | null, items: BulkOutcome['refused'] = []) => {
+    setNoticeText(text);
+    setRefused(items);
+  };
   const [busy, setBusy] = useState(false);
 
   // Keep only the selected jobs still on the page.
@@ -97,9 +76,62 @@ export function Jobs({ query }: { query: URLSearchParams }) {
     setNotice(null);
     const outcome = await action(ids);
     setBusy(false);
-    setNotice(describe(verb, outcome));
+    setNotice(describe(verb, outcome), outcome.refused);
     refresh();
   };
+  /** Every job matching the filters (not only this page): a dry run counts them for the confirmation, then one jobs.retryMany / jobs.cancelMany moves them. */
+  const askMatching = async (kind: 'retry' | 'cancel') => {
+    if (busy) return;
+    const statuses = statusesFor(kind, statusesOf(filters));
+    const verb = kind === 'retry' ? 'Retry' : 'Cancel';
+    if (statuses.length === 0) {
+      setNotice(`No job with the status chosen can be ${kind === 'retry' ? 'retried (only failed and cancelled ones)' : 'cancelled (only pending, claimed and processing ones)'}.`);
+      return;
+    }
+    setBusy(true);
+    setNotice(null);
+    let counted: { matched: number; more: boolean };
+    try {
+      counted = await countMatching(kind, apiFilterOf(filters), statuses);
+    } catch (error) {
+      const refused = refusalOf(error);
+      setNotice(`The server refused: ${refused.message} (${refused.code})`);
+      return;
+    } finally {
+      setBusy(false);
+    }
+    if (counted.matched === 0) {
+      setNotice(`No ${statuses.join(' or ')} job matches these filters: nothing to ${kind}.`);
+      return;
+    }
+    const text = `${counted.more ? 'the first ' : ''}${jobsText(counted.matched)}`;
+    const run = async () => {
+      setBusy(true);
+      try {
+        setNotice(await moveMatching(kind, apiFilterOf(filters), statuses));
+      } catch (error) {
+        const refused = refusalOf(error);
+        setNotice(`The server refused: ${refused.message} (${refused.code})`);
+      } finally {
+        setBusy(false);
+      }
+      refresh();
+    };
+    setConfirm({
+      title: `${verb} ${text} matching these filters?`,
+      body: (
+        <p>
+          {counted.more ? `More than ${jobsText(counted.matched)} match; one call takes at most that many. ` : ''}
+          Every {statuses.join(', ')} job matching the filters above, on every page of the list, not only the ones ticked.
+          {kind === 'retry' ? ' They go back to pending with a fresh retry budget.' : ' Running handlers are asked to stop (their AbortSignal fires).'}
+        </p>
+      ),
+      confirmLabel: `${verb} ${jobsText(counted.matched)}`,
+      danger: kind === 'cancel',
+      onConfirm: () => void run(),
+    });
+  };
+
   const ask = (kind: 'retry' | 'cancel', ids: readonly string[]) => {
     if (busy) return;
     const n = ids.length;
@@ -128,45 +160,20 @@ export function Jobs({ query }: { query: URLSearchParams }) {
   return (
     <>
       <h1 tabIndex={-1}>Jobs</h1>
-      <form class="filters" role="search" aria-label="Filter jobs" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Queue
-          <select value={filters.queue} onChange={(e) => change('queue', e.currentTarget.value)}>
-            <option value="">any</option>
-            {queues.map((q) => (
-              <option key={q} value={q}>
-                {q}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Type
-          <select value={filters.type} onChange={(e) => change('type', e.currentTarget.value)}>
-            <option value="">any</option>
-            {types.map((t) => (
-              <option key={t} value={t}>
-                {t}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Status
-          <select value={filters.status} onChange={(e) => change('status', e.currentTarget.value)}>
-            {STATUS_CHOICES.map((s) => (
-              <option key={s.value} value={s.value}>
-                {s.label}
-              </option>
-            ))}
-          </select>
-        </label>
+      <JobFilterForm filters={filters} queues={queues} types={types} onChange={change}>
+        {/* Beside the filters they act on; Refresh stays last, so Tab goes from it to the list. */}
+        <div class="bulk-all" role="group" aria-label="Every job matching the filters">
+          <button type="button" aria-disabled={busy ? 'true' : undefined} onClick={() => void askMatching('retry')}>
+            Retry every match…
+          </button>
+          <button type="button" class="danger" aria-disabled={busy ? 'true' : undefined} onClick={() => void askMatching('cancel')}>
+            Cancel every match…
+          </button>
+        </div>
         <button type="button" onClick={refresh}>
           Refresh
         </button>
-      </form>
-      {/* WAITS FOR jobs.list's error-text and time-range filters (another helper adds them server-side): their inputs go in the form above,
-          kept in the URL like the others (filtersOf/hrefOf). No input is shown before the server takes them. */}
+      </JobFilterForm>
 
       <div class="bulk" role="toolbar" aria-label="Selected jobs">
         <span data-testid="selected-count">{chosen.length} selected</span>
@@ -180,6 +187,18 @@ export function Jobs({ query }: { query: URLSearchParams }) {
       <p role="status" class="notice" data-testid="notice">
         {busy ? 'Working…' : notice}
       </p>
+      {!busy && refused.length > 0 && (
+        <ul class="refused-items" data-testid="refused" aria-label="Jobs the server refused">
+          {refused.map((r) => (
+            <li key={r.id} data-job={r.id}>
+              <Link href={`/jobs/${r.id}`} class="mono">
+                {r.id}
+              </Link>
+              : {r.message} <span class="muted">({r.code})</span>
+            </li>
+          ))}
+        </ul>
+      )}
       <Problem failure={failure} what="list jobs" />
 
       {page && jobs.length === 0 && <p>No jobs match these filters.</p>}

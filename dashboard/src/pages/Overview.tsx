@@ -2,8 +2,9 @@ import { ThroughputChart } from '../components/Chart.js';
 import { Problem } from '../components/Problem.js';
 import { Time } from '../components/Time.js';
 import { concurrencyText, count, duration, rateText } from '../format.js';
-import { POLL_MS } from '../live.js';
-import { samples, useQueues, type QueueRow } from '../stats.js';
+import { POLL_MS, source, type SourceState } from '../live.js';
+import { useQueues, type QueueRow } from '../stats.js';
+import { history } from '../throughput.js';
 import { Link } from '../router.js';
 import { useStore } from '../store.js';
 
@@ -39,15 +40,28 @@ function Limits({ row }: { row: QueueRow }) {
   );
 }
 
+/** How the page stays current, in words. */
+function liveText(state: SourceState): string {
+  switch (state.mode) {
+    case 'events':
+      return 'Live: updated as jobs move (events stream).';
+    case 'polling':
+      return `Live: read every ${POLL_MS / 1000} s (${state.reason}).`;
+    default:
+      return 'Live: connecting to the events stream…';
+  }
+}
+
 /** One row per queue with its counts, paused state and limits, updating live, and the throughput chart. */
 export function Overview() {
   const { rows, failure, updatedAt, stats } = useQueues(true);
-  const history = useStore(samples);
+  const finished = useStore(history);
+  const live = useStore(source);
   return (
     <>
       <h1 tabIndex={-1}>Overview</h1>
-      <p class="muted" aria-live="off">
-        Live: read every {POLL_MS / 1000} s. Updated <Time at={updatedAt} empty="not yet" />.
+      <p class="muted" aria-live="off" data-testid="live-state" data-mode={live.mode}>
+        {liveText(live)} Updated <Time at={updatedAt} empty="not yet" />.
       </p>
       <Problem failure={failure} what="read the queue counts" />
       {stats && rows.length === 0 && <p>No jobs yet. Jobs appear here once a producer enqueues them.</p>}
@@ -105,7 +119,7 @@ export function Overview() {
         </div>
       )}
       <h2>Throughput, last 15 minutes</h2>
-      <ThroughputChart samples={history} queues={rows.map((r) => r.queue)} />
+      <ThroughputChart history={finished} queues={rows.map((r) => r.queue)} exact={live.mode === 'events'} />
     </>
   );
 }

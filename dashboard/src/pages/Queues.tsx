@@ -12,8 +12,14 @@ import { Link } from '../router.js';
 
 const STATUSES: readonly JobStatus[] = ['pending', 'claimed', 'processing', 'completed', 'failed', 'cancelled'];
 
+/** Days kept, in words. */
+const keptText = (days: number | null): string => (days === null ? "the server's default" : days === 0 ? 'forever' : `${count(days)} day${days === 1 ? '' : 's'}`);
+
 function limitsSaved(queue: string, s: QueueSettings): string {
-  return `Saved limits of ${queue}: concurrency ${concurrencyText(s.concurrency)}, rate ${rateText(s.rateLimit)}.`;
+  return (
+    `Saved settings of ${queue}: concurrency ${concurrencyText(s.concurrency)}, rate ${rateText(s.rateLimit)}, ` +
+    `per key ${concurrencyText(s.keyConcurrency)}, finished jobs kept ${keptText(s.retentionDays)}, failed kept ${keptText(s.failedRetentionDays)}.`
+  );
 }
 
 /** One queue: paused or not (and the button to change it), its limits (and a form to change them), its jobs by type and status. */
@@ -64,12 +70,12 @@ function QueueCard({ queue, lines }: { queue: QueueView; lines: Stats['counts'] 
         </dd>
         <dt>Rate limit</dt>
         <dd data-testid={`rate-${name}`}>{rateText(queue.rateLimit)}</dd>
-        {queue.keyConcurrency !== null && (
-          <>
-            <dt>Per concurrency key</dt>
-            <dd>{concurrencyText(queue.keyConcurrency)}</dd>
-          </>
-        )}
+        <dt>Per concurrency key</dt>
+        <dd data-testid={`key-concurrency-${name}`}>{concurrencyText(queue.keyConcurrency)}</dd>
+        <dt>Completed and cancelled kept</dt>
+        <dd data-testid={`retention-${name}`}>{keptText(queue.retentionDays)}</dd>
+        <dt>Failed kept</dt>
+        <dd data-testid={`failed-retention-${name}`}>{keptText(queue.failedRetentionDays)}</dd>
       </dl>
       {editing ? (
         <LimitsForm queue={name} settings={queue} onDone={done} />

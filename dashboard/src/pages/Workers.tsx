@@ -20,7 +20,7 @@ const DEFAULT_WINDOW = 300_000;
 export function Workers({ query }: { query: URLSearchParams }) {
   const asked = Number(query.get('window'));
   const windowMs = WINDOWS.some((w) => w.ms === asked) ? asked : DEFAULT_WINDOW;
-  const { data, failure } = useLive(`workers:${windowMs}`, () => api.workers.list.query({ windowMs }));
+  const { data, failure } = useLive(`workers:${windowMs}`, () => api.workers.list.query({ windowMs }), { poll: true });
   const workers = data?.workers ?? [];
   return (
     <>
