@@ -288,11 +288,20 @@ export function createEventsRoom(options: EventsRoomOptions): EventsRoom {
 
   /** Hands one page of the reader to every joined member; a member whose inbox is full is detached. */
   const fanOut = (page: EventPage, horizon: string): void => {
+    // The page starts after `head`: only a member that joined ahead of it (a
+    // new one, at its own start) compares keys; the rest take every match.
+    // Comparing every key for every member cost 4 BigInt parses an event each.
+    const ahead = new Set<Member>();
+    for (const m of members) if (m.joined && compare(m.cursor, head as EventCursor) > 0) ahead.add(m);
     for (const row of page.events) {
       const key = { tx: row.tx, seq: row.seq };
       ring.push(row);
       for (const m of members) {
-        if (!m.joined || compare(key, m.cursor) <= 0 || !matches(m, row)) continue;
+        if (!m.joined || !matches(m, row)) continue;
+        if (ahead.size > 0 && ahead.has(m)) {
+          if (compare(key, m.cursor) <= 0) continue;
+          ahead.delete(m);
+        }
         if (m.inbox.length >= INBOX) {
           // Slow: it reads the rest itself once tRPC pulls again; its cursor stays at its last event.
           m.joined = false;
