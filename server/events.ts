@@ -384,7 +384,17 @@ export function createEventsRoom(options: EventsRoomOptions): EventsRoom {
 
   const ensureReader = (): void => {
     if (readerRunning) wake(reader);
-    else void runReader();
+    else {
+      // Not expected (database errors are caught inside); its members then read on their own.
+      runReader().catch((error: unknown) => {
+        log(`events: the shared reader stopped (${(error as Error).message}); subscribers read on their own until the next one starts it`);
+        for (const m of members) {
+          m.joined = false;
+          m.caughtUp = false;
+          wake(m);
+        }
+      });
+    }
   };
 
   const pruneOnce = async (): Promise<number> => {
