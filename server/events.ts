@@ -254,6 +254,11 @@ export function createEventsRoom(options: EventsRoomOptions): EventsRoom {
   let ringFrom: EventCursor | null = null;
   let ring: EventRow[] = [];
 
+  const someJoined = (): boolean => {
+    for (const m of members) if (m.joined) return true;
+    return false;
+  };
+
   const wakeAll = (): void => {
     wake(reader);
     for (const m of members) if (!m.joined) wake(m);
@@ -337,6 +342,7 @@ export function createEventsRoom(options: EventsRoomOptions): EventsRoom {
     }
     m.cursor = later(m.cursor, head);
     m.joined = true;
+    wake(reader);
     return true;
   };
 
@@ -354,6 +360,12 @@ export function createEventsRoom(options: EventsRoomOptions): EventsRoom {
             ringFrom = head;
             ring = [];
             for (const m of members) wake(m);
+          }
+          // Nobody to feed (every subscriber is catching up on its own, e.g.
+          // all slower than the events): no read until one joins (tryJoin wakes it).
+          if (!someJoined()) {
+            await sleep(reader, null);
+            continue;
           }
           horizon = await eventsHorizon(db);
           page = await eventsRead(db, { after: head, horizon, filter: ALL, limit: PAGE });
@@ -519,6 +531,8 @@ export function createEventsRoom(options: EventsRoomOptions): EventsRoom {
             }
           } finally {
             members.delete(m);
+            // The reader stops when the last one left (it may be sleeping for want of a joined one).
+            wake(reader);
             signal?.removeEventListener('abort', stop);
           }
         },
