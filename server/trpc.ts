@@ -64,7 +64,9 @@ export type ProcedureMeta = {
 export const SSE_PING_MS = ((raw: string | undefined): number => {
   if (raw === undefined || raw === '') return 10_000;
   const ms = Number(raw);
-  if (!Number.isInteger(ms) || ms < 50 || ms > 600_000) throw new Error(`invalid environment:\n  SKIPQ_SSE_PING_MS: an integer from 50 to 600000 was expected, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(ms) || (ms !== 0 && ms < 50) || ms > 600_000) {
+    throw new Error(`invalid environment:\n  SKIPQ_SSE_PING_MS: 0 (no pings) or an integer from 50 to 600000 was expected, got ${JSON.stringify(raw)}`);
+  }
   return ms;
 })(process.env.SKIPQ_SSE_PING_MS);
 
@@ -72,16 +74,18 @@ export const SSE_PING_MS = ((raw: string | undefined): number => {
  * A client that hears nothing (not even a ping) for this long takes the
  * server for dead and reconnects with its last event id: three pings missed.
  * The server sends it to the client (tRPC's `connected` event); the client
- * has nothing to set.
+ * has nothing to set. Without pings (0), never: an idle stream is silent.
  */
 export const SSE_RECONNECT_AFTER_INACTIVITY_MS = 3 * SSE_PING_MS;
 
 const t = initTRPC.context<QueueContext>().meta<ProcedureMeta>().create({
   transformer,
-  sse: {
-    ping: { enabled: true, intervalMs: SSE_PING_MS },
-    client: { reconnectAfterInactivityMs: SSE_RECONNECT_AFTER_INACTIVITY_MS },
-  },
+  // tRPC's ping wraps each stream in a race of its next event with a timer,
+  // per event: SKIPQ_SSE_PING_MS=0 turns that off where no proxy needs it.
+  sse:
+    SSE_PING_MS > 0
+      ? { ping: { enabled: true, intervalMs: SSE_PING_MS }, client: { reconnectAfterInactivityMs: SSE_RECONNECT_AFTER_INACTIVITY_MS } }
+      : { ping: { enabled: false } },
   // Never send stack traces to clients.
   isDev: false,
   errorFormatter({ shape, error, ctx }) {
