@@ -21,6 +21,17 @@ import { eventsHorizon, eventsListen, eventsPrune, eventsPrunedThrough, eventsRe
  * SQL, until its cursor is within the ring; then it joins and takes what it
  * lacks from the ring and the rest from the reader.
  *
+ * Measured with `npx tsx bench/run.ts --only W3-SUB10 --systems skipq
+ * --rounds 1` (10 subscribers of the bench queue, 10,000 jobs; this 2-core
+ * machine 95-100% busy with other sessions, so one round each, alternated):
+ * with a read per subscriber 912-1,148 jobs/s, 464-499 ms of server CPU per
+ * 1,000 jobs, each subscriber 8,000-10,000 events behind 30,000 at the end;
+ * with this reader (pings off, as before) 810 jobs/s, 623 ms, each
+ * subscriber 12,259 events. The database reads fewer times, but the
+ * subscribers keep up better, and streaming each event to each subscriber
+ * (superjson, tRPC's SSE) is what costs this process its CPU, taken from the
+ * worker on two cores. With tRPC's pings on, see server/trpc.ts.
+ *
  * Backpressure: tRPC pulls each event from a subscriber's generator only when
  * its SSE response has room (node's res.write/drain), so a subscriber that
  * stops reading stops pulling. The reader never waits for one: it appends to
