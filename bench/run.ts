@@ -14,10 +14,10 @@ import { SYSTEM_NAMES, loadSystem, type SystemHost, type SystemName } from './sy
 import { ceiling } from './workloads/ceiling.js';
 import { enqueueBatch, enqueueSingle } from './workloads/enqueue.js';
 import { latency } from './workloads/latency.js';
-import { processJobs, processKeyed, processLimited, processSubscribed, processWithHistory } from './workloads/process.js';
+import { processJobs, processKeyed, processLimited, processSubscribed, processSubscribedTen, processWithHistory } from './workloads/process.js';
 import type { Sizes, Workload } from './workloads/types.js';
 
-const WORKLOADS: Workload[] = [enqueueSingle, enqueueBatch, processJobs, processWithHistory, processLimited, processKeyed, processSubscribed, latency, ceiling];
+const WORKLOADS: Workload[] = [enqueueSingle, enqueueBatch, processJobs, processWithHistory, processLimited, processKeyed, processSubscribed, processSubscribedTen, latency, ceiling];
 const FULL: Sizes = { jobs: 10_000, latencyJobs: 300, finishedRows: 1_000_000, ceilingJobs: 50_000 };
 const QUICK: Sizes = { jobs: 2_000, latencyJobs: 100, finishedRows: 100_000, ceilingJobs: 10_000 };
 /** A round that takes longer is aborted and its cell marked TIMEOUT. */
@@ -31,7 +31,7 @@ const NOTES = [
   'W3 with finished rows: the same on skipq after one INSERT ... SELECT generate_series of completed rows into task_queue, then VACUUM ANALYZE and CHECKPOINT (the steady state autovacuum reaches; the load\'s own checkpoint stays out of the timed part).',
   'W4: the worker sits idle 1 s, then one producer enqueues one job every 10 ms, one call at a time; latency = handler start minus the time taken just before the enqueue call, both from performance.timeOrigin + performance.now() (sub-ms, comparable across processes on one machine).',
   'Exactly once: every handler counts executions per job index n; a job never run, run twice, or a job id count that differs marks the cell INVALID (listed above the notes when it happens).',
-  'W3 with one queue-level subscriber (W3-SUB): the same as W3 with a `queue.subscribe({ queues: [\'default\'] })` reading every event over SSE in the orchestrator process, started (registration awaited) before the worker; the row is checked by the completions in the event log and the events the subscriber counted.',
+  'W3 with one queue-level subscriber (W3-SUB): the same as W3 with a `queue.subscribe({ queues: [\'default\'] })` reading every event over SSE in the orchestrator process, started (registration awaited) before the worker; the row is checked by the completions in the event log and the events the subscriber counted. W3-SUB10: the same with ten such subscribers.',
   'W5: pgbench on a bare table shaped like task_queue (partial index on pending rows, fillfactor 80): each transaction claims 50 rows with FOR UPDATE SKIP LOCKED and completes them in the same UPDATE; jobs/s = tps x rows completed / transactions. It is PostgreSQL\'s ceiling for W3\'s work with no queue system, HTTP or worker in the way.',
   'CPU rows (W3): CPU time of the worker process (and of the skipq server) from worker start to last completion, per 1,000 jobs; "machine CPU busy" is all cores over the same window (100% = both cores), so what the listed processes do not use is mostly PostgreSQL (or Redis).',
   'Before each round the bench waits up to 45 s for the machine to be under 20% busy with other work (2 cores are easily disturbed); it says so on stderr when it had to wait or measured anyway.',
@@ -53,7 +53,7 @@ function parseOptions() {
     },
   });
   if (values.help) {
-    process.stdout.write(`npm run bench -- [--quick] [--only W1,W2,W3,W3-1M,W3-C100,W3-K1000,W3-SUB,W4,W5] [--systems ${SYSTEM_NAMES.join(',')}] [--rounds N] [--jobs N] [--out FILE] [--cpu-prof DIR] [--verbose]\n`);
+    process.stdout.write(`npm run bench -- [--quick] [--only W1,W2,W3,W3-1M,W3-C100,W3-K1000,W3-SUB,W3-SUB10,W4,W5] [--systems ${SYSTEM_NAMES.join(',')}] [--rounds N] [--jobs N] [--out FILE] [--cpu-prof DIR] [--verbose]\n`);
     process.exit(0);
   }
   const only = values.only?.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);

@@ -303,6 +303,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       if (rescued > 0) metrics.rescued('pending', rescued);
       if (failed > 0) metrics.rescued('failed', failed);
     },
+    onRetention: (report, at) => metrics.retention(report, at),
     ...(options.now ? { now: options.now } : {}),
   });
   // Every server upserts the registry's types and schedules: idempotent (an unchanged

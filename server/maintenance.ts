@@ -48,6 +48,8 @@ export interface MaintenanceOptions {
   registry?: JobRegistry | null;
   /** Told what each sweep that held the lock did (metrics). */
   onSweep?(done: SweepReport): void;
+  /** Told what each retention pass that held the lock did, and when it ended (metrics). */
+  onRetention?(done: RetentionReport, at: Date): void;
 }
 
 /** Background sweeps. `sweep()` runs one at once (tests call it). */
@@ -125,6 +127,7 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
       const started = performance.now();
       try {
         const report = await runRetentionPass(client, { policy, tuning, now: () => clockOf(options), stopping: () => stopping });
+        options.onRetention?.(report, new Date());
         const gone = report.deleted + report.deletedFailed;
         if (gone > 0) {
           const ms = Math.round(performance.now() - started);

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, type CounterConfiguration } from 'prom-client';
+import type { RetentionReport } from './retention.js';
 
 /**
  * The server's Prometheus metrics, in a registry of its own (several servers in
@@ -26,6 +27,8 @@ export interface ServerMetrics {
   request(procedure: string, code: string): void;
   /** Seconds one claim statement took (not the long-poll wait between statements). */
   claimSeconds(seconds: number): void;
+  /** One retention pass that held the lock ended at `at`, having deleted what `report` says. */
+  retention(report: RetentionReport, at: Date): void;
   /** The exposition text, with the gauges read now. */
   scrape(): Promise<string>;
 }
@@ -91,6 +94,16 @@ export function createMetrics(pool: pg.Pool): ServerMetrics {
   const depth = new Gauge({ name: 'skipq_queue_depth', help: 'Pending jobs per queue (due or scheduled)', labelNames: ['queue'], registers });
   const oldest = new Gauge({ name: 'skipq_queue_oldest_pending_age_seconds', help: 'Age of the oldest due pending job per queue', labelNames: ['queue'], registers });
   const held = new Gauge({ name: 'skipq_jobs_held', help: 'Jobs claimed or processing per queue', labelNames: ['queue'], registers });
+  // Retention: what it deletes (a rate per queue) and whether it runs at all (an alert on the timestamp's age).
+  const retentionDeleted = cachedCounter({
+    name: 'skipq_retention_deleted_total',
+    help: 'Finished jobs deleted by retention, per queue (kind: finished = completed or cancelled, failed)',
+    labelNames: ['queue', 'kind'],
+    registers,
+  });
+  const retentionLastRun = new Gauge({ name: 'skipq_retention_last_run_timestamp_seconds', help: 'When the last retention pass on this server ended (Unix time; 0: none yet)', registers });
+  const retentionLastDeleted = new Gauge({ name: 'skipq_retention_last_run_deleted', help: 'Jobs the last retention pass on this server deleted (all queues)', registers });
+  const retentionLastComplete = new Gauge({ name: 'skipq_retention_last_run_complete', help: '1 when the last retention pass deleted everything due, 0 when it stopped at its cap (more is due)', registers });
   const poolGauge = new Gauge({ name: 'skipq_db_pool_connections', help: 'PostgreSQL pool connections (state: total, idle, waiting clients)', labelNames: ['state'], registers });
 
   return {
@@ -103,6 +116,15 @@ export function createMetrics(pool: pg.Pool): ServerMetrics {
     rescued: (outcome, n) => rescued([outcome], n),
     request: (procedure, code) => requests([procedure, code]),
     claimSeconds: (seconds) => claimDuration.observe(seconds),
+    retention(report, at) {
+      for (const [queue, n] of Object.entries(report.byQueue)) {
+        if (n.deleted > 0) retentionDeleted([queue, 'finished'], n.deleted);
+        if (n.deletedFailed > 0) retentionDeleted([queue, 'failed'], n.deletedFailed);
+      }
+      retentionLastRun.set(at.getTime() / 1000);
+      retentionLastDeleted.set(report.deleted + report.deletedFailed);
+      retentionLastComplete.set(report.complete ? 1 : 0);
+    },
     async scrape() {
       poolGauge.set({ state: 'total' }, pool.totalCount);
       poolGauge.set({ state: 'idle' }, pool.idleCount);

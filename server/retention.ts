@@ -59,6 +59,8 @@ export interface RetentionReport {
   batches: number;
   /** False when the pass stopped at `maxPerPass` (or at shutdown) with jobs still due. */
   complete: boolean;
+  /** The same counts per queue (only queues that lost jobs), for the metrics. */
+  byQueue: Record<string, { deleted: number; deletedFailed: number }>;
 }
 
 /** Options of {@link runRetentionPass}. */
@@ -81,7 +83,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  */
 export async function runRetentionPass(db: Db, options: RetentionPassOptions): Promise<RetentionReport> {
   const { policy, tuning } = options;
-  const report: RetentionReport = { deleted: 0, deletedFailed: 0, batches: 0, complete: true };
+  const report: RetentionReport = { deleted: 0, deletedFailed: 0, batches: 0, complete: true, byQueue: {} };
   for (const queue of await retentionQueues(db)) {
     for (const failed of [false, true]) {
       const days = failed ? (queue.failed_retention_days ?? policy.failedRetentionDays) : (queue.retention_days ?? policy.retentionDays);
@@ -97,6 +99,11 @@ export async function runRetentionPass(db: Db, options: RetentionPassOptions): P
         const limit = Math.min(tuning.batchSize, room);
         const batch = await jobRetentionBatch(db, { queue: queue.queue, failed, days, now: options.now(), from, limit });
         report.batches++;
+        if (batch.deleted > 0) {
+          const mine = (report.byQueue[queue.queue] ??= { deleted: 0, deletedFailed: 0 });
+          if (failed) mine.deletedFailed += batch.deleted;
+          else mine.deleted += batch.deleted;
+        }
         if (failed) report.deletedFailed += batch.deleted;
         else report.deleted += batch.deleted;
         if (batch.deleted < limit) break;

@@ -1,5 +1,7 @@
+import http from 'node:http';
+import net from 'node:net';
 import { z } from 'zod';
-import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
 import { createQueueClient, type QueueClient, type TypedJobEvent } from '../client/index.js';
 import { createApiKey } from '../server/auth.js';
@@ -8,6 +10,12 @@ import { silentLogger } from '../server/logger.js';
 import { defineJobs, type JobId } from '../shared/index.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { waitFor } from './support/factories.js';
+
+// tRPC's SSE options are per process (server/trpc.ts): pings every 400 ms, so
+// a client takes a silent server for dead after 1.2 s. Set before the server loads.
+vi.hoisted(() => {
+  process.env.SKIPQ_SSE_PING_MS = '400';
+});
 
 const jobs = defineJobs({
   ingestion: { payload: z.object({ n: z.number() }), result: z.object({ rows: z.number() }), queue: 'ingest', maxRetries: 3 },
@@ -46,6 +54,106 @@ async function subscribed(queue: QueueClient<typeof jobs>, options: Parameters<Q
   const c = collect(queue.subscribe({ ...options, onStarted: () => started() }));
   await Promise.race([ready, new Promise((_, reject) => setTimeout(() => reject(new Error(`subscription did not start${c.failure ? `: ${String(c.failure)}` : ''}`)), 5000))]);
   return c;
+}
+
+/** An events.jobs request's URL, as tRPC's httpSubscriptionLink makes it (superjson input). */
+const eventsUrl = (base: string, input: Record<string, unknown> = {}): string =>
+  `${base}/events.jobs?input=${encodeURIComponent(JSON.stringify({ json: input }))}`;
+
+/** One SSE message: its event name ('message' when none), data and id. */
+interface SseMessage {
+  event: string;
+  data: string;
+  id: string | undefined;
+}
+
+/**
+ * A raw SSE reader over node:http that can stop reading its socket
+ * (`pause()`): then the kernel's buffers fill and the server's writes wait,
+ * as they do for a client that stops reading.
+ */
+function rawStream(url: string) {
+  const messages: SseMessage[] = [];
+  let buffer = '';
+  let res: http.IncomingMessage | undefined;
+  const req = http.get(url, { headers: { accept: 'text/event-stream' } }, (response) => {
+    res = response;
+    response.setEncoding('utf8');
+    response.on('data', (chunk: string) => {
+      buffer += chunk;
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const m: SseMessage = { event: 'message', data: '', id: undefined };
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event: ')) m.event = line.slice(7);
+          else if (line.startsWith('data: ')) m.data = line.slice(6);
+          else if (line.startsWith('id: ')) m.id = line.slice(4);
+        }
+        if (block.trim() !== '') messages.push(m);
+      }
+    });
+    response.on('error', () => {});
+  });
+  req.on('error', () => {});
+  return {
+    messages,
+    data: () => messages.filter((m) => m.event === 'message'),
+    pause: () => res?.pause(),
+    resume: () => res?.resume(),
+    close: () => req.destroy(),
+  };
+}
+
+/**
+ * A TCP proxy in front of a server that can go silent: `freeze()` stops
+ * passing bytes on the connections it holds (keeping them open, as a hung
+ * server or a dead path does), and new connections go to `target` from then on.
+ */
+async function startProxy(targetPort: number) {
+  let target = targetPort;
+  let connections = 0;
+  const live = new Set<{ client: net.Socket; upstream: net.Socket; frozen: boolean }>();
+  const server = net.createServer((client) => {
+    connections++;
+    const upstream = net.connect(target, '127.0.0.1');
+    const pair = { client, upstream, frozen: false };
+    live.add(pair);
+    client.on('data', (d) => {
+      if (!pair.frozen) upstream.write(d);
+    });
+    upstream.on('data', (d) => {
+      if (!pair.frozen) client.write(d);
+    });
+    const end = (): void => {
+      live.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}/trpc`,
+    get connections() {
+      return connections;
+    },
+    /** The connections open now go silent; new ones reach `nextPort`. */
+    freeze(nextPort: number) {
+      for (const pair of live) pair.frozen = true;
+      target = nextPort;
+    },
+    async close() {
+      for (const pair of live) {
+        pair.client.destroy();
+        pair.upstream.destroy();
+      }
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 /** The event-logging triggers on task_queue, by name. */
@@ -240,6 +348,144 @@ describe('live events (events.jobs over SSE)', () => {
     // @ts-expect-error: not a job type of the registry
     queueB.subscribe({ types: ['nope'] }).close();
   });
+
+  it('keeps an idle stream alive with SSE pings and tells the client when to give up on a silent server', async () => {
+    const raw = rawStream(eventsUrl(b.url));
+    try {
+      await waitFor(() => raw.messages.filter((m) => m.event === 'ping').length >= 3, 5000, 'three pings on an idle stream');
+      const connected = raw.messages.find((m) => m.event === 'connected');
+      // tRPC's client reconnects after this long without a byte (server/trpc.ts: three pings missed).
+      expect(JSON.parse(connected?.data ?? 'null')).toEqual({ reconnectAfterInactivityMs: 1200 });
+      expect(raw.data()).toEqual([]);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('reconnects when its server goes silent and resumes from its last event on another server, losing and repeating nothing', async () => {
+    const proxy = await startProxy(a.server.port);
+    const viaProxy = createQueueClient({ url: proxy.url, jobs });
+    try {
+      const sub = await subscribed(viaProxy, { types: ['report'] });
+      const first = await queueA.enqueue('report', { kind: 'before the silence' });
+      await waitFor(() => sub.seen.length >= 1, 5000, 'the event before the silence');
+      // Server A hangs (its socket stays open, nothing comes through); new connections reach B.
+      proxy.freeze(b.port);
+      const during = await queueA.enqueue('report', { kind: 'during the silence' });
+      await queueA.cancel(first.id as JobId<'report'>);
+      await waitFor(() => proxy.connections >= 2, 5000, 'the client to reconnect after 1.2 s of silence');
+      const after = await queueA.enqueue('report', { kind: 'after the reconnect' });
+      await waitFor(() => sub.seen.length >= 4, 5000, 'the events after the reconnect');
+      await new Promise((r) => setTimeout(r, 300));
+      await sub.stop();
+      expect(sub.failure).toBeUndefined();
+      expect(sub.seen.map((e) => `${e.id}:${e.kind}`)).toEqual([`${first.id}:enqueued`, `${during.id}:enqueued`, `${first.id}:cancelled`, `${after.id}:enqueued`]);
+      await a.db.pool.query('DELETE FROM task_queue WHERE id = ANY ($1::text[])', [[first.id, during.id, after.id]]);
+    } finally {
+      await viaProxy.close();
+      await proxy.close();
+    }
+  });
+
+  it('reads each new page once for all its subscribers, and a resuming one catches up alone, then joins them', async () => {
+    // Polls a minute apart: every read below was woken by a NOTIFY.
+    const c = await createQueueServer({ databaseUrl: a.db.url, jobs, port: 0, logger: silentLogger, maintenance: false, pollIntervalMs: 60_000, eventsPruneIntervalMs: 0 });
+    const queueC = createQueueClient({ url: c.url, jobs });
+    const room = c.deps.events as NonNullable<typeof c.deps.events>;
+    const ids: string[] = [];
+    try {
+      const subs = await Promise.all(Array.from({ length: 10 }, () => subscribed(queueC, { queues: ['reports'] })));
+      await waitFor(() => room.stats().joined === 10, 5000, 'ten joined subscribers');
+      const before = room.stats();
+      for (let i = 0; i < 20; i++) {
+        const { id } = await queueA.enqueue('report', { kind: `w${i}` });
+        ids.push(id);
+        await waitFor(() => subs.every((s) => s.seen.some((e) => e.id === id)), 5000, `enqueue ${i} at every subscriber`);
+      }
+      const after = room.stats();
+      // One reader: nobody read on its own, and 20 wake-ups cost at most a few reads each, not ten.
+      expect(after.ownReads - before.ownReads).toBe(0);
+      expect(after.sharedReads - before.sharedReads).toBeLessThanOrEqual(3 * 20);
+      for (const s of subs) expect(s.seen.map((e) => e.id)).toEqual(ids);
+
+      const resumed = await subscribed(queueC, { queues: ['reports'], lastEventId: subs[0]?.seen[0]?.eventId as string });
+      await waitFor(() => resumed.seen.length >= 19, 5000, 'the resumed subscriber to catch up');
+      await waitFor(() => room.stats().joined === 11, 5000, 'the resumed subscriber to join');
+      expect(room.stats().ownReads).toBeGreaterThan(after.ownReads);
+      const { id } = await queueA.enqueue('report', { kind: 'after the join' });
+      ids.push(id);
+      await waitFor(() => resumed.seen.some((e) => e.id === id), 5000, 'the event after the join');
+      await Promise.all([...subs, resumed].map((s) => s.stop()));
+      expect(resumed.seen.map((e) => e.id)).toEqual(ids.slice(1));
+    } finally {
+      await a.db.pool.query('DELETE FROM task_queue WHERE id = ANY ($1::text[])', [ids]);
+      await queueC.close();
+      await c.close();
+    }
+  });
+
+  it('bounds what a subscriber that stops reading costs: others keep up, and it gets all 20,000 events in order once it reads again', async () => {
+    const room = b.deps.events as NonNullable<typeof b.deps.events>;
+    const fast = await subscribed(queueB, { queues: ['reports'] });
+    // Stops reading its socket: the kernel's buffers fill, then tRPC stops pulling its generator.
+    const stalledSocket = rawStream(eventsUrl(b.url, { queues: ['reports'] }));
+    await waitFor(() => stalledSocket.messages.some((m) => m.event === 'connected'), 5000, 'the stalled stream to start');
+    // Pulled, then not at all: what tRPC does with a subscriber whose socket never drains.
+    const stalled = await room.open({ ids: null, queues: ['reports'], types: null }, null);
+    const halt = new AbortController();
+    const stalledEvents = stalled.events(halt.signal);
+    const firstPull = stalledEvents.next();
+    await waitFor(() => room.subscribers === 3, 5000, 'three subscribers');
+    // One event first, so each has an event id to resume from: a client that reconnects before its
+    // first event (this machine can stall this process past reconnectAfterInactivityMs) starts afresh.
+    const warmUp = await queueA.enqueue('report', { kind: 'warm-up' });
+    await waitFor(() => fast.seen.length === 1 && stalledSocket.data().length === 1, 5000, 'the warm-up event');
+    stalledSocket.pause();
+
+    let maxBuffered = 0;
+    let detached = 0;
+    const sampler = setInterval(() => {
+      const stats = room.stats();
+      maxBuffered = Math.max(maxBuffered, stats.bufferedEvents);
+      detached = Math.max(detached, stats.catchingUp);
+    }, 5);
+    const ids: string[] = [warmUp.id];
+    try {
+      for (let batch = 0; batch < 40; batch++) {
+        const answer = await a.trpc.jobs.enqueueMany.mutate({ jobs: Array.from({ length: 500 }, (_, i) => ({ type: 'report', payload: { kind: `b${batch}-${i}` } })) });
+        ids.push(...answer.jobs.map((j) => j.id));
+      }
+      await waitFor(() => fast.seen.length >= ids.length, 60_000, 'the fast subscriber to get all 20,001');
+    } finally {
+      clearInterval(sampler);
+    }
+    // Two stalled subscribers and one fast one held at most a ring and three inboxes (1,000 each), not 20,000 events.
+    expect(maxBuffered).toBeLessThanOrEqual(4_000);
+    expect(detached).toBeGreaterThanOrEqual(1);
+    expect(fast.seen.map((e) => e.id)).toEqual(ids);
+
+    // Reading again: each gets every event, in order, the first pages by its own reads.
+    const ownBefore = room.stats().ownReads;
+    const got: string[] = [];
+    const first = await firstPull;
+    if (!first.done) got.push(first.value[1].id);
+    for await (const [, event] of { [Symbol.asyncIterator]: () => stalledEvents }) {
+      got.push(event.id);
+      if (got.length === ids.length) break;
+    }
+    halt.abort();
+    expect(got).toEqual(ids);
+    expect(room.stats().ownReads).toBeGreaterThan(ownBefore);
+    stalledSocket.resume();
+    await waitFor(() => stalledSocket.data().length >= ids.length, 60_000, 'the stalled socket to get all 20,001');
+    stalledSocket.close();
+    const socketIds = stalledSocket.data().map((m) => (JSON.parse(m.data) as { json: { id: string } }).json.id);
+    expect(socketIds).toEqual(ids);
+    expect(stalledSocket.data().map((m) => m.id)).toEqual(fast.seen.map((e) => e.eventId));
+    await fast.stop();
+    expect(fast.failure).toBeUndefined();
+    await a.db.pool.query('DELETE FROM task_queue WHERE id = ANY ($1::text[])', [ids]);
+  }, 180_000);
 
   it('shows a key limited to queues only the events of its queues (last: keys turn authentication on)', async () => {
     const admin = await createApiKey(a.db.pool, { role: 'admin' });

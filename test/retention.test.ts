@@ -130,12 +130,12 @@ describe('retention: finished jobs are deleted when due, in bounded batches', ()
     const first = await runRetentionPass(spy, { policy, tuning, now: () => clock });
     // q0: 6 completed rows (3 + 3, then an empty look), then its failed one; q1: 3, then the cap.
     // q0: its 5 completed rows (3, then 2: nothing more due), then its failed one; q1: 3 of its 6, then 1 to the cap of 10.
-    expect(first).toEqual({ deleted: 9, deletedFailed: 1, batches: 5, complete: false });
+    expect(first).toEqual({ deleted: 9, deletedFailed: 1, batches: 5, complete: false, byQueue: { q0: { deleted: 5, deletedFailed: 1 }, q1: { deleted: 4, deletedFailed: 0 } } });
     expect(batches).toEqual([3, 2, 1, 3, 1]);
     // Each batch after a full one walks on from the newest finish time the one before reached.
     expect(froms.map((f) => f !== null)).toEqual([false, true, false, false, true]);
     const second = await runRetentionPass(spy, { policy, tuning, now: () => clock });
-    expect(second).toEqual({ deleted: 2, deletedFailed: 0, batches: 2, complete: true });
+    expect(second).toEqual({ deleted: 2, deletedFailed: 0, batches: 2, complete: true, byQueue: { q1: { deleted: 2, deletedFailed: 0 } } });
     expect(Math.max(...batches)).toBeLessThanOrEqual(3);
     expect(await countJobs(t.db.pool)).toBe(0);
   });
@@ -200,6 +200,41 @@ describe('retention: finished jobs are deleted when due, in bounded batches', ()
     );
     expect(counter.rows[0]?.n).toBe(1);
     expect((await t.db.pool.query(`SELECT count(*)::int AS n FROM queue_releases WHERE queue = 'old'`)).rows[0]).toEqual({ n: 0 });
+  });
+
+  it('counts what each pass deletes in the metrics, per queue and kind, with when the last pass ended', async () => {
+    /** The value of one sample of the scrape, or null when it is absent. */
+    const sample = (text: string, name: string): number | null => {
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+      return line === undefined ? null : Number(line.slice(name.length + 1));
+    };
+    const fresh = await t.server.metrics.scrape();
+    const deletedBefore = (queue: string, kind: string) => sample(fresh, `skipq_retention_deleted_total{queue="${queue}",kind="${kind}"}`) ?? 0;
+    const alphaBefore = deletedBefore('alpha', 'finished');
+    await finished('completed', 8, { queue: 'alpha' });
+    await finished('cancelled', 9, { queue: 'alpha' });
+    await finished('failed', 31, { queue: 'alpha' });
+    await finished('completed', 10, { queue: 'beta' });
+    await finished('completed', 1, { queue: 'beta' });
+    const startedAt = Date.now();
+    expect(await t.server.maintenance.retain()).toMatchObject({ deleted: 3, deletedFailed: 1 });
+    const text = await t.server.metrics.scrape();
+    expect(sample(text, 'skipq_retention_deleted_total{queue="alpha",kind="finished"}')).toBe(alphaBefore + 2);
+    expect(sample(text, 'skipq_retention_deleted_total{queue="alpha",kind="failed"}')).toBe(deletedBefore('alpha', 'failed') + 1);
+    expect(sample(text, 'skipq_retention_deleted_total{queue="beta",kind="finished"}')).toBe(deletedBefore('beta', 'finished') + 1);
+    expect(sample(text, 'skipq_retention_deleted_total{queue="beta",kind="failed"}')).toBe(null);
+    expect(sample(text, 'skipq_retention_last_run_deleted')).toBe(4);
+    expect(sample(text, 'skipq_retention_last_run_complete')).toBe(1);
+    const lastRun = sample(text, 'skipq_retention_last_run_timestamp_seconds') as number;
+    expect(lastRun * 1000).toBeGreaterThanOrEqual(startedAt - 1000);
+    expect(lastRun * 1000).toBeLessThanOrEqual(Date.now() + 1000);
+
+    // A pass with nothing due: the counters stay, the last run says 0 and moves on.
+    expect(await t.server.maintenance.retain()).toMatchObject({ deleted: 0, deletedFailed: 0 });
+    const after = await t.server.metrics.scrape();
+    expect(sample(after, 'skipq_retention_deleted_total{queue="alpha",kind="finished"}')).toBe(alphaBefore + 2);
+    expect(sample(after, 'skipq_retention_last_run_deleted')).toBe(0);
+    expect(sample(after, 'skipq_retention_last_run_timestamp_seconds')).toBeGreaterThanOrEqual(lastRun);
   });
 
   it('runs on one instance at a time: while another holds the retention lock a pass answers null', async () => {

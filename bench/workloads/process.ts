@@ -84,7 +84,7 @@ async function subscribeQueue(url: string): Promise<{ stop(): Promise<number> }>
   };
 }
 
-async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrency: number | null = null, keys: number | null = null, subscriber = false): Promise<Measurement> {
+async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrency: number | null = null, keys: number | null = null, subscribers = 0): Promise<Measurement> {
   const { round, sizes } = ctx;
   const system = ctx.system!;
   const deployment = await system.deploy(round, { serverNodeArgs: ctx.profileArgs });
@@ -97,7 +97,7 @@ async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrenc
   const preloaded = await produce(round, deployment.endpoint, { mode: 'batch', count: sizes.jobs, batchSize: PRELOAD_BATCH });
   const problems = checkProduced(preloaded, sizes.jobs);
   if (keys !== null) await round.wait(keyQueue(deployment.database as string, keys));
-  const watching = subscriber ? await round.wait(subscribeQueue(deployment.endpoint.url as string)) : null;
+  const watching = subscribers > 0 ? await round.wait(Promise.all(Array.from({ length: subscribers }, () => subscribeQueue(deployment.endpoint.url as string)))) : null;
   const worked = await work(round, deployment.endpoint, { expected: sizes.jobs, latency: false, observePid: deployment.serverPid, nodeArgs: ctx.profileArgs });
   problems.push(...checkWorked(worked, sizes.jobs));
   if (watching) {
@@ -110,9 +110,9 @@ async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrenc
       seen = count;
       if (seen >= sizes.jobs) break;
     }
-    const streamed = await watching.stop();
+    const streamed = await Promise.all(watching.map((w) => w.stop()));
     if (seen < sizes.jobs) problems.push(`event log holds ${seen} completions of ${sizes.jobs} jobs`);
-    if (streamed < 2 * sizes.jobs) problems.push(`the subscriber got ${streamed} events for ${sizes.jobs} jobs (expected at least ${2 * sizes.jobs})`);
+    for (const n of streamed) if (n < 2 * sizes.jobs) problems.push(`a subscriber got ${n} events for ${sizes.jobs} jobs (expected at least ${2 * sizes.jobs})`);
   }
   const values: Record<string, number> = {
     rate: rate(sizes.jobs, worked.startedAt, worked.completedAt),
@@ -177,5 +177,14 @@ export const processSubscribed: Workload = {
   title: (s) => `W3 with one queue-level subscriber: ${s.jobs.toLocaleString('en-US')} no-op jobs`,
   metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
   scope: 'skipq',
-  run: (ctx) => runProcess(ctx, 0, null, null, true),
+  run: (ctx) => runProcess(ctx, 0, null, null, 1),
+};
+
+/** W3 with ten subscribers of the queue's live events: what each further subscriber costs the server. */
+export const processSubscribedTen: Workload = {
+  id: 'W3-SUB10',
+  title: (s) => `W3 with ten queue-level subscribers: ${s.jobs.toLocaleString('en-US')} no-op jobs`,
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
+  scope: 'skipq',
+  run: (ctx) => runProcess(ctx, 0, null, null, 10),
 };

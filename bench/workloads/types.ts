@@ -2,7 +2,7 @@ import type { Round } from '../lib/round.js';
 import type { SystemHost } from '../systems.js';
 
 /** Workload ids, in table order (`--only W3,W3-1M` selects by id). */
-export type WorkloadId = 'W1' | 'W2' | 'W3' | 'W3-1M' | 'W3-C100' | 'W3-K1000' | 'W3-SUB' | 'W4' | 'W5';
+export type WorkloadId = 'W1' | 'W2' | 'W3' | 'W3-1M' | 'W3-C100' | 'W3-K1000' | 'W3-SUB' | 'W3-SUB10' | 'W4' | 'W5';
 
 /** How many jobs each workload uses (the full run, or --quick). */
 export interface Sizes {
