@@ -10,6 +10,7 @@ import { machineInfo } from './lib/machine.js';
 import { waitForQuiet } from './lib/quiet.js';
 import { cellKey, renderProblems, renderReport, renderTable, renderTargets, type Cell, type RunResults } from './lib/report.js';
 import { RoundTimeout, withRound } from './lib/round.js';
+import { tuned } from './lib/tuning.js';
 import { SYSTEM_NAMES, loadSystem, type SystemHost, type SystemName } from './systems.js';
 import { ceiling } from './workloads/ceiling.js';
 import { enqueueBatch, enqueueBatch4k, enqueueSingle } from './workloads/enqueue.js';
@@ -23,7 +24,8 @@ const WORKLOADS: Workload[] = [
   processJobs, process4k, processC10, processWithHistory, processLimited, processKeyed, processSubscribed,
   latency, mixed, ceiling,
 ];
-const FULL: Sizes = { jobs: 10_000, latencyJobs: 300, finishedRows: 1_000_000, ceilingJobs: 50_000, mixSeconds: 30 };
+// MIX is the longest row (30 s per system and round, about 7 of the full run's minutes): BENCH_MIX_SECONDS shortens it.
+const FULL: Sizes = { jobs: 10_000, latencyJobs: 300, finishedRows: 1_000_000, ceilingJobs: 50_000, mixSeconds: tuned('MIX_SECONDS', 30) };
 const QUICK: Sizes = { jobs: 2_000, latencyJobs: 100, finishedRows: 100_000, ceilingJobs: 10_000, mixSeconds: 5 };
 /** A round that takes longer is aborted and its cell marked TIMEOUT. */
 const ROUND_LIMIT_MS = 120_000;
@@ -34,7 +36,7 @@ const NOTES = [
   'W2-4K: W2 with every job carrying a ~4 KiB JSON order (bench/payload.ts: customer, address, 23 line items; 4,100-4,120 bytes as JSON), the same document for every system, built fresh per job (so no client can send a batch\'s repeats by reference) and before the clock starts. skipq\'s registry declares the order field by field in zod (bench/jobs.ts), so skipq validates it at enqueue and again in the worker; the peers validate nothing.',
   'W1/W2 exactly-once check: after the timed part, the system\'s own worker drains the jobs (untimed); its peak RSS is the worker row, while the server row is the server\'s peak at the end of the timed part (before the drain).',
   'W3: jobs pre-enqueued in batches of 500 (untimed), then one worker process; time from just before the worker is started (connections included) until the system has recorded the last job as completed (skipq/BullMQ: completion acknowledged; graphile-worker: no job rows left; pg-boss: all rows completed).',
-  'W3-4K: W3 over jobs carrying W2-4K\'s order; each handler reads doc.orderId and checks it is its own job\'s (a missing or wrong document marks the cell INVALID). W3-C10: W3 with 10 jobs in flight: skipq createWorker concurrency 10, graphile-worker concurrency 10 (its local queue of 500 unchanged), pg-boss batchSize 1 x localConcurrency 10, BullMQ Worker concurrency 10.',
+  'W3-4K: W3 over jobs carrying W2-4K\'s order; each handler reads doc.orderId and checks it is its own job\'s (a missing or wrong document marks the cell INVALID). W3-C10: W3 with 10 jobs in flight: skipq createWorker concurrency 10, graphile-worker concurrency 10 (its local queue of 500 unchanged), pg-boss batchSize 10 x localConcurrency 1 (one fetch of 10, completed together; 10 loops of batchSize 1 would each wait pg-boss\'s 0.5 s poll after every job), BullMQ Worker concurrency 10.',
   'W3 with finished rows: the same on skipq after one INSERT ... SELECT generate_series of completed rows into task_queue, then VACUUM ANALYZE and CHECKPOINT (the steady state autovacuum reaches; the load\'s own checkpoint stays out of the timed part).',
   'W4: the worker sits idle 1 s, then one producer enqueues one job every 10 ms, one call at a time; latency = handler start minus the time taken just before the enqueue call, both from performance.timeOrigin + performance.now() (sub-ms, comparable across processes on one machine).',
   'MIX: the worker is started and waiting, then one producer offers single `enqueue` calls open-loop at a fixed rate (job i leaves at start + i / rate whether or not earlier calls have answered; skipq\'s client coalesces the calls in flight as in W1) for 30 s (5 s with --quick). Window: first call to last answer. jobs/s run = jobs whose handler had begun by the end of the window / window; backlog = jobs offered minus jobs begun by then (what a steady system holds is about rate x latency); enqueue → start as in W4, over every job. The rest drains untimed for the exactly-once check.',

@@ -1,6 +1,6 @@
 // Child process: enqueues jobs through one system's client and reports timing.
 // Started by bench/run.ts with BENCH_CONFIG; prints one "result" message.
-import { readConfig, send } from '../lib/children.js';
+import { exitWhenFlushed, readConfig, send } from '../lib/children.js';
 import { now, sleep } from '../lib/clock.js';
 import { orderDoc, type PayloadKind } from '../payload.js';
 import { loadSystem, type BenchPayload, type BenchProducer, type Endpoint } from '../systems.js';
@@ -132,4 +132,4 @@ if (config.mode === 'single') {
 const endedAt = now();
 await producer.close();
 send({ event: 'result', startedAt, endedAt, enqueued, distinctIds: ids.size, failures, ...(firstError ? { firstError } : {}), ...(config.mode === 'paced' ? { callMs } : {}), ...(config.mode === 'rate' ? { maxInFlight } : {}) } satisfies ProduceResult);
-process.exit(0);
+exitWhenFlushed();

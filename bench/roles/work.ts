@@ -1,7 +1,7 @@
 // Child process: runs one system's worker over `expected` jobs, counts every
 // handler execution per job, and reports timing, latency and peak memory.
 // Started by bench/run.ts with BENCH_CONFIG; prints "started", then "result".
-import { readConfig, send } from '../lib/children.js';
+import { exitWhenFlushed, readConfig, send } from '../lib/children.js';
 import { now, sleep } from '../lib/clock.js';
 import { cpuTimeMs, machineCpuMs, peakRssMiB } from '../lib/procfs.js';
 import { orderIdOf, type PayloadKind } from '../payload.js';
@@ -149,4 +149,4 @@ send({
   observedCpuMs: observedAfter !== null && cpuBefore.observed !== null ? observedAfter - cpuBefore.observed : null,
   machineBusyPct: (100 * (machineAfter.busy - cpuBefore.machine.busy)) / Math.max(1, machineAfter.total - cpuBefore.machine.total),
 } satisfies WorkResult);
-process.exit(0);
+exitWhenFlushed();

@@ -63,7 +63,7 @@ export const mixed: Workload = {
   id: 'MIX',
   title: (s) => `MIX sustained: ${MIX_RATE.toLocaleString('en-US')} single enqueues/s offered for ${s.mixSeconds} s, one worker draining`,
   metrics: [
-    { key: 'offered', label: 'offered jobs/s (achieved by the producer)', better: 'higher', compare: false },
+    { key: 'offered', label: 'jobs/s enqueued (first call to last answer)', better: 'higher', compare: false },
     { key: 'rate', label: 'jobs/s run in the window', better: 'higher' },
     { key: 'p50', label: 'enqueue → start p50 ms', better: 'lower' },
     { key: 'p99', label: 'enqueue → start p99 ms', better: 'lower' },
