@@ -1,7 +1,8 @@
 // npm run bench [-- --quick] [--only W1,W3] [--systems skipq,pgboss] [--rounds N] [--jobs N]
 //                [--out FILE] [--cpu-prof DIR] [--verbose]
 // Runs each workload against skipq and its peers, one workload and one system
-// at a time, and prints one table (stdout) with progress on stderr.
+// at a time, and prints the results table and issue 13's targets (stdout)
+// with progress on stderr.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,7 +40,7 @@ const NOTES = [
   'W3-4K: W3 over jobs carrying W2-4K\'s order; each handler reads doc.orderId and checks it is its own job\'s (a missing or wrong document marks the cell INVALID). W3-C10: W3 with 10 jobs in flight: skipq createWorker concurrency 10, graphile-worker concurrency 10 (its local queue of 500 unchanged), pg-boss batchSize 10 x localConcurrency 1 (one fetch of 10, completed together; 10 loops of batchSize 1 would each wait pg-boss\'s 0.5 s poll after every job), BullMQ Worker concurrency 10.',
   'W3 with finished rows: the same on skipq after one INSERT ... SELECT generate_series of completed rows into task_queue, then VACUUM ANALYZE and CHECKPOINT (the steady state autovacuum reaches; the load\'s own checkpoint stays out of the timed part).',
   'W4: the worker sits idle 1 s, then one producer enqueues one job every 10 ms, one call at a time; latency = handler start minus the time taken just before the enqueue call, both from performance.timeOrigin + performance.now() (sub-ms, comparable across processes on one machine).',
-  'MIX: the worker is started and waiting, then one producer offers single `enqueue` calls open-loop at a fixed rate (job i leaves at start + i / rate whether or not earlier calls have answered; skipq\'s client coalesces the calls in flight as in W1) for 30 s (5 s with --quick). Window: first call to last answer. jobs/s run = jobs whose handler had begun by the end of the window / window; backlog = jobs offered minus jobs begun by then (what a steady system holds is about rate x latency); enqueue → start as in W4, over every job. The rest drains untimed for the exactly-once check.',
+  'MIX: the worker is started and waiting, then one producer offers single `enqueue` calls open-loop at a fixed rate (job i leaves at start + i / rate whether or not earlier calls have answered; skipq\'s client coalesces the calls in flight as in W1) for 30 s (5 s with --quick). Window: first call to last answer. jobs/s run = jobs whose handler had begun by the end of the window / window; backlog = jobs offered minus jobs begun by then (what a steady system holds is about rate x latency); enqueue → start as in W4, over every job. The rest drains untimed for the exactly-once check. Systems are deployed as for W1-W3, not W4 (pg-boss without NOTIFY: a fetch loop that came back short waits its 0.5 s poll).',
   'Memory rows: VmHWM (the kernel\'s high-water mark) of the worker process as it finishes, and of the skipq server process at the end of the timed part; peers have no server process (their store is PostgreSQL or Redis).',
   'Exactly once: every handler counts executions per job index n; a job never run, run twice, or a job id count that differs marks the cell INVALID (listed above the notes when it happens).',
   'W3 with one queue-level subscriber (W3-SUB): the same as W3 with a `queue.subscribe({ queues: [\'default\'] })` reading every event over SSE in the orchestrator process, started (registration awaited) before the worker; the row is checked by the completions in the event log and the events the subscriber counted.',

@@ -1,6 +1,7 @@
 // Issue 13's targets, each read off one run: the ratio skipq reaches and
 // whether it meets the target. Only data in, no report code, so the report
 // (lib/report.ts) renders it and nothing here imports the report.
+import { formatFigure as num } from './format.js';
 
 /** A cell's median of one metric, or undefined when it was not run or is not valid. */
 export type Lookup = (workload: string, system: string, key: string) => number | undefined;
@@ -52,7 +53,6 @@ const LIMITS = [
   { target: 'worker peak RSS ≤ 150 MiB in every workload', key: 'workerRss', limitMiB: 150 },
 ];
 
-const num = (v: number): string => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
 /** Every target against the run's cells; `workloads` are the ids that ran (memory is judged over those). */
 export function evaluateTargets(median: Lookup, rounds: RoundsLookup, workloads: string[]): TargetResult[] {
