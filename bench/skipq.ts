@@ -34,7 +34,7 @@ export const host: SystemHost = {
   name: 'skipq',
   label: 'skipq',
   version: skipqVersion,
-  settings: `server: own process, pool ${process.env.SKIPQ_PG_POOL_SIZE ?? 10} connections, registry via --jobs, retention off; worker: concurrency ${SKIPQ_WORKER.concurrency}`,
+  settings: `server: own process, pool ${process.env.SKIPQ_PG_POOL_SIZE ?? 10} connections, registry via --jobs, retention off; worker: concurrency ${SKIPQ_WORKER.concurrency} (W3-C10: createWorker concurrency 10)`,
   async deploy(round, options = {}) {
     const database = await createDatabase('skipq');
     round.defer(() => dropDatabase(database));
@@ -68,13 +68,13 @@ export const driver: SystemDriver = {
       close: () => queue.close(),
     };
   },
-  async worker(endpoint, handle) {
+  async worker(endpoint, handle, options = {}) {
     let completed = 0;
     let errors = 0;
     const worker = createWorker({
       url: endpoint.url as string,
       jobs,
-      concurrency: SKIPQ_WORKER.concurrency,
+      concurrency: options.concurrency ?? SKIPQ_WORKER.concurrency,
       handlers: {
         bench(payload, ctx) {
           handle(payload, ctx.id);

@@ -1,13 +1,15 @@
 import type { Round } from './lib/round.js';
+import type { OrderDoc } from './payload.js';
 
 /** The systems compared, in table order. */
 export const SYSTEM_NAMES = ['skipq', 'graphile', 'pgboss', 'bullmq'] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 
-/** Every bench job carries its index; latency jobs also the wall-clock ms just before enqueue. */
+/** Every bench job carries its index; latency jobs also the wall-clock ms just before enqueue; 4 KiB jobs an order. */
 export interface BenchPayload {
   n: number;
   t?: number;
+  doc?: OrderDoc;
 }
 
 /** Where child processes find a system's store; plain JSON, handed over in BENCH_CONFIG. */
@@ -73,10 +75,16 @@ export interface BenchWorker {
 /** Called once per handler execution, first thing in the handler. */
 export type Handle = (payload: BenchPayload, jobId: string) => void;
 
+/** What a workload may change about a worker; everything else is the system's best settings. */
+export interface WorkerOptions {
+  /** Jobs in flight at once (W3-C10); each system maps it to its own knob, written in its settings. */
+  concurrency?: number;
+}
+
 /** Child side of a system: its own client library, nothing else. */
 export interface SystemDriver {
   producer(endpoint: Endpoint): Promise<BenchProducer>;
-  worker(endpoint: Endpoint, handle: Handle): Promise<BenchWorker>;
+  worker(endpoint: Endpoint, handle: Handle, options?: WorkerOptions): Promise<BenchWorker>;
 }
 
 /** Loads a system's module: each child imports only its own system's library. */

@@ -17,6 +17,15 @@ export function send(message: Message): void {
   process.stdout.write(`${PREFIX}${JSON.stringify(message)}\n`);
 }
 
+/**
+ * Child side: exits once everything written to stdout has reached the pipe.
+ * stdout to a pipe is asynchronous, so process.exit() right after a large
+ * message (MIX's 30,000 latencies, about 1 MB) would cut it short.
+ */
+export function exitWhenFlushed(code = 0): void {
+  process.stdout.write('', () => process.exit(code));
+}
+
 /** Child side: the JSON config the orchestrator passed in BENCH_CONFIG. */
 export function readConfig<T>(): T {
   const raw = process.env.BENCH_CONFIG;
@@ -84,7 +93,14 @@ export function spawnChild(options: SpawnOptions): Child {
   };
   createInterface({ input: proc.stdout }).on('line', (line) => {
     if (!line.startsWith(PREFIX)) return keep(line);
-    inbox.push(JSON.parse(line.slice(PREFIX.length)) as Message);
+    let message: Message;
+    try {
+      message = JSON.parse(line.slice(PREFIX.length)) as Message;
+    } catch (error) {
+      // A cut message (a child that exited mid-write) fails that round, not the whole run.
+      message = { event: 'error', message: `unreadable protocol message (${line.length} characters): ${(error as Error).message}` };
+    }
+    inbox.push(message);
     for (const wake of [...waiters]) wake();
   });
   createInterface({ input: proc.stderr }).on('line', keep);

@@ -1,5 +1,7 @@
-// The results table (stdout and bench/RESULTS.md) and the report around it.
+// The results and targets tables (stdout and bench/RESULTS.md) and the report around them.
+import { formatFigure as fmt } from './format.js';
 import { median } from './stats.js';
+import { evaluateTargets } from './targets.js';
 import type { MachineInfo } from './machine.js';
 import type { Measurement, Metric, Sizes, Workload } from '../workloads/types.js';
 import type { SystemHost } from '../systems.js';
@@ -22,14 +24,24 @@ export interface RunResults {
 
 export const cellKey = (workload: string, system: string): string => `${workload}|${system}`;
 
-const fmt = (v: number): string =>
-  v >= 100 ? Math.round(v).toLocaleString('en-US') : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+
+/** Every round's value of a metric in a cell; none when the cell is not valid (a failed round, a problem). */
+function validRounds(cell: Cell | undefined, key: string): number[] {
+  if (!cell || cell.failures.length > 0 || cell.rounds.some((r) => r.problems.length > 0)) return [];
+  return cell.rounds.map((r) => r.values[key]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+}
 
 /** The median of a metric over a cell's rounds, or undefined when the cell is not valid. */
 function validMedian(cell: Cell | undefined, key: string): number | undefined {
-  if (!cell || cell.failures.length > 0 || cell.rounds.some((r) => r.problems.length > 0)) return undefined;
-  const values = cell.rounds.map((r) => r.values[key]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  const values = validRounds(cell, key);
   return values.length > 0 ? median(values) : undefined;
+}
+
+/** A Markdown table with padded columns (readable in a terminal too). */
+function markdownTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cols: string[]): string => `| ${cols.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
 function renderCell(cell: Cell | undefined, key: string): string {
@@ -37,7 +49,7 @@ function renderCell(cell: Cell | undefined, key: string): string {
   if (cell.failures.some((f) => f.startsWith('TIMEOUT'))) return 'TIMEOUT';
   if (cell.failures.length > 0) return 'ERROR';
   if (cell.rounds.some((r) => r.problems.length > 0)) return 'INVALID';
-  const values = cell.rounds.map((r) => r.values[key]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  const values = validRounds(cell, key);
   if (values.length === 0) return '—';
   if (values.length === 1) return fmt(values[0] as number);
   return `${fmt(median(values))} (${fmt(Math.min(...values))}–${fmt(Math.max(...values))})`;
@@ -51,7 +63,7 @@ function ratio(results: RunResults, workload: Workload, metric: Metric): string 
     return ceiling && w3 ? `skipq W3 = ${Math.round((100 * w3) / ceiling)}% of it` : '—';
   }
   if (skipq === undefined) return '—';
-  if (workload.id === 'W3-1M') {
+  if (workload.id === 'W3-1M' && metric.key === 'rate') {
     const empty = validMedian(results.cells.get(cellKey('W3', 'skipq')), 'rate');
     return empty ? `${Math.round((100 * skipq) / empty)}% of W3 (target ≥ 80%)` : '—';
   }
@@ -83,9 +95,17 @@ export function renderTable(results: RunResults): string {
       rows.push([first ? workload.title(results.sizes) : '', metric.label, ...cells, ...postgres, metric.compare === false ? '—' : ratio(results, workload, metric)]);
     }
   }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cols: string[]): string => `| ${cols.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
-  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+  return markdownTable(header, rows);
+}
+
+/** Issue 13's targets, each with its ratio and "met"/"not met", from this run's cells. */
+export function renderTargets(results: RunResults): string {
+  const rows = evaluateTargets(
+    (workload, system, key) => validMedian(results.cells.get(cellKey(workload, system)), key),
+    (workload, system, key) => validRounds(results.cells.get(cellKey(workload, system)), key),
+    results.workloads.map((w) => w.id),
+  ).map((t) => [t.target, t.skipq, t.against, t.ratio === undefined ? '—' : `${t.ratio.toFixed(2)}×`, t.verdict]);
+  return markdownTable(['target (issue 13)', 'skipq', 'against', 'ratio', 'verdict'], rows);
 }
 
 /** Why cells are INVALID, TIMEOUT or ERROR, one line per round. */
@@ -126,6 +146,12 @@ export function renderReport(results: RunResults, machine: MachineInfo, context:
     renderTable(results),
     '',
     ...(problems.length > 0 ? ['### Cells that are not valid', '', ...problems.map((p) => `- ${p}`), ''] : []),
+    '## Targets',
+    '',
+    'Ratios of medians from this run (memory: the worst valid round of any workload); a target whose rows did not run, or are not valid, is "not measured".',
+    '',
+    renderTargets(results),
+    '',
     '## How it is measured',
     '',
     ...context.notes.map((n) => `- ${n}`),

@@ -3,7 +3,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { tuned } from '../lib/tuning.js';
 import { packageVersion } from '../lib/versions.js';
-import type { SystemDriver, SystemHost } from '../systems.js';
+import type { BenchPayload, SystemDriver, SystemHost } from '../systems.js';
 
 /** The bench's Redis database; nothing else on this machine should use it. */
 export const REDIS = Object.freeze({ host: '127.0.0.1', port: 6379, db: 7 });
@@ -20,7 +20,7 @@ export const host: SystemHost = {
   name: 'bullmq',
   label: 'BullMQ (Redis)',
   version: () => `bullmq ${packageVersion('bullmq')}, ioredis ${packageVersion('ioredis')}`,
-  settings: `Worker concurrency ${BULLMQ_WORKER.concurrency}, removeOnComplete {count: ${BULLMQ_WORKER.keepCompleted}}, Redis db ${REDIS.db}`,
+  settings: `Worker concurrency ${BULLMQ_WORKER.concurrency}, removeOnComplete {count: ${BULLMQ_WORKER.keepCompleted}}, Redis db ${REDIS.db}; W3-C10: Worker concurrency 10`,
   async deploy(round) {
     const flush = async (): Promise<void> => {
       const redis = new Redis({ ...REDIS, lazyConnect: true });
@@ -44,17 +44,17 @@ export const driver: SystemDriver = {
       close: () => queue.close(),
     };
   },
-  async worker(endpoint, handle) {
+  async worker(endpoint, handle, options = {}) {
     let completed = 0;
     // Workers block on Redis, so ioredis must not give up on a slow command.
     const worker = new Worker(
       'bench',
       async (job) => {
-        handle(job.data as { n: number; t?: number }, job.id as string);
+        handle(job.data as BenchPayload, job.id as string);
       },
       {
         connection: { ...endpoint.redis, maxRetriesPerRequest: null },
-        concurrency: BULLMQ_WORKER.concurrency,
+        concurrency: options.concurrency ?? BULLMQ_WORKER.concurrency,
         removeOnComplete: { count: BULLMQ_WORKER.keepCompleted },
         autorun: false,
       },

@@ -4,7 +4,7 @@ import { Logger, makeWorkerUtils, run, runMigrations, type Runner } from 'graphi
 import { createDatabase, databaseUrl, dropDatabase } from '../lib/postgres.js';
 import { tuned } from '../lib/tuning.js';
 import { packageVersion } from '../lib/versions.js';
-import type { SystemDriver, SystemHost } from '../systems.js';
+import type { BenchPayload, SystemDriver, SystemHost } from '../systems.js';
 
 /**
  * The settings of graphile-worker's own performance page (worker.graphile.org/docs/performance),
@@ -36,7 +36,7 @@ export const host: SystemHost = {
   version: () => `graphile-worker ${packageVersion('graphile-worker')}`,
   settings:
     `concurrency ${GRAPHILE_WORKER.concurrency}, maxPoolSize ${GRAPHILE_WORKER.maxPoolSize}, localQueue.size ${GRAPHILE_WORKER.localQueueSize}, ` +
-    `completeJobBatchDelay ${GRAPHILE_WORKER.completeJobBatchDelay}, failJobBatchDelay ${GRAPHILE_WORKER.failJobBatchDelay}, pollInterval ${GRAPHILE_WORKER.pollInterval} ms; producer: makeWorkerUtils, pool ${PRODUCER_POOL}`,
+    `completeJobBatchDelay ${GRAPHILE_WORKER.completeJobBatchDelay}, failJobBatchDelay ${GRAPHILE_WORKER.failJobBatchDelay}, pollInterval ${GRAPHILE_WORKER.pollInterval} ms; producer: makeWorkerUtils, pool ${PRODUCER_POOL}; W3-C10: concurrency 10, the rest as above (its local queue still fetches 500 ahead)`,
   async deploy(round) {
     const database = await createDatabase('graphile');
     round.defer(() => dropDatabase(database));
@@ -57,7 +57,7 @@ export const driver: SystemDriver = {
       },
     };
   },
-  async worker(endpoint, handle) {
+  async worker(endpoint, handle, options = {}) {
     let runner: Runner | undefined;
     // Completion is batched and not awaited by the job: a finished job is a deleted row.
     const probe = new pg.Pool({ connectionString: endpoint.databaseUrl, max: 1 });
@@ -65,14 +65,14 @@ export const driver: SystemDriver = {
       async start() {
         runner = await run({
           connectionString: endpoint.databaseUrl,
-          concurrency: GRAPHILE_WORKER.concurrency,
+          concurrency: options.concurrency ?? GRAPHILE_WORKER.concurrency,
           maxPoolSize: GRAPHILE_WORKER.maxPoolSize,
           pollInterval: GRAPHILE_WORKER.pollInterval,
           noHandleSignals: true,
           logger: quietLogger,
           taskList: {
             bench: async (payload, helpers) => {
-              handle(payload as { n: number; t?: number }, String(helpers.job.id));
+              handle(payload as BenchPayload, String(helpers.job.id));
             },
           },
           preset: {

@@ -1,10 +1,11 @@
 // Child process: runs one system's worker over `expected` jobs, counts every
 // handler execution per job, and reports timing, latency and peak memory.
 // Started by bench/run.ts with BENCH_CONFIG; prints "started", then "result".
-import { readConfig, send } from '../lib/children.js';
+import { exitWhenFlushed, readConfig, send } from '../lib/children.js';
 import { now, sleep } from '../lib/clock.js';
 import { cpuTimeMs, machineCpuMs, peakRssMiB } from '../lib/procfs.js';
-import { loadSystem, type Endpoint } from '../systems.js';
+import { orderIdOf, type PayloadKind } from '../payload.js';
+import { loadSystem, type Endpoint, type Handle } from '../systems.js';
 
 /** What the orchestrator asks of a worker. */
 export interface WorkConfig {
@@ -19,6 +20,12 @@ export interface WorkConfig {
   latency: boolean;
   /** After the last job: how long to keep listening for a second execution. */
   graceMs: number;
+  /** Jobs in flight (W3-C10); default the system's best settings. */
+  concurrency?: number;
+  /** 4k: every handler reads doc.orderId and checks it is job n's. */
+  payload?: PayloadKind;
+  /** Report when each job's handler first began (MIX counts what was done by the end of its window). */
+  times?: boolean;
 }
 
 /** What a worker reports. */
@@ -36,7 +43,11 @@ export interface WorkResult {
   duplicates: number;
   outOfRange: number;
   distinctIds: number;
+  /** 4k: handlers that found a document missing or not job n's. */
+  corrupt: number;
   latenciesMs?: number[];
+  /** times only: first handler start of every job that ran, ascending. */
+  handledTimes?: number[];
   peakRssMiB: number | null;
   /** CPU used from start to last completion: this worker process, the observed process, and the whole machine (busy %, all cores = 100). */
   workerCpuMs: number;
@@ -49,7 +60,9 @@ const { driver } = await loadSystem(config.endpoint.system);
 const runs = new Uint32Array(config.expected);
 const ids = new Set<string>();
 const latencies: number[] = [];
+const firstRun = config.times ? new Float64Array(config.expected) : null;
 let executions = 0;
+let corrupt = 0;
 let distinct = 0;
 let outOfRange = 0;
 let handledAt = Number.NaN;
@@ -57,7 +70,7 @@ let lastArrival = now();
 let allSeen: () => void = () => {};
 const seen = new Promise<void>((resolve) => (allSeen = resolve));
 
-const worker = await driver.worker(config.endpoint, (payload, jobId) => {
+const handle: Handle = (payload, jobId) => {
   const at = now();
   executions++;
   lastArrival = at;
@@ -67,15 +80,19 @@ const worker = await driver.worker(config.endpoint, (payload, jobId) => {
     outOfRange++;
     return;
   }
+  // The handler touches its payload: one field of the document, as a real one would read it.
+  if (config.payload === '4k' && payload.doc?.orderId !== orderIdOf(n)) corrupt++;
   if ((runs[n] = (runs[n] as number) + 1) === 1) {
     distinct++;
+    if (firstRun) firstRun[n] = at;
     if (config.latency && typeof payload.t === 'number') latencies.push(at - payload.t);
     if (distinct === config.expected) {
       handledAt = at;
       allSeen();
     }
   }
-});
+};
+const worker = await driver.worker(config.endpoint, handle, { concurrency: config.concurrency });
 
 const cpuBefore = { self: process.cpuUsage(), observed: config.observePid ? cpuTimeMs(config.observePid) : null, machine: machineCpuMs() };
 const startedAt = now();
@@ -124,10 +141,12 @@ send({
   duplicates,
   outOfRange,
   distinctIds: ids.size,
+  corrupt,
   ...(config.latency ? { latenciesMs: latencies } : {}),
+  ...(firstRun ? { handledTimes: Array.from(firstRun).filter((t) => t > 0).sort((a, b) => a - b) } : {}),
   peakRssMiB: peakRssMiB('self'),
   workerCpuMs: (selfCpu.user + selfCpu.system) / 1000,
   observedCpuMs: observedAfter !== null && cpuBefore.observed !== null ? observedAfter - cpuBefore.observed : null,
   machineBusyPct: (100 * (machineAfter.busy - cpuBefore.machine.busy)) / Math.max(1, machineAfter.total - cpuBefore.machine.total),
 } satisfies WorkResult);
-process.exit(0);
+exitWhenFlushed();

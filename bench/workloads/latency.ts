@@ -2,7 +2,7 @@
 import { sleep } from '../lib/clock.js';
 import { percentile } from '../lib/stats.js';
 import type { WorkResult } from '../roles/work.js';
-import { checkProduced, checkWorked, produce, startWorker } from './steps.js';
+import { MEMORY_METRICS, checkProduced, checkWorked, memoryValues, produce, startWorker } from './steps.js';
 import type { Measurement, RunContext, Workload } from './types.js';
 
 const INTERVAL_MS = 10;
@@ -29,6 +29,7 @@ async function runLatency(ctx: RunContext): Promise<Measurement> {
       // Not in the table: how much of the latency is the enqueue call itself.
       enqueueCallP50: percentile(produced.callMs ?? [], 50),
       enqueueCallP95: percentile(produced.callMs ?? [], 95),
+      ...memoryValues(deployment, worked),
     },
     problems,
   };
@@ -42,6 +43,7 @@ export const latency: Workload = {
     { key: 'p95', label: 'p95 ms', better: 'lower' },
     { key: 'p99', label: 'p99 ms', better: 'lower' },
     { key: 'max', label: 'max ms', better: 'lower' },
+    ...MEMORY_METRICS,
   ],
   scope: 'all',
   run: runLatency,

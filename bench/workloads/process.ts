@@ -1,11 +1,12 @@
 // W3: how fast one worker process drains pre-enqueued no-op jobs; and the same
-// with a million finished rows in skipq's table, which must not slow claims.
+// with a million finished rows in skipq's table (which must not slow claims),
+// with claim policies, with a subscriber, with 4 KiB payloads, at concurrency 10.
 import { createQueueClient } from '../../client/index.js';
 import { jobs } from '../jobs.js';
-import { peakRssMiB } from '../lib/procfs.js';
+import type { PayloadKind } from '../payload.js';
 import { withClient } from '../lib/postgres.js';
-import { checkProduced, checkWorked, produce, rate, work } from './steps.js';
-import type { Measurement, RunContext, Workload } from './types.js';
+import { MEMORY_METRICS, checkProduced, checkWorked, memoryValues, produce, rate, work } from './steps.js';
+import type { Measurement, Metric, RunContext, Workload } from './types.js';
 
 const PRELOAD_BATCH = 500;
 
@@ -84,7 +85,24 @@ async function subscribeQueue(url: string): Promise<{ stop(): Promise<number> }>
   };
 }
 
-async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrency: number | null = null, keys: number | null = null, subscribers = 0): Promise<Measurement> {
+/** What a W3 variant changes; the defaults are plain W3. */
+interface ProcessVariant {
+  /** Finished rows put in skipq's table first (W3-1M). */
+  finishedRows?: number;
+  /** A queue concurrency limit (W3-C100). */
+  queueConcurrency?: number;
+  /** Concurrency keys with keyConcurrency 1 (W3-K1000). */
+  keys?: number;
+  /** Queue-level subscribers during the drain (W3-SUB: 1, W3-SUB10: 10). */
+  subscribers?: number;
+  /** 4k: every job carries an order and its handler reads it (W3-4K). */
+  payload?: PayloadKind;
+  /** The worker's jobs in flight instead of the system's best setting (W3-C10). */
+  concurrency?: number;
+}
+
+async function runProcess(ctx: RunContext, variant: ProcessVariant = {}): Promise<Measurement> {
+  const { finishedRows = 0, queueConcurrency = null, keys = null, subscribers = 0, payload = 'tiny', concurrency } = variant;
   const { round, sizes } = ctx;
   const system = ctx.system!;
   const deployment = await system.deploy(round, { serverNodeArgs: ctx.profileArgs });
@@ -94,11 +112,11 @@ async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrenc
   }
   if (queueConcurrency !== null) await round.wait(limitQueue(deployment.database as string, queueConcurrency));
   // Untimed: the jobs are there before the worker starts.
-  const preloaded = await produce(round, deployment.endpoint, { mode: 'batch', count: sizes.jobs, batchSize: PRELOAD_BATCH });
+  const preloaded = await produce(round, deployment.endpoint, { mode: 'batch', count: sizes.jobs, batchSize: PRELOAD_BATCH, payload });
   const problems = checkProduced(preloaded, sizes.jobs);
   if (keys !== null) await round.wait(keyQueue(deployment.database as string, keys));
   const watching = subscribers > 0 ? await round.wait(Promise.all(Array.from({ length: subscribers }, () => subscribeQueue(deployment.endpoint.url as string)))) : null;
-  const worked = await work(round, deployment.endpoint, { expected: sizes.jobs, latency: false, observePid: deployment.serverPid, nodeArgs: ctx.profileArgs });
+  const worked = await work(round, deployment.endpoint, { expected: sizes.jobs, latency: false, observePid: deployment.serverPid, nodeArgs: ctx.profileArgs, payload, concurrency });
   problems.push(...checkWorked(worked, sizes.jobs));
   if (watching) {
     // Each job is claimed, (maybe) started and completed: at least 2 events per job reach the subscriber.
@@ -121,70 +139,89 @@ async function runProcess(ctx: RunContext, finishedRows: number, queueConcurrenc
     busy: worked.machineBusyPct,
   };
   if (worked.observedCpuMs !== null) values.serverCpu = (1000 * worked.observedCpuMs) / sizes.jobs;
-  if (worked.peakRssMiB !== null) values.workerRss = worked.peakRssMiB;
   // The server is still up: its kernel high-water mark covers the whole round.
-  const serverRss = deployment.serverPid ? peakRssMiB(deployment.serverPid) : null;
-  if (serverRss !== null) values.serverRss = serverRss;
-  return { values, problems };
+  return { values: { ...values, ...memoryValues(deployment, worked) }, problems };
 }
+
+/** Where a drain's time goes: worker, server, or (the rest of the machine) PostgreSQL. */
+const CPU_METRICS: Metric[] = [
+  { key: 'workerCpu', label: 'worker CPU ms / 1k jobs', better: 'lower' },
+  { key: 'serverCpu', label: 'server CPU ms / 1k jobs', better: 'lower', compare: false },
+  { key: 'busy', label: 'machine CPU busy %', better: 'lower', compare: false },
+];
 
 /** W3 on an empty table. */
 export const processJobs: Workload = {
   id: 'W3',
   title: (s) => `W3 process: ${s.jobs.toLocaleString('en-US')} no-op jobs, one worker process`,
-  metrics: [
-    { key: 'rate', label: 'jobs/s', better: 'higher' },
-    { key: 'workerRss', label: 'worker peak RSS, MiB', better: 'lower' },
-    { key: 'serverRss', label: 'server peak RSS, MiB', better: 'lower', compare: false },
-    { key: 'workerCpu', label: 'worker CPU ms / 1k jobs', better: 'lower' },
-    { key: 'serverCpu', label: 'server CPU ms / 1k jobs', better: 'lower', compare: false },
-    { key: 'busy', label: 'machine CPU busy %', better: 'lower', compare: false },
-  ],
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }, ...MEMORY_METRICS, ...CPU_METRICS],
   scope: 'all',
-  run: (ctx) => runProcess(ctx, 0),
+  run: (ctx) => runProcess(ctx),
+};
+
+/** W3-4K: the same drain, every job carrying a 4 KiB order whose handler reads one field (bench/payload.ts). */
+export const process4k: Workload = {
+  id: 'W3-4K',
+  title: (s) => `W3 with 4 KiB payloads: ${s.jobs.toLocaleString('en-US')} jobs, handler reads doc.orderId`,
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }, ...MEMORY_METRICS, ...CPU_METRICS],
+  scope: 'all',
+  run: (ctx) => runProcess(ctx, { payload: '4k' }),
+};
+
+/**
+ * W3-C10: the same drain with 10 jobs in flight (skipq createWorker
+ * concurrency 10; each peer's equivalent is in its settings): what a worker
+ * pays per round trip when it cannot claim 1,000 at a time.
+ */
+export const processC10: Workload = {
+  id: 'W3-C10',
+  title: (s) => `W3 at concurrency 10: ${s.jobs.toLocaleString('en-US')} no-op jobs`,
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }, ...MEMORY_METRICS, ...CPU_METRICS],
+  scope: 'all',
+  run: (ctx) => runProcess(ctx, { concurrency: 10 }),
 };
 
 /** W3 with finished rows already in skipq's table. */
 export const processWithHistory: Workload = {
   id: 'W3-1M',
   title: (s) => `W3 (${s.finishedRows >= 1e6 ? `${s.finishedRows / 1e6}M` : `${s.finishedRows / 1e3}k`} finished rows)`,
-  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }, ...MEMORY_METRICS],
   scope: 'skipq',
-  run: (ctx) => runProcess(ctx, ctx.sizes.finishedRows),
+  run: (ctx) => runProcess(ctx, { finishedRows: ctx.sizes.finishedRows }),
 };
 
 /** W3 with a queue concurrency limit of 100: the cost of the limited claim path (issue 8: at least 70% of W3). */
 export const processLimited: Workload = {
   id: 'W3-C100',
   title: (s) => `W3 (queue concurrency 100): ${s.jobs.toLocaleString('en-US')} no-op jobs`,
-  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }, ...MEMORY_METRICS],
   scope: 'skipq',
-  run: (ctx) => runProcess(ctx, 0, 100),
+  run: (ctx) => runProcess(ctx, { queueConcurrency: 100 }),
 };
 
 /** W3 with keyConcurrency 1 over 1,000 concurrency keys: the cost of the keyed claim path (issue 8: at least 70% of W3). */
 export const processKeyed: Workload = {
   id: 'W3-K1000',
   title: (s) => `W3 (keyConcurrency 1 over 1,000 keys): ${s.jobs.toLocaleString('en-US')} no-op jobs`,
-  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }, ...MEMORY_METRICS],
   scope: 'skipq',
-  run: (ctx) => runProcess(ctx, 0, null, 1000),
+  run: (ctx) => runProcess(ctx, { keys: 1000 }),
 };
 
 /** W3 with one subscriber of the queue's live events: what logging and streaming every move costs (issue 10). */
 export const processSubscribed: Workload = {
   id: 'W3-SUB',
   title: (s) => `W3 with one queue-level subscriber: ${s.jobs.toLocaleString('en-US')} no-op jobs`,
-  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }, ...MEMORY_METRICS],
   scope: 'skipq',
-  run: (ctx) => runProcess(ctx, 0, null, null, 1),
+  run: (ctx) => runProcess(ctx, { subscribers: 1 }),
 };
 
 /** W3 with ten subscribers of the queue's live events: what each further subscriber costs the server. */
 export const processSubscribedTen: Workload = {
   id: 'W3-SUB10',
   title: (s) => `W3 with ten queue-level subscribers: ${s.jobs.toLocaleString('en-US')} no-op jobs`,
-  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }],
+  metrics: [{ key: 'rate', label: 'jobs/s', better: 'higher' }, ...MEMORY_METRICS],
   scope: 'skipq',
-  run: (ctx) => runProcess(ctx, 0, null, null, 10),
+  run: (ctx) => runProcess(ctx, { subscribers: 10 }),
 };

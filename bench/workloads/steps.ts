@@ -1,10 +1,12 @@
-// The steps workloads share: a producer child, a worker child, and the exactly-once check.
+// The steps workloads share: a producer child, a worker child, the exactly-once check, peak memory.
 import type { Child } from '../lib/children.js';
 import { sleep } from '../lib/clock.js';
+import { peakRssMiB } from '../lib/procfs.js';
 import type { Round } from '../lib/round.js';
 import type { ProduceConfig, ProduceResult } from '../roles/produce.js';
 import type { WorkConfig, WorkResult } from '../roles/work.js';
-import type { Endpoint } from '../systems.js';
+import type { Deployment, Endpoint } from '../systems.js';
+import type { Metric } from './types.js';
 
 /** Runs a producer child to the end and returns what it reported. */
 export async function produce(round: Round, endpoint: Endpoint, config: Omit<ProduceConfig, 'endpoint'>): Promise<ProduceResult> {
@@ -50,6 +52,7 @@ export function checkWorked(result: WorkResult, expected: number): string[] {
   if (result.missing > 0) problems.push(`${result.missing} of ${expected} jobs never ran (worker stalled)`);
   if (result.duplicates > 0) problems.push(`${result.duplicates} jobs ran more than once (${result.executions} executions for ${expected} jobs)`);
   if (result.outOfRange > 0) problems.push(`${result.outOfRange} executions of jobs that were never enqueued`);
+  if (result.corrupt > 0) problems.push(`${result.corrupt} handlers found a document that was missing or not their job's`);
   if (result.missing === 0 && result.distinctIds !== expected) problems.push(`${result.distinctIds} distinct job ids ran for ${expected} jobs`);
   if (result.missing === 0 && !(typeof result.completedAt === 'number' && Number.isFinite(result.completedAt))) {
     problems.push('every handler ran but the system did not record all jobs as completed within 30 s');
@@ -59,3 +62,22 @@ export function checkWorked(result: WorkResult, expected: number): string[] {
 
 /** Jobs per second over an interval in ms. */
 export const rate = (jobs: number, fromMs: number, toMs: number): number => jobs / ((toMs - fromMs) / 1000);
+
+/** The memory rows every workload with processes shows (issue 13: server ≤ 200 MiB in every workload, worker ≤ 150 MiB). */
+export const MEMORY_METRICS: Metric[] = [
+  { key: 'workerRss', label: 'worker peak RSS, MiB', better: 'lower' },
+  { key: 'serverRss', label: 'server peak RSS, MiB', better: 'lower', compare: false },
+];
+
+/**
+ * Peak RSS of the worker child (its own VmHWM, read as it finished) and of the
+ * skipq server so far. VmHWM is a high-water mark, so reading the server's
+ * after the timed part covers all of it.
+ */
+export function memoryValues(deployment: Deployment, worked: WorkResult | null): Record<string, number> {
+  const values: Record<string, number> = {};
+  if (worked?.peakRssMiB != null) values.workerRss = worked.peakRssMiB;
+  const serverRss = deployment.serverPid ? peakRssMiB(deployment.serverPid) : null;
+  if (serverRss !== null) values.serverRss = serverRss;
+  return values;
+}

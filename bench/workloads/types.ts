@@ -2,7 +2,7 @@ import type { Round } from '../lib/round.js';
 import type { SystemHost } from '../systems.js';
 
 /** Workload ids, in table order (`--only W3,W3-1M` selects by id). */
-export type WorkloadId = 'W1' | 'W2' | 'W3' | 'W3-1M' | 'W3-C100' | 'W3-K1000' | 'W3-SUB' | 'W3-SUB10' | 'W4' | 'W5';
+export type WorkloadId = 'W1' | 'W2' | 'W2-4K' | 'W3' | 'W3-4K' | 'W3-C10' | 'W3-1M' | 'W3-C100' | 'W3-K1000' | 'W3-SUB' | 'W3-SUB10' | 'W4' | 'MIX' | 'W5';
 
 /** How many jobs each workload uses (the full run, or --quick). */
 export interface Sizes {
@@ -10,6 +10,8 @@ export interface Sizes {
   latencyJobs: number;
   finishedRows: number;
   ceilingJobs: number;
+  /** How long MIX offers its load. */
+  mixSeconds: number;
 }
 
 /** One table row a workload fills. */
