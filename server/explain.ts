@@ -5,7 +5,8 @@ import type { ExplainRow } from './queries/queues.js';
  * Why a job is or is not being claimed, by the same rules skipq_claim follows
  * (the queues migration): a pending job is runnable when it is due, its queue
  * is not paused, and neither its queue's concurrency, its key's concurrency
- * nor its queue's rate window is used up. Every reason that holds is named.
+ * (the stricter of the queue's and the type's keyConcurrency) nor its
+ * queue's rate window is used up. Every reason that holds is named.
  * A flow's parent waiting for its children (`children`: their counts) is
  * WAITING_FOR_CHILDREN rather than SCHEDULED: the finishing move of its last
  * child makes it due, not a time.
@@ -39,10 +40,11 @@ export function explainJob(row: ExplainRow, now: Date, children: ChildCounts | n
       message: `queue "${row.queue}" holds ${row.queue_held} jobs, its concurrency limit is ${row.concurrency}`,
     });
   }
-  if (row.key_concurrency !== null && row.concurrency_key !== null && (row.key_held ?? 0) >= row.key_concurrency) {
+  const keyLimit = laneLimit(row);
+  if (keyLimit !== null && row.concurrency_key !== null && (row.key_held ?? 0) >= keyLimit.limit) {
     reasons.push({
       code: EXPLAIN_CODES.KEY_CONCURRENCY_FULL,
-      message: `concurrency key "${row.concurrency_key}" of queue "${row.queue}" holds ${row.key_held} jobs, its limit is ${row.key_concurrency}`,
+      message: `concurrency key "${row.concurrency_key}" of queue "${row.queue}" holds ${row.key_held} jobs, its limit is ${keyLimit.limit}${keyLimit.byType ? ' (its type\'s keyConcurrency)' : ''}`,
     });
   }
   if (row.rate_max !== null && row.rate_period_ms !== null && row.rate_window_start !== null) {
@@ -58,6 +60,19 @@ export function explainJob(row: ExplainRow, now: Date, children: ChildCounts | n
   const runnable = reasons.length === 0;
   if (runnable) reasons.push({ code: EXPLAIN_CODES.READY, message: 'the job is due and nothing holds it back; the next claim of its queue may take it' });
   return { id: row.id, status, runnable, reasons };
+}
+
+/**
+ * The key limit the claim applies to this job: in a keyed queue, the
+ * stricter of the queue's and the type's keyConcurrency (`byType`: the
+ * type's is the one that holds); outside a keyed queue, none.
+ */
+function laneLimit(row: ExplainRow): { limit: number; byType: boolean } | null {
+  if (!row.keyed) return null;
+  const queue = row.key_concurrency;
+  const type = row.type_key_concurrency;
+  if (type !== null && (queue === null || type < queue)) return { limit: type, byType: true };
+  return queue === null ? null : { limit: queue, byType: false };
 }
 
 /** The reason of a parent that waits: how many children are left, and where the others stand. */

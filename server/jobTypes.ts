@@ -3,6 +3,7 @@ import type { JobRegistry } from '../shared/index.js';
 import type { Db } from './db/pool.js';
 import { defaultsOf } from './registryCheck.js';
 import { jobTypesSync, type JobTypeWrite } from './queries/jobTypes.js';
+import { queuesRecount } from './queries/queues.js';
 
 // The registry as the database sees it (job_types), so that SQL callers
 // (schedule_task, enqueue_job in the 20261201000500_registry_sql migration)
@@ -40,6 +41,7 @@ export function jobTypeWrites(registry: JobRegistry): JobTypeWrite[] {
       maxRetries: defaults.maxRetries,
       backoffJson: def.backoff ? JSON.stringify(def.backoff) : null,
       timeoutMs: defaults.timeoutMs,
+      keyConcurrency: def.keyConcurrency ?? null,
       payloadSchemaJson: JSON.stringify(payload.schema),
       schemaComplete: payload.complete,
     };
@@ -50,9 +52,13 @@ export function jobTypeWrites(registry: JobRegistry): JobTypeWrite[] {
  * Records the server's registry in job_types at start (see the migration for
  * what a loaded registry changes). Without a registry nothing is written: the
  * database keeps the registry of the last server that had one. Idempotent: an
- * unchanged type is not written.
+ * unchanged type is not written. A queue whose counting a type's
+ * keyConcurrency changed is recounted (skipq_queue_recount), so its key
+ * counters hold the jobs already running and no ledger is left unfolded.
  */
 export async function recordJobTypes(db: Db, registry: JobRegistry | null): Promise<{ written: string[]; removed: string[] }> {
   if (!registry) return { written: [], removed: [] };
-  return jobTypesSync(db, jobTypeWrites(registry));
+  const { written, removed, rekeyed } = await jobTypesSync(db, jobTypeWrites(registry));
+  if (rekeyed.length > 0) await queuesRecount(db, rekeyed);
+  return { written, removed };
 }

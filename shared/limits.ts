@@ -26,6 +26,8 @@ export const LIMITS = Object.freeze({
   uniqueKey: 255,
   /** Characters of a concurrency key (the database has the same CHECK). */
   concurrencyKey: 255,
+  /** Largest keyConcurrency of a queue or a job type (job_types has the same CHECK). */
+  keyConcurrency: 10_000,
   /** Nesting depth of a payload, result or progress value: 64 nested arrays or objects pass, 65 do not. */
   jsonDepth: 64,
   /**

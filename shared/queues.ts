@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LIMITS } from './limits.js';
 import { nameSchema } from './names.js';
 import { jobIdSchema } from './api.js';
 import type { JobStatus } from './statuses.js';
@@ -26,7 +27,7 @@ export const queueConfigureInputSchema = z
       .nullable()
       .optional(),
     /** At most this many held jobs per concurrency key (1..10,000); keys take turns. */
-    keyConcurrency: z.number().int().min(1).max(10_000).nullable().optional(),
+    keyConcurrency: z.number().int().min(1).max(LIMITS.keyConcurrency).nullable().optional(),
     retentionDays: retentionSchema.nullable().optional(),
     failedRetentionDays: retentionSchema.nullable().optional(),
   })

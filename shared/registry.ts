@@ -70,6 +70,16 @@ export interface JobDefinition<Payload extends z.ZodType = z.ZodType, Result ext
    */
   // `never`: any one-payload function fits here; defineJobs checks it against the type's own payload.
   concurrencyKey?: (payload: never) => string;
+  /**
+   * At most this many held jobs (claimed or processing) per concurrency key
+   * for jobs of this type, 1..10,000. It makes the type's `queue` a keyed
+   * queue, and holds in every keyed queue; with the queue's own
+   * `keyConcurrency` (`queues.configure`) the stricter of the two holds. A
+   * key's count is every held job of that key in that queue, whatever its
+   * type. Written to job_types at server start, so claim_tasks honours it too.
+   * @example keyConcurrency: 1 // one job per chain at a time
+   */
+  keyConcurrency?: number;
 }
 
 /** What a schedule does with ticks that were due while no server ran (see README "Cron"). */
@@ -176,6 +186,9 @@ export function defineJobs<const Defs extends JobDefinitions>(
     }
     if (def.concurrencyKey !== undefined && typeof def.concurrencyKey !== 'function') {
       throw new TypeError(`job type "${name}": concurrencyKey must be a function of the payload`);
+    }
+    if (def.keyConcurrency !== undefined && !(Number.isInteger(def.keyConcurrency) && def.keyConcurrency >= 1 && def.keyConcurrency <= LIMITS.keyConcurrency)) {
+      throw new TypeError(`job type "${name}": keyConcurrency must be an integer 1..${LIMITS.keyConcurrency}`);
     }
     if (def.backoff !== undefined) {
       const parsed = backoffSchema.safeParse(def.backoff);

@@ -54,6 +54,23 @@ describe('concurrency keys', () => {
       [queue],
     ))[0]!;
 
+  /** Inserts `perKey` pending jobs of type loose for each key in `keys` (NULL: no key), in one statement. */
+  const insertKeyed = async (queue: string, keys: readonly (string | null)[], perKey: number) =>
+    sql(
+      `INSERT INTO task_queue (queue, task_type, payload, concurrency_key)
+       SELECT $1, 'loose', jsonb_build_object('n', g), k
+       FROM unnest($2::text[]) AS k CROSS JOIN generate_series(1, $3::int) AS g`,
+      [queue, keys, perKey],
+    );
+  /** One claim of `limit` from `queue`, answered as jobs per key ('-' for no key). */
+  const claimPerKey = async (queue: string, limit: number, workerId = 'w') => {
+    const { jobs: batch } = await t.trpc.worker.claim.mutate({ workerId, queues: [queue], limit });
+    const rows = await sql<{ k: string | null }>(`SELECT concurrency_key AS k FROM task_queue WHERE id = ANY ($1::text[])`, [batch.map((j) => j.id)]);
+    const per: Record<string, number> = {};
+    for (const r of rows) per[r.k ?? '-'] = (per[r.k ?? '-'] ?? 0) + 1;
+    return { batch, per };
+  };
+
   beforeAll(async () => {
     t = await startTestServer({ jobs, pollIntervalMs: 50 });
     await installClaimAudit(t.db.pool);
@@ -237,6 +254,72 @@ describe('concurrency keys', () => {
     await q.close();
   });
 
+  it('claims a keyed queue\'s jobs without a key while 9,000 keyed jobs wait for their full keys, over HTTP and claim_tasks', async () => {
+    const q = client();
+    await q.configure('lanes', { keyConcurrency: 1 });
+    await insertKeyed('lanes', ['k1', 'k2', 'k3'], 3000);
+    // Every key holds its one job: the 8,997 keyed jobs left must wait.
+    expect((await claimPerKey('lanes', 3, 'holder')).per).toEqual({ k1: 1, k2: 1, k3: 1 });
+    await insertKeyed('lanes', [null], 20);
+    expect((await claimPerKey('lanes', 10)).per).toEqual({ '-': 10 });
+    const viaSql = await sql<{ id: string; concurrency_key: string | null }>(`SELECT c.id, t.concurrency_key FROM claim_tasks('sql', NULL, 10) AS c JOIN task_queue AS t ON t.id = c.id`);
+    expect(viaSql.map((r) => r.concurrency_key)).toEqual(Array(10).fill(null));
+    expect((await claimPerKey('lanes', 10)).per).toEqual({});
+    await q.close();
+  });
+
+  it('lets neither kind starve: jobs without a key get a turn each time round the keys, keys get one in every claim', async () => {
+    const q = client();
+    await q.configure('lanes', { keyConcurrency: 1 });
+    // Keys enough to fill every batch on their own (40 keys, claims of 10)...
+    await insertKeyed('lanes', Array.from({ length: 40 }, (_, i) => `k${String(i).padStart(2, '0')}`), 5);
+    await insertKeyed('lanes', [null], 100);
+    let unkeyed = 0;
+    for (let claim = 0; claim < 20; claim++) {
+      const { batch, per } = await claimPerKey('lanes', 10);
+      unkeyed += per['-'] ?? 0;
+      expect(batch.length).toBe(10);
+      expect(batch.length - (per['-'] ?? 0)).toBeGreaterThan(0);
+      await t.trpc.worker.completeMany.mutate({ workerId: 'w', jobs: batch.map((j) => ({ id: j.id, attempt: j.attempt })) });
+    }
+    // ...yet the jobs without a key are served once per round of the 40 keys (every 4th claim or so).
+    expect(unkeyed).toBeGreaterThanOrEqual(3);
+    // And with two keys and 1,000 jobs without one, each claim still takes one of each key.
+    await t.db.pool.query('TRUNCATE task_queue, queue_keys, queue_releases');
+    await insertKeyed('lanes', ['a', 'b'], 50);
+    await insertKeyed('lanes', [null], 1000);
+    for (let claim = 0; claim < 5; claim++) {
+      const { batch, per } = await claimPerKey('lanes', 10);
+      expect(per).toEqual({ a: 1, b: 1, '-': 8 });
+      await t.trpc.worker.completeMany.mutate({ workerId: 'w', jobs: batch.map((j) => ({ id: j.id, attempt: j.attempt })) });
+    }
+    await q.close();
+  });
+
+  it('takes the keys of one batch in turn: a claim of 8 with keyConcurrency 2 over 4 keys takes 2 of each, a claim of 4 one of each', async () => {
+    const q = client();
+    await q.configure('lanes', { keyConcurrency: 2 });
+    await insertKeyed('lanes', ['a', 'b', 'c', 'd'], 10);
+    const eight = await claimPerKey('lanes', 8);
+    expect(eight.per).toEqual({ a: 2, b: 2, c: 2, d: 2 });
+    await t.trpc.worker.completeMany.mutate({ workerId: 'w', jobs: eight.batch.map((j) => ({ id: j.id, attempt: j.attempt })) });
+    // Filling from the first key would answer { a: 2, b: 2 }.
+    expect((await claimPerKey('lanes', 4)).per).toEqual({ a: 1, b: 1, c: 1, d: 1 });
+    // Each key has room for one more: a claim of 8 gets 4.
+    expect((await claimPerKey('lanes', 8)).per).toEqual({ a: 1, b: 1, c: 1, d: 1 });
+    // Wider limits take several per key per turn, still evenly: 12 of keyConcurrency 5 over 4 keys.
+    await t.db.pool.query('TRUNCATE task_queue, queue_keys, queue_releases');
+    await q.configure('lanes', { keyConcurrency: 5 });
+    await insertKeyed('lanes', ['a', 'b', 'c', 'd'], 10);
+    expect((await claimPerKey('lanes', 12)).per).toEqual({ a: 3, b: 3, c: 3, d: 3 });
+    // The SQL API (claim_tasks: the established columns, so the key is read back) claims by the same function.
+    await t.db.pool.query('TRUNCATE task_queue, queue_keys, queue_releases');
+    await insertKeyed('lanes', ['a', 'b', 'c', 'd'], 10);
+    const viaSql = await sql<{ k: string }>(`SELECT t.concurrency_key AS k FROM claim_tasks('sql', NULL, 8) AS c JOIN task_queue AS t ON t.id = c.id`);
+    expect(viaSql.map((r) => r.k).sort()).toEqual(['a', 'a', 'b', 'b', 'c', 'c', 'd', 'd']);
+    await q.close();
+  });
+
   it('explains KEY_CONCURRENCY_FULL with the key and its counts, and READY once the key frees', async () => {
     const q = client();
     await q.configure('lanes', { keyConcurrency: 1 });
@@ -252,6 +335,127 @@ describe('concurrency keys', () => {
     await t.trpc.worker.complete.mutate({ workerId: 'w', id: held!.id, attempt: held!.attempt });
     // The release is still in the ledger (no claim folded it): explain counts it as a claim would.
     expect((await t.trpc.jobs.explain.query({ id: second.id })).reasons.map((r) => r.code)).toEqual(['READY']);
+    await q.close();
+  });
+});
+
+// A type's keyConcurrency (registry option, synced to job_types): one server
+// of its own, so the other tests above run without any type limit.
+const typed = defineJobs({
+  serial: { payload: lanePayload, queue: 'typed', concurrencyKey: (p: z.output<typeof lanePayload>) => p.tenant, keyConcurrency: 1 },
+  pair: { payload: lanePayload, queue: 'typed', concurrencyKey: (p: z.output<typeof lanePayload>) => p.tenant, keyConcurrency: 2 },
+  free: { payload: lanePayload, queue: 'typed', concurrencyKey: (p: z.output<typeof lanePayload>) => p.tenant },
+});
+
+describe('a job type\'s keyConcurrency', () => {
+  let t: TestServer;
+  const workers: Worker[] = [];
+  const sql = async <T extends object>(text: string, values: unknown[] = []) => (await t.db.pool.query<T>(text, values)).rows;
+  const enqueue = (type: 'serial' | 'pair' | 'free', tenants: readonly string[], perTenant: number) =>
+    t.trpc.jobs.enqueueMany.mutate({ jobs: tenants.flatMap((tenant) => Array.from({ length: perTenant }, (_, n) => ({ type, payload: { tenant, n } }))) });
+  const claimPerKey = async (limit: number) => {
+    const { jobs: batch } = await t.trpc.worker.claim.mutate({ workerId: 'w', queues: ['typed'], limit });
+    const per: Record<string, number> = {};
+    for (const j of batch) {
+      const { tenant } = j.payload as { tenant: string };
+      per[tenant] = (per[tenant] ?? 0) + 1;
+    }
+    return { batch, per };
+  };
+  const completeAll = async () => {
+    const held = await sql<{ id: string; attempt: number }>(`SELECT id, attempt FROM task_queue WHERE status IN ('claimed', 'processing')`);
+    await t.trpc.worker.completeMany.mutate({ workerId: 'w', jobs: held });
+  };
+
+  beforeAll(async () => {
+    t = await startTestServer({ jobs: typed, pollIntervalMs: 50 });
+    await installClaimAudit(t.db.pool);
+  });
+  afterAll(() => t.stop());
+  beforeEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    await t.db.pool.query('TRUNCATE task_queue, queues, queue_keys, queue_releases, claim_audit');
+  });
+
+  it('is written to job_types at start, and defineJobs refuses one outside 1..10,000', async () => {
+    expect(await sql(`SELECT name, queue, key_concurrency FROM job_types ORDER BY name`)).toEqual([
+      { name: 'free', queue: 'typed', key_concurrency: null },
+      { name: 'pair', queue: 'typed', key_concurrency: 2 },
+      { name: 'serial', queue: 'typed', key_concurrency: 1 },
+    ]);
+    expect(() => defineJobs({ x: { payload: lanePayload, keyConcurrency: 0 } })).toThrow(/keyConcurrency must be an integer 1..10000/);
+    expect(() => defineJobs({ x: { payload: lanePayload, keyConcurrency: 1.5 } })).toThrow(/keyConcurrency/);
+  });
+
+  it('never holds two jobs of one key with the type\'s keyConcurrency 1 under 8 claiming workers, the queue having no setting', async () => {
+    await enqueue('serial', ['t0', 't1', 't2', 't3'], 20);
+    for (let w = 0; w < 8; w++) {
+      const worker = createWorker({
+        url: t.url,
+        jobs: typed,
+        logger: silentLogger,
+        waitMs: 200,
+        workerId: `typed-${w}`,
+        queues: ['typed'],
+        concurrency: 3,
+        handlers: { serial: async () => new Promise((r) => setTimeout(r, 3)), pair: async () => {}, free: async () => {} },
+      });
+      workers.push(worker);
+      worker.start();
+    }
+    await waitFor(
+      async () => (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM task_queue WHERE status = 'completed'`))[0]!.n === 80,
+      60_000,
+      '80 completed',
+    );
+    const [seen] = await sql<{ claims: number; most_key: number; keys: number }>(
+      `SELECT count(*)::int AS claims, max(key_held)::int AS most_key, count(DISTINCT concurrency_key)::int AS keys FROM claim_audit`,
+    );
+    expect(seen).toEqual({ claims: 80, most_key: 1, keys: 4 });
+  }, 90_000);
+
+  it('holds the stricter of the queue\'s and the type\'s keyConcurrency, over HTTP and claim_tasks', async () => {
+    const q = createQueueClient({ url: t.url, jobs: typed });
+    // Type 2, queue 3: the type's 2 holds.
+    await q.configure('typed', { keyConcurrency: 3 });
+    await enqueue('pair', ['a', 'b', 'c'], 5);
+    expect((await claimPerKey(100)).per).toEqual({ a: 2, b: 2, c: 2 });
+    await completeAll();
+    // Type 2, queue 1: the queue's 1 holds.
+    await q.configure('typed', { keyConcurrency: 1 });
+    expect((await claimPerKey(100)).per).toEqual({ a: 1, b: 1, c: 1 });
+    await completeAll();
+    // A type without a limit in that queue: the queue's 1.
+    await q.configure('typed', { keyConcurrency: null });
+    await t.db.pool.query(`TRUNCATE task_queue`);
+    await enqueue('free', ['a', 'b'], 5);
+    expect((await claimPerKey(100)).per).toEqual({ a: 5, b: 5 });
+    await completeAll();
+    // The same through the SQL API: type 1 beside a type without a limit, under queue 3.
+    await q.configure('typed', { keyConcurrency: 3 });
+    await t.db.pool.query(`TRUNCATE task_queue`);
+    await enqueue('serial', ['a', 'b'], 5);
+    const viaSql = await sql<{ task_type: string; k: string }>(`SELECT t.task_type, t.concurrency_key AS k FROM claim_tasks('sql', NULL, 100) AS c JOIN task_queue AS t ON t.id = c.id`);
+    expect(viaSql.map((r) => `${r.task_type}/${r.k}`).sort()).toEqual(['serial/a', 'serial/b']);
+    // A key's count is every held job of the key: with serial/a held, free jobs of key a take the queue's room left (2).
+    await enqueue('free', ['a'], 5);
+    expect((await claimPerKey(100)).per).toEqual({ a: 2 });
+    await q.close();
+  });
+
+  it('explains KEY_CONCURRENCY_FULL by the type\'s limit when it is the stricter one', async () => {
+    const q = createQueueClient({ url: t.url, jobs: typed });
+    const first = await q.enqueue('serial', { tenant: 'acme', n: 1 });
+    const second = await q.enqueue('serial', { tenant: 'acme', n: 2 });
+    const loose = await q.enqueue('free', { tenant: 'acme', n: 3 });
+    expect((await claimPerKey(1)).batch.map((j) => j.id)).toEqual([first.id]);
+    const why = await t.trpc.jobs.explain.query({ id: second.id });
+    expect(why).toMatchObject({ status: 'pending', runnable: false, reasons: [{ code: 'KEY_CONCURRENCY_FULL' }] });
+    expect(why.reasons[0]?.message).toBe('concurrency key "acme" of queue "typed" holds 1 jobs, its limit is 1 (its type\'s keyConcurrency)');
+    // A type without a limit in a queue without one: nothing holds it back.
+    expect((await t.trpc.jobs.explain.query({ id: loose.id })).reasons.map((r) => r.code)).toEqual(['READY']);
+    await q.configure('typed', { keyConcurrency: 1 });
+    expect((await t.trpc.jobs.explain.query({ id: loose.id })).reasons[0]?.message).toBe('concurrency key "acme" of queue "typed" holds 1 jobs, its limit is 1');
     await q.close();
   });
 });

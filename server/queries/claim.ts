@@ -20,8 +20,11 @@ export interface ClaimParams {
  * same row; `attempt` goes up by one and is the fencing token every later call
  * of this holder must present. The scan walks the partial index
  * task_queue_claim_idx in order, so finished rows cost nothing however many the
- * table keeps. Each row carries its enqueue's trace context (NULL: none), for the
- * worker's span.
+ * table keeps. A queue with policies (pause, limits, keyConcurrency of the
+ * queue or of a job type) is claimed under its own rules first: a keyed
+ * queue's batch is shared among its keys and its jobs without a key in turn
+ * (20261201001000_key_lanes), so priority order holds within each lane. Each
+ * row carries its enqueue's trace context (NULL: none), for the worker's span.
  */
 export async function jobClaim(db: Db, params: ClaimParams): Promise<ClaimedRow[]> {
   const { rows } = await db.query<ClaimedRow>({

@@ -97,6 +97,22 @@ RETURNING name, paused, concurrency, rate_max, rate_period_ms, key_concurrency, 
   }
 }
 
+/**
+ * queuesRecount: makes the counters of these queues true again
+ * (skipq_queue_recount, one queue at a time in name order, each under its row
+ * lock), for a registry whose types' keyConcurrency changed. Scans each
+ * queue's held jobs: run at server start, only when a type's limit changed.
+ */
+export async function queuesRecount(db: Db, queues: readonly string[]): Promise<void> {
+  await db.query({
+    name: 'queuesRecount',
+    text: `
+SELECT skipq_queue_recount(u.queue)
+FROM (SELECT DISTINCT x.queue FROM unnest($1::text[]) AS x(queue) ORDER BY x.queue) AS u`,
+    values: [queues],
+  });
+}
+
 /** One line of {@link queueList}: a queue's settings (NULL when it has no row) and its jobs of one status. */
 export interface QueueListRow extends QueueRow {
   status: string | null;
@@ -156,9 +172,17 @@ export interface ExplainRow {
   queue_held: number | null;
   /** Counted held jobs of the job's key, the ledger's releases taken off. */
   key_held: number | null;
+  /** The keyConcurrency of the job's type (job_types), if it sets one. */
+  type_key_concurrency: number | null;
+  /** The queue is keyed: a keyConcurrency of its own, or a live type of the queue sets one. */
+  keyed: boolean;
 }
 
-/** jobExplainRead: one job with what the claim would weigh for it (the counters as a claim would fold them). */
+/**
+ * jobExplainRead: one job with what the claim would weigh for it (the
+ * counters as a claim would fold them, and the type's keyConcurrency, which
+ * the claim applies in a keyed queue: 20261201001000_key_lanes).
+ */
 export async function jobExplainRead(db: Db, id: string): Promise<ExplainRow | undefined> {
   const { rows } = await db.query<ExplainRow>({
     name: 'jobExplainRead',
@@ -167,9 +191,12 @@ SELECT t.id, t.queue, t.status, t.scheduled_for, t.worker_id, t.lease_expires_at
        q.paused, q.concurrency, q.rate_max, q.rate_period_ms, q.key_concurrency, q.rate_window_start, q.rate_window_count,
        q.held - (SELECT count(*) FROM queue_releases AS r WHERE r.queue = t.queue)::int AS queue_held,
        (SELECT k.held FROM queue_keys AS k WHERE k.queue = t.queue AND k.concurrency_key = t.concurrency_key)
-         - (SELECT count(*) FROM queue_releases AS r WHERE r.queue = t.queue AND r.concurrency_key = t.concurrency_key)::int AS key_held
+         - (SELECT count(*) FROM queue_releases AS r WHERE r.queue = t.queue AND r.concurrency_key = t.concurrency_key)::int AS key_held,
+       jt.key_concurrency AS type_key_concurrency,
+       q.key_concurrency IS NOT NULL OR skipq_queue_type_keyed(t.queue) AS keyed
 FROM task_queue AS t
 LEFT JOIN queues AS q ON q.name = t.queue
+LEFT JOIN job_types AS jt ON jt.name = t.task_type AND jt.removed_at IS NULL
 WHERE t.id = $1::text`,
     values: [id],
   });
