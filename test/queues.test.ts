@@ -99,6 +99,28 @@ describe('queues as things: pause, concurrency, rate limits', () => {
     await q.close();
   }, 90_000);
 
+  it('claims the other queues\' jobs beside a limited queue, with and without a concurrency key, and only what is due', async () => {
+    const q = client();
+    await q.configure('limited', { concurrency: 2 });
+    await q.enqueueMany(Array.from({ length: 20 }, (_, n) => ({ type: 'task' as const, payload: { n }, queue: 'limited' })));
+    const plain = await q.enqueue('task', { n: 100 }, { queue: 'plain' });
+    // A key in a queue without keyConcurrency is only a label: the job is claimed like any other.
+    const labelled = await q.enqueue('task', { n: 101 }, { queue: 'labelled', concurrencyKey: 'tenant-1' });
+    await q.enqueue('task', { n: 102 }, { queue: 'later', delayMs: 60_000 });
+    const first = await t.trpc.worker.claim.mutate({ workerId: 'w1', limit: 10 });
+    const byQueue = (jobs: Array<{ queue: string }>) => jobs.reduce<Record<string, number>>((m, j) => ({ ...m, [j.queue]: (m[j.queue] ?? 0) + 1 }), {});
+    expect(byQueue(first.jobs)).toEqual({ limited: 2, plain: 1, labelled: 1 });
+    expect(first.jobs.map((j) => j.id)).toEqual(expect.arrayContaining([plain.id, labelled.id]));
+    // Nothing else is due: the limited queue is full, the other job is not due for a minute.
+    expect((await t.trpc.worker.claim.mutate({ workerId: 'w2', limit: 10 })).jobs).toEqual([]);
+    const { rows } = await t.db.pool.query<{ ok: boolean }>(`SELECT skipq_pending_elsewhere(ARRAY['limited'], NULL) AS ok`);
+    expect(rows[0]?.ok).toBe(true); // the delayed job is pending elsewhere, though not due
+    await t.db.pool.query(`DELETE FROM task_queue WHERE queue = 'later'`);
+    const { rows: none } = await t.db.pool.query<{ ok: boolean }>(`SELECT skipq_pending_elsewhere(ARRAY['limited'], NULL) AS ok, skipq_pending_elsewhere('{}', ARRAY['plain']) AS plain`);
+    expect(none[0]).toEqual({ ok: false, plain: false });
+    await q.close();
+  });
+
   it('lets a rate limit of 50/s over 4 workers claim 250 ± 50 jobs in 5 s', async () => {
     const q = client();
     await q.configure('paced', { rateLimit: { max: 50, periodMs: 1000 } });
