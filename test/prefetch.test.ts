@@ -84,8 +84,7 @@ describe('a prefetching worker', () => {
       handlers: { sleep: () => first },
     });
     await q.enqueueMany(Array.from({ length: 5 }, (_, n) => ({ type: 'sleep' as const, payload: { n, ms: 0 } })));
-    await waitFor(async () => (await heldBy('stopping')) === 5, 5000, 'one running and four buffered');
-    expect(a.running).toBe(1);
+    await waitFor(async () => a.running === 1 && (await heldBy('stopping')) === 5, 5000, 'one running and four buffered');
     const ranOnB: number[] = [];
     spawn({ concurrency: 4, prefetch: 0, workerId: 'taker', handlers: { sleep: ({ n }) => void ranOnB.push(n) } });
     const stopAt = Date.now();
