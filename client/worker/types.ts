@@ -147,8 +147,9 @@ export interface Worker {
   /** Starts claiming. */
   start(): void;
   /**
-   * Stops claiming, lets running handlers finish (up to graceMs), then aborts
-   * the rest and hands them back to pending without using a retry. Resolves
+   * Stops claiming, hands the buffered (prefetched) jobs back to pending at
+   * once, lets running handlers finish (up to graceMs), then aborts the rest
+   * and hands them back to pending without using a retry. Resolves
    * within graceMs plus one requestTimeoutMs (and a little), whether or not the
    * server answers, naming the reports it could not deliver.
    */
