@@ -1,16 +1,23 @@
-import { LIMITS } from '../../shared/index.js';
+import { LIMITS, type ClaimedJob } from '../../shared/index.js';
 import type { SkipqTrpc } from '../trpc.js';
 import type { WorkerConfig } from './config.js';
+import { createLocalQueue } from './localQueue.js';
 import type { Reporter } from './reporting.js';
 import type { Runner } from './runner.js';
 import type { WorkerEvent } from './types.js';
 
-/** Fetches jobs ahead of the runner: claims in batches, long-polls when idle. */
+/**
+ * Fetches jobs ahead of the runner: claims in batches, long-polls when idle,
+ * and keeps up to `prefetch` claimed jobs buffered (localQueue.ts) so that a
+ * freed slot starts the next job without a round trip.
+ */
 export interface ClaimLoop {
   /** Runs until stop(); resolves when no claim is in flight any more. */
   run(): Promise<void>;
-  /** A slot was freed, or the loop should look again. */
-  wake(): void;
+  /** A slot was freed (by a handler that ran `ranMs`, if one did), or the loop should look again. */
+  wake(ranMs?: number): void;
+  /** Hands back the buffered jobs that did not start (stop()); later arrivals are handed back as they come. */
+  releaseBuffered(): Promise<void>;
   /**
    * Ends the loop: asks the server to end a waiting long-poll (so jobs it
    * claims are delivered, not dropped), and drops the claim after `dropAfterMs`
@@ -52,7 +59,13 @@ export function createClaimLoop(deps: ClaimLoopDeps): ClaimLoop {
   const { concurrency, leaseMs, waitMs, workerId } = config;
   const types = [...config.types];
   const queues = config.queues ? [...config.queues] : undefined;
-  const claimThreshold = Math.max(1, Math.floor(concurrency / 4));
+  const releases = new Set<Promise<void>>();
+  const release = (jobs: ClaimedJob[]): void => {
+    const sent = reporter.release(jobs);
+    releases.add(sent);
+    void sent.finally(() => releases.delete(sent));
+  };
+  const buffer = createLocalQueue({ prefetch: config.prefetch, concurrency, leaseMs, release });
   // stopSignal ends sleeps; claimAbort drops a claim request, the last resort
   // when the server cannot be asked to end it (a dropped claim's jobs wait out their lease).
   const stopController = new AbortController();
@@ -69,6 +82,24 @@ export function createClaimLoop(deps: ClaimLoopDeps): ClaimLoop {
   let backlog = false;
   let failures = 0;
   const claimTasks = new Set<Promise<void>>();
+
+  /**
+   * Jobs the server counts as this worker's, claims in flight included: the
+   * runner's, the buffer's, and those whose outcome is still on its way. A
+   * claim never asks for more than concurrency + depth minus these, so the
+   * worker never holds more than concurrency + prefetch jobs at any moment.
+   */
+  const held = (): number => runner.size + buffer.size + requested + reporter.onTheWire;
+
+  /** Fills free slots from the buffer; answers whether any slot is still free. */
+  const startBuffered = (): boolean => {
+    while (runner.size < concurrency) {
+      const next = buffer.take();
+      if (!next) return true;
+      runner.launch(next.job, next.claimedAt);
+    }
+    return false;
+  };
 
   const claimOnce = async (limit: number): Promise<void> => {
     const folded = reporter.takeForClaim();
@@ -91,8 +122,14 @@ export function createClaimLoop(deps: ClaimLoopDeps): ClaimLoop {
       failures = 0;
       backlog = answer.jobs.length > 0 && answer.jobs.length === limit;
       const claimedAt = claimedAtOf(sentAt, Date.now(), answer.leaseExpiresAt, leaseMs);
-      // Jobs that arrive while stopping still run: stop() waits for them.
-      for (const job of answer.jobs) runner.launch(job, claimedAt);
+      // Older buffered jobs go first; jobs that arrive while stopping still
+      // run in a free slot (stop() waits for them), the rest are handed back.
+      const free = startBuffered();
+      let i = 0;
+      if (free) for (; i < answer.jobs.length && runner.size < concurrency; i++) runner.launch(answer.jobs[i] as ClaimedJob, claimedAt);
+      if (stopping) {
+        if (i < answer.jobs.length) release(answer.jobs.slice(i));
+      } else for (; i < answer.jobs.length; i++) buffer.push(answer.jobs[i] as ClaimedJob, sentAt, claimedAt);
     } catch (error) {
       // The completions may or may not have been applied; resending them is
       // safe (a repeated completion answers "completed" without a second write).
@@ -108,19 +145,21 @@ export function createClaimLoop(deps: ClaimLoopDeps): ClaimLoop {
 
   const run = async (): Promise<void> => {
     while (!stopping) {
-      const free = concurrency - runner.size - requested;
-      const busy = runner.size + requested > 0;
-      // Claim when a quarter of the slots are free (or all are): a claim per
+      startBuffered();
+      const capacity = concurrency + buffer.depth();
+      const taken = held();
+      const free = capacity - taken;
+      // Claim when a quarter of the capacity is free (or all is): a claim per
       // finished job would cost a round trip per job.
-      if (claimsInFlight >= (backlog ? 2 : 1) || free <= 0 || (free < claimThreshold && busy)) {
+      if (claimsInFlight >= (backlog ? 2 : 1) || free <= 0 || (free < Math.max(1, Math.floor(capacity / 4)) && taken > 0)) {
         await new Promise<void>((resolve) => { slotFreed = resolve; });
         slotFreed = undefined;
         // Let handlers finishing in this same turn free their slots too.
         await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
-      // Under a backlog, half the slots per claim, so two claims overlap.
-      const limit = Math.min(free, LIMITS.claimLimit, backlog ? Math.ceil(concurrency / 2) : concurrency);
+      // Under a backlog, half the capacity per claim, so two claims overlap.
+      const limit = Math.min(free, LIMITS.claimLimit, backlog ? Math.ceil(capacity / 2) : capacity);
       requested += limit;
       claimsInFlight++;
       const task: Promise<void> = claimOnce(limit).finally(() => {
@@ -134,19 +173,32 @@ export function createClaimLoop(deps: ClaimLoopDeps): ClaimLoop {
     await Promise.all([...claimTasks]);
   };
 
+  const releaseBuffered = async (): Promise<void> => {
+    const left = buffer.drain();
+    if (left.length > 0) release(left);
+    while (releases.size > 0) await Promise.all([...releases]);
+  };
+
   return {
     run() {
       loop ??= run();
       return loop;
     },
-    wake() {
+    wake(ranMs) {
+      if (ranMs !== undefined) buffer.ran(ranMs);
+      // At once, in the freeing turn: this is what the buffer is for.
+      if (!stopping) startBuffered();
       slotFreed?.();
     },
+    releaseBuffered,
     async stop(dropAfterMs) {
       stopping = true;
       stopController.abort();
+      buffer.close();
+      // Buffered jobs go back at once, while the loop winds down, not after it.
+      const released = releaseBuffered();
       slotFreed?.();
-      if (!loop) return;
+      if (!loop) return released;
       if (claimsInFlight > 0) {
         let timer: NodeJS.Timeout | undefined;
         const dropped = new Promise<void>((resolve) => {
@@ -158,6 +210,8 @@ export function createClaimLoop(deps: ClaimLoopDeps): ClaimLoop {
         clearTimeout(timer);
       }
       await loop;
+      await released;
+      await releaseBuffered();
     },
   };
 }

@@ -47,16 +47,16 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
   };
 
   const window = createDeliveryWindow();
-  const reporter = createReporter({ trpc, config, window, emit });
+  let wakeClaims = (_ranMs?: number): void => {};
+  const reporter = createReporter({ trpc, config, window, emit, landed: () => wakeClaims() });
   // The runner and the reporters of starts and heartbeats point at each other
   // through these two closures; the claim loop is made last.
   const abandon = (id: string, reason: 'lease_lost' | 'cancelled'): void => runner.abandon(id, reason);
-  let wakeClaims = (): void => {};
   const starts = createStartReporter({ trpc, config, abandon, emit });
-  const runner = createRunner({ config, reporter, starts, emit, onSlotFreed: () => wakeClaims(), children: createChildReader(trpc, config) });
+  const runner = createRunner({ config, reporter, starts, emit, onSlotFreed: (ranMs) => wakeClaims(ranMs), children: createChildReader(trpc, config) });
   const heartbeats = createHeartbeats({ trpc, config, runs: () => runner.runs(), abandon, emit });
   const claims = createClaimLoop({ trpc, config, runner, reporter, emit });
-  wakeClaims = () => claims.wake();
+  wakeClaims = (ranMs) => claims.wake(ranMs);
 
   let started = false;
   let stopped: Promise<StopReport> | undefined;
@@ -73,7 +73,7 @@ export function createWorker<R extends JobDefinitions>(options: WorkerOptions<R>
       // Whatever still runs is aborted and handed back without using a retry.
       await graceOver;
       const left = runner.abandonAll(new Error('worker is stopping'));
-      if (left.length > 0) await reporter.release(left);
+      if (left.length > 0) await reporter.release(left.map((run) => run.job));
     }
     heartbeats.stop();
     starts.stop();

@@ -55,14 +55,21 @@ export interface FoldedCompletions {
 export interface Reporter {
   complete(run: Run, result: unknown, bytes: number): void;
   fail(run: Run, failure: Failure): void;
-  /** Hands unfinished jobs back to pending (one try: stop() calls it when the grace is over). */
-  release(runs: readonly Run[]): Promise<void>;
+  /** Hands unfinished or never-started jobs back to pending (one try: a release that fails leaves the job to its lease). */
+  release(jobs: readonly ClaimedJob[]): Promise<void>;
   /** Completions waiting to be sent, for the claim about to leave; empty when they would make it too large. */
   takeForClaim(): FoldedCompletions;
   /** Resolves when every report made so far has been delivered or given up on. */
   settled(): Promise<void>;
   /** Reports given up on, oldest first. */
   readonly undelivered: readonly UndeliveredReport[];
+  /**
+   * Jobs whose outcome (completion, failure, release) is on its way in a
+   * request of its own: the server still counts them as this worker's until
+   * it lands, so the claim loop counts them as held. Completions that ride
+   * with a claim are not among them (the claim's statement ends them first).
+   */
+  readonly onTheWire: number;
 }
 
 /** What {@link createReporter} needs. */
@@ -71,6 +78,8 @@ export interface ReporterDeps {
   config: WorkerConfig;
   window: DeliveryWindow;
   emit(event: WorkerEvent): void;
+  /** A report sent on its own landed (or was given up on): onTheWire went down. */
+  landed(): void;
 }
 
 type LostReason = 'lease_lost' | 'cancelled' | 'not_found';
@@ -123,10 +132,11 @@ function byBytes(items: readonly Completion[]): Array<{ items: Completion[]; byt
 
 /** Creates the reporter of a worker. */
 export function createReporter(deps: ReporterDeps): Reporter {
-  const { trpc, config, window, emit } = deps;
+  const { trpc, config, window, emit, landed } = deps;
   const { workerId } = config;
   const inFlight = new Set<Promise<void>>();
   const undelivered: UndeliveredReport[] = [];
+  let onTheWire = 0;
 
   const track = (promise: Promise<void>): void => {
     inFlight.add(promise);
@@ -153,13 +163,19 @@ export function createReporter(deps: ReporterDeps): Reporter {
     async send(items) {
       const answers: Array<CompleteAnswer | Error> = new Array(items.length);
       const groups = byBytes(items);
-      // Each group stands on its own: one that cannot be delivered fails only its items.
-      await Promise.all(
-        groups.map(async (group) => {
-          const results = await sendGroup(group.items, groups.length > 1 || group.bytes > ALONE_BYTES);
-          results.forEach((r, i) => { answers[group.start + i] = r; });
-        }),
-      );
+      onTheWire += items.length;
+      try {
+        // Each group stands on its own: one that cannot be delivered fails only its items.
+        await Promise.all(
+          groups.map(async (group) => {
+            const results = await sendGroup(group.items, groups.length > 1 || group.bytes > ALONE_BYTES);
+            results.forEach((r, i) => { answers[group.start + i] = r; });
+          }),
+        );
+      } finally {
+        onTheWire -= items.length;
+        landed();
+      }
       return answers;
     },
   });
@@ -243,16 +259,21 @@ export function createReporter(deps: ReporterDeps): Reporter {
       );
     },
     fail(run, failure) {
-      track(sendFail(run.job, failure));
+      onTheWire++;
+      track(sendFail(run.job, failure).finally(() => { onTheWire--; landed(); }));
     },
-    async release(runs) {
-      for (let i = 0; i < runs.length; i += LIMITS.workerBatch) {
-        const chunk = runs.slice(i, i + LIMITS.workerBatch);
+    async release(jobs) {
+      onTheWire += jobs.length;
+      for (let i = 0; i < jobs.length; i += LIMITS.workerBatch) {
+        const chunk = jobs.slice(i, i + LIMITS.workerBatch);
         try {
-          await trpc.worker.release.mutate({ workerId, jobs: chunk.map((r) => ({ id: r.job.id, attempt: r.job.attempt })) }, requestOptions(false));
+          await trpc.worker.release.mutate({ workerId, jobs: chunk.map((j) => ({ id: j.id, attempt: j.attempt })) }, requestOptions(false));
         } catch (error) {
-          for (const r of chunk) undelivered.push({ id: r.job.id, attempt: r.job.attempt, kind: 'release' });
+          for (const j of chunk) undelivered.push({ id: j.id, attempt: j.attempt, kind: 'release' });
           emit({ kind: 'error', error });
+        } finally {
+          onTheWire -= chunk.length;
+          landed();
         }
       }
     },
@@ -277,6 +298,9 @@ export function createReporter(deps: ReporterDeps): Reporter {
     },
     get undelivered() {
       return undelivered;
+    },
+    get onTheWire() {
+      return onTheWire;
     },
   };
 }

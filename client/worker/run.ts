@@ -13,6 +13,8 @@ export interface Run {
   readonly job: ClaimedJob;
   /** Local time (ms) at which the attempt's timeoutMs runs out; null without a limit. */
   readonly deadlineAt: number | null;
+  /** Local time (ms) its slot was taken: how long handlers hold a slot decides how deep the buffer goes. */
+  readonly launchedAt: number;
   /** Made on first use of ctx.signal: most handlers never look, and one per job showed in profiles. */
   controller: AbortController | undefined;
   /** Why the run was aborted; a signal made later starts out aborted with it. */

@@ -32,8 +32,8 @@ export interface RunnerDeps {
   reporter: Reporter;
   starts: StartReporter;
   emit(event: WorkerEvent): void;
-  /** A slot was freed: the claim loop may claim again. */
-  onSlotFreed(): void;
+  /** A slot was freed, its handler having had it for `ranMs`: the claim loop may start or claim the next. */
+  onSlotFreed(ranMs: number): void;
   /** Reads a held job's children (ctx.children()). */
   children: ChildReader;
 }
@@ -81,7 +81,7 @@ export function createRunner(deps: RunnerDeps): Runner {
     if (run.trace) endJobTrace(run.trace, run.job, tracedOf(outcome));
     // The slot frees when the handler returns, not when the server has the
     // result: the next claim can leave (carrying this completion) at once.
-    onSlotFreed();
+    onSlotFreed(Date.now() - run.launchedAt);
     if (running.size === 0 && idleWaiters.length > 0) {
       const waiters = idleWaiters;
       idleWaiters = [];
@@ -185,6 +185,7 @@ export function createRunner(deps: RunnerDeps): Runner {
       const run: Run = {
         job,
         deadlineAt: job.timeoutMs === null || job.timeoutMs === undefined ? null : claimedAt + job.timeoutMs,
+        launchedAt: Date.now(),
         controller: undefined,
         abortReason: undefined,
         progress: undefined,

@@ -88,6 +88,16 @@ export interface WorkerOptions<R extends JobDefinitions> extends ConnectionOptio
   handlers: Handlers<R>;
   /** Jobs run at once. Default 10. */
   concurrency?: number;
+  /**
+   * Jobs claimed ahead of free slots and buffered, so a freed slot starts the
+   * next one without a claim's round trip. Default concurrency, at most 100;
+   * 0 disables. The worker holds at most concurrency + prefetch jobs; fewer
+   * are buffered when handlers are slow (a buffered job waits a quarter lease
+   * at most, on the average), and a buffered job is handed back, not started,
+   * once half its lease (or half its timeoutMs) has passed since its claim.
+   * stop() hands the buffered jobs back at once.
+   */
+  prefetch?: number;
   /** This worker's name in `worker_id`. Default host-pid-random. */
   workerId?: string;
   /** Only claim from these queues. Default: any. */
@@ -137,8 +147,9 @@ export interface Worker {
   /** Starts claiming. */
   start(): void;
   /**
-   * Stops claiming, lets running handlers finish (up to graceMs), then aborts
-   * the rest and hands them back to pending without using a retry. Resolves
+   * Stops claiming, hands the buffered (prefetched) jobs back to pending at
+   * once, lets running handlers finish (up to graceMs), then aborts the rest
+   * and hands them back to pending without using a retry. Resolves
    * within graceMs plus one requestTimeoutMs (and a little), whether or not the
    * server answers, naming the reports it could not deliver.
    */
