@@ -101,3 +101,8 @@ export function stringifyAnswer(value: unknown): string {
   }
   return out;
 }
+
+/** JSON texts (each a whole JSON value) as the text of one JSON array of them. */
+export function jsonArrayText(texts: readonly string[]): string {
+  return `[${texts.join(',')}]`;
+}

@@ -1,5 +1,6 @@
 import { JOBS_CHANNEL } from '../channels.js';
 import type { Db } from '../db/pool.js';
+import { jsonArrayText } from '../json.js';
 
 /** One job to insert; JSON already serialised and validated. */
 export interface InsertJob {
@@ -88,7 +89,7 @@ FROM skipq_enqueue(
         // 8% of the server's busy time enqueueing 4 KiB payloads in calls of
         // 500), and PostgreSQL unescapes them again; json_array_elements hands
         // each element back as the text it was.
-        `[${jobs.map((j) => j.payloadJson).join(',')}]`,
+        jsonArrayText(jobs.map((j) => j.payloadJson)),
         jobs.map((j) => j.priority),
         jobs.map((j) => j.runAt),
         jobs.map((j) => j.delayMs),
