@@ -17,6 +17,12 @@ import type { SystemDriver, SystemHost } from './systems.js';
  * 200 ~8,000-11,500, 300 and 500 ~12,000, 1,000 ~11,500-17,000 (best in every sweep).
  */
 export const SKIPQ_WORKER = Object.freeze({ concurrency: tuned('SKIPQ_CONCURRENCY', 1000) });
+/**
+ * W3-C10's prefetch (BENCH_SKIPQ_PREFETCH). Measured here (W3-C10, jobs/s):
+ * the worker's default (= concurrency, 10) 2,834-2,962, 100 6,108-7,964, 500
+ * 10,263-10,463; 500 is also graphile-worker's localQueue.size in this bench.
+ */
+const SKIPQ_C10_PREFETCH = tuned('SKIPQ_PREFETCH', 500);
 
 /** A free TCP port on 127.0.0.1 (the server gets it on its command line). */
 async function freePort(): Promise<number> {
@@ -34,7 +40,7 @@ export const host: SystemHost = {
   name: 'skipq',
   label: 'skipq',
   version: skipqVersion,
-  settings: `server: own process, pool ${process.env.SKIPQ_PG_POOL_SIZE ?? 10} connections, registry via --jobs, retention off; worker: concurrency ${SKIPQ_WORKER.concurrency} (W3-C10: createWorker concurrency 10)`,
+  settings: `server: own process, pool ${process.env.SKIPQ_PG_POOL_SIZE ?? 10} connections, registry via --jobs, retention off; worker: concurrency ${SKIPQ_WORKER.concurrency} (W3-C10: createWorker concurrency 10, prefetch ${SKIPQ_C10_PREFETCH})`,
   async deploy(round, options = {}) {
     const database = await createDatabase('skipq');
     round.defer(() => dropDatabase(database));
@@ -75,6 +81,8 @@ export const driver: SystemDriver = {
       url: endpoint.url as string,
       jobs,
       concurrency: options.concurrency ?? SKIPQ_WORKER.concurrency,
+      // W3-C10: a prefetch buffer as large as graphile-worker's localQueue here (500).
+      ...(options.concurrency !== undefined ? { prefetch: SKIPQ_C10_PREFETCH } : {}),
       handlers: {
         bench(payload, ctx) {
           handle(payload, ctx.id);

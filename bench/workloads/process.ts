@@ -65,7 +65,7 @@ async function keyQueue(database: string, keys: number): Promise<void> {
  * arrives until stopped. Its registration is awaited, so every move of the
  * timed part is logged and streamed.
  */
-async function subscribeQueue(url: string): Promise<{ stop(): Promise<number> }> {
+async function subscribeQueue(url: string): Promise<{ count(): number; stop(): Promise<number> }> {
   const client = createQueueClient({ url, jobs });
   let events = 0;
   let started!: () => void;
@@ -76,6 +76,7 @@ async function subscribeQueue(url: string): Promise<{ stop(): Promise<number> }>
   })();
   await ready;
   return {
+    count: () => events,
     async stop() {
       stream.close();
       await reading.catch(() => {});
@@ -120,13 +121,17 @@ async function runProcess(ctx: RunContext, variant: ProcessVariant = {}): Promis
   problems.push(...checkWorked(worked, sizes.jobs));
   if (watching) {
     // Each job is claimed, (maybe) started and completed: at least 2 events per job reach the subscriber.
+    // The subscribers read behind the log: wait (up to 10 s after the last
+    // completion) until the log holds every completion and each subscriber
+    // has had its events; stopping them at the log's count cut the tail off.
     const deadline = Date.now() + 10_000;
     let seen = 0;
     while (Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 200));
-      const count = Number((await round.wait(withClient(deployment.database as string, (c) => c.query<{ n: string }>("SELECT count(*) AS n FROM job_events WHERE kind = 'completed'")))).rows[0]?.n);
-      seen = count;
-      if (seen >= sizes.jobs) break;
+      if (seen < sizes.jobs) {
+        seen = Number((await round.wait(withClient(deployment.database as string, (c) => c.query<{ n: string }>("SELECT count(*) AS n FROM job_events WHERE kind = 'completed'")))).rows[0]?.n);
+      }
+      if (seen >= sizes.jobs && watching.every((w) => w.count() >= 2 * sizes.jobs)) break;
     }
     const streamed = await Promise.all(watching.map((w) => w.stop()));
     if (seen < sizes.jobs) problems.push(`event log holds ${seen} completions of ${sizes.jobs} jobs`);
