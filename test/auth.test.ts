@@ -570,7 +570,7 @@ describe('API keys over HTTP (requireAuth)', () => {
     const before = outcome === 'ok' ? [] : await snapshot(t);
     const answer = await settle(run());
     if (outcome === 'ok') {
-      expect(answer).toMatchObject({ ok: true });
+      expect(answer, JSON.stringify(answer)).toMatchObject({ ok: true });
       await verify((answer as { value: unknown }).value);
       return;
     }
