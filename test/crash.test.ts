@@ -144,7 +144,9 @@ describe.sequential('worker processes that die or freeze', () => {
   it('a frozen worker (SIGSTOP past its lease) loses the job to attempt 2; after SIGCONT its heartbeat and complete get LEASE_LOST', async () => {
     const pool = t.db.pool;
     await resetQueue(pool);
-    const a = await spawnWorker({ url: t.url, workerId: 'frozen-a', concurrency: 1, leaseMs: LEASE_MS, waitMs: 2000 });
+    // No prefetch: with a buffer to fill, frozen A keeps a claim waiting on the
+    // server, which takes the rescued job back for A (attempt 2, lost again) before B can.
+    const a = await spawnWorker({ url: t.url, workerId: 'frozen-a', concurrency: 1, prefetch: 0, leaseMs: LEASE_MS, waitMs: 2000 });
     const producer = createQueueClient({ url: t.url, jobs: faultJobs });
     const job = await producer.enqueue('work', { n: 7, hold: 'cont' });
     await producer.close();

@@ -129,7 +129,7 @@ export function createClaimLoop(deps: ClaimLoopDeps): ClaimLoop {
       if (free) for (; i < answer.jobs.length && runner.size < concurrency; i++) runner.launch(answer.jobs[i] as ClaimedJob, claimedAt);
       if (stopping) {
         if (i < answer.jobs.length) release(answer.jobs.slice(i));
-      } else for (; i < answer.jobs.length; i++) buffer.push(answer.jobs[i] as ClaimedJob, sentAt, claimedAt);
+      } else for (; i < answer.jobs.length; i++) buffer.push(answer.jobs[i] as ClaimedJob, claimedAt);
     } catch (error) {
       // The completions may or may not have been applied; resending them is
       // safe (a repeated completion answers "completed" without a second write).

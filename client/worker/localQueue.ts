@@ -20,8 +20,8 @@ import type { ClaimedJob } from '../../shared/index.js';
  * beyond the noise (5,776 vs 5,572 jobs/s; W4 p50 31 vs 21 ms).
  */
 export interface LocalQueue {
-  /** Buffers a job claimed by a claim sent at `sentAt`, whose timeoutMs began at `claimedAt` (local ms). */
-  push(job: ClaimedJob, sentAt: number, claimedAt: number): void;
+  /** Buffers a job whose lease and timeoutMs began at `claimedAt` (local ms). */
+  push(job: ClaimedJob, claimedAt: number): void;
   /** The oldest job that may still start, or undefined; jobs past their start window are released on the way. */
   take(): Buffered | undefined;
   /** Empties the buffer for release (stop()). */
@@ -101,9 +101,12 @@ export function createLocalQueue(deps: LocalQueueDeps): LocalQueue {
   }
 
   return {
-    push(job, sentAt, claimedAt) {
-      // sentAt, not the server's clock: the lease cannot have begun before the claim left.
-      const leaseStartBy = sentAt + leaseMs / 2;
+    push(job, claimedAt) {
+      // From the claim's moment (claimedAt: the server's, kept within when the
+      // claim left and when its answer came), not from when the claim left: a
+      // long-poll may wait most of a lease (waitMs 20 s, leaseMs 30 s) before
+      // the server claims, and every job it brought was then handed back at once.
+      const leaseStartBy = claimedAt + leaseMs / 2;
       const timeoutStartBy = job.timeoutMs === null || job.timeoutMs === undefined ? Infinity : claimedAt + job.timeoutMs / 2;
       const startBy = Math.min(leaseStartBy, timeoutStartBy);
       entries.push({ job, claimedAt, startBy });

@@ -106,6 +106,8 @@ export interface WorkerProcessOptions {
   url: string;
   workerId: string;
   concurrency?: number;
+  /** The worker's prefetch (default: the worker's own). */
+  prefetch?: number;
   leaseMs?: number;
   waitMs?: number;
   graceMs?: number;
@@ -117,6 +119,7 @@ export interface WorkerProcessOptions {
 export async function spawnWorker(options: WorkerProcessOptions): Promise<Child> {
   const env: Record<string, string> = { SKIPQ_URL: options.url, WORKER_ID: options.workerId };
   if (options.concurrency !== undefined) env.CONCURRENCY = String(options.concurrency);
+  if (options.prefetch !== undefined) env.PREFETCH = String(options.prefetch);
   if (options.leaseMs !== undefined) env.LEASE_MS = String(options.leaseMs);
   if (options.waitMs !== undefined) env.WAIT_MS = String(options.waitMs);
   if (options.graceMs !== undefined) env.GRACE_MS = String(options.graceMs);

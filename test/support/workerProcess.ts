@@ -39,6 +39,7 @@ const worker = createWorker({
   jobs: faultJobs,
   ...(env.WORKER_ID ? { workerId: env.WORKER_ID } : {}),
   concurrency: int('CONCURRENCY', 8),
+  ...(env.PREFETCH !== undefined ? { prefetch: int('PREFETCH', 0) } : {}),
   leaseMs: int('LEASE_MS', 1500),
   waitMs: int('WAIT_MS', 1000),
   graceMs: int('GRACE_MS', 30_000),
