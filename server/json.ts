@@ -54,7 +54,8 @@ export function toJsonText(value: unknown, maxBytes: number, what: string): stri
 
 // What stringifyAnswer collects while it runs: the texts of the RawJson values
 // met, each written as the string "<token><index>" to be replaced afterwards.
-let collecting: { token: string; texts: string[] } | undefined;
+// The token is drawn at the first RawJson, so answers without one pay nothing.
+let collecting: { token: string | undefined; texts: string[] } | undefined;
 
 /**
  * A JSON value kept as its text: a claimed job's payload goes from jsonb into
@@ -72,6 +73,7 @@ export class RawJson {
 
   toJSON(): unknown {
     if (collecting === undefined) return JSON.parse(this.text);
+    collecting.token ??= `skipq-raw-json-${randomBytes(8).toString('hex')}-`;
     collecting.texts.push(this.text);
     return `${collecting.token}${collecting.texts.length - 1}`;
   }
@@ -83,7 +85,7 @@ export class RawJson {
  * error message) can be taken for one.
  */
 export function stringifyAnswer(value: unknown): string {
-  const own = { token: `skipq-raw-json-${randomBytes(8).toString('hex')}-`, texts: [] as string[] };
+  const own: { token: string | undefined; texts: string[] } = { token: undefined, texts: [] };
   collecting = own;
   let text: string;
   try {
@@ -91,7 +93,7 @@ export function stringifyAnswer(value: unknown): string {
   } finally {
     collecting = undefined;
   }
-  if (own.texts.length === 0) return text;
+  if (own.token === undefined) return text;
   const parts = text.split(`"${own.token}`);
   let out = parts[0]!;
   for (let i = 1; i < parts.length; i++) {
