@@ -248,6 +248,48 @@ BEGIN
 END
 $$;
 
+-- The claim's last statement (the jobs of queues without a policy, after the
+-- policy queues were served) runs only when some queue outside the policy
+-- queues has a pending job. Which queues have pending jobs is read by a skip
+-- scan over the two partial indexes that lead with the queue
+-- (task_queue_unkeyed_claim_idx, task_queue_key_claim_idx): one index descent
+-- per queue with pending jobs, however many jobs each holds.
+
+CREATE FUNCTION skipq_pending_elsewhere(p_skip text[], p_queues text[]) RETURNS boolean
+LANGUAGE sql STABLE
+SET enable_seqscan = off
+AS $$
+  WITH RECURSIVE unkeyed(q) AS (
+    (SELECT tq.queue FROM task_queue AS tq WHERE tq.status = 'pending' AND tq.concurrency_key IS NULL ORDER BY tq.queue LIMIT 1)
+    UNION ALL
+    SELECT (
+      SELECT tq.queue FROM task_queue AS tq
+      WHERE tq.status = 'pending' AND tq.concurrency_key IS NULL AND tq.queue > u.q
+      ORDER BY tq.queue LIMIT 1
+    )
+    FROM unkeyed AS u
+    WHERE u.q IS NOT NULL
+  ),
+  keyed(q) AS (
+    (SELECT tq.queue FROM task_queue AS tq WHERE tq.status = 'pending' AND tq.concurrency_key IS NOT NULL ORDER BY tq.queue LIMIT 1)
+    UNION ALL
+    SELECT (
+      SELECT tq.queue FROM task_queue AS tq
+      WHERE tq.status = 'pending' AND tq.concurrency_key IS NOT NULL AND tq.queue > k.q
+      ORDER BY tq.queue LIMIT 1
+    )
+    FROM keyed AS k
+    WHERE k.q IS NOT NULL
+  )
+  SELECT EXISTS (
+    SELECT 1
+    FROM (SELECT u.q FROM unkeyed AS u UNION ALL SELECT k.q FROM keyed AS k) AS a
+    WHERE a.q IS NOT NULL
+      AND NOT (a.q = ANY (p_skip))
+      AND (p_queues IS NULL OR a.q = ANY (p_queues))
+  )
+$$;
+
 -- claim, with the queue policies (same arguments and answer as before).
 --
 -- 1. No queue in the claim's scope has a policy or is the queue of a job
@@ -264,7 +306,8 @@ $$;
 --    divided among its lanes as the header says; a queue without keys is
 --    claimed in priority order. Paused queues are skipped. Then the rest of
 --    the batch comes from every other queue in scope with the plain
---    statement, the limited and paused queues excluded.
+--    statement, the limited and paused queues excluded, when one of them has
+--    a pending job (skipq_pending_elsewhere).
 CREATE OR REPLACE FUNCTION skipq_claim(
   p_worker_id text,
   p_task_types text[],
@@ -527,7 +570,11 @@ BEGIN
     v_left := v_left - v_n;
   END LOOP;
 
-  IF v_left > 0 THEN
+  -- The queues without a policy, only when one of them has a pending job:
+  -- otherwise this walk of task_queue_claim_idx passed every due job of the
+  -- policy queues, filtered out one by one (1.05 ms per 4,000 pending in a
+  -- queue with concurrency 100, on every claim: W3-C100).
+  IF v_left > 0 AND skipq_pending_elsewhere(v_skip, p_queues) THEN
     RETURN QUERY
     WITH next AS (
       SELECT tq.id
