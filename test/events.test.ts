@@ -1,13 +1,15 @@
 import http from 'node:http';
 import net from 'node:net';
 import { z } from 'zod';
-import { afterAll, beforeAll, describe, expect, expectTypeOf, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
 import { createQueueClient, type QueueClient, type TypedJobEvent } from '../client/index.js';
 import { createApiKey } from '../server/auth.js';
 import { createQueueServer, type QueueServer } from '../server/app.js';
 import { silentLogger } from '../server/logger.js';
 import { defineJobs, type JobId } from '../shared/index.js';
+import { eventsHorizon, eventsRead, eventsStart } from '../server/queries/events.js';
+import { createTestDb, type TestDb } from './support/db.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { waitFor } from './support/factories.js';
 
@@ -516,6 +518,69 @@ describe('live events (events.jobs over SSE)', () => {
       expect((anonymous.failure as TRPCClientError<never>).data).toMatchObject({ code: 'UNAUTHORIZED' });
     } finally {
       await Promise.all([adminA.close(), limitedB.close(), workerB.close()]);
+    }
+  });
+});
+
+describe('where logging starts (a fresh subscription never reads a marker as lost events)', () => {
+  let db: TestDb;
+  beforeEach(async () => {
+    db = await createTestDb();
+  });
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  const gaps = async (): Promise<number> => (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM job_events WHERE kind = 'gap'")).rows[0]?.n ?? -1;
+
+  it('starts a new subscription past the marker of its own listen, even when a higher xid committed while the listen ran', async () => {
+    const listen = await db.pool.connect();
+    const other = await db.pool.connect();
+    try {
+      await listen.query('BEGIN');
+      // The listen's xid, then a higher one that commits before the marker is keyed:
+      // the marker takes the xmax after it, and so does the next snapshot.
+      await listen.query('SELECT pg_current_xact_id()');
+      await other.query('BEGIN');
+      await other.query('SELECT pg_current_xact_id()');
+      await other.query('COMMIT');
+      const { rows } = await listen.query<{ gap_tx: string; gap_seq: string }>("SELECT gap_tx, gap_seq::text FROM skipq_events_listen('server-1', 60000)");
+      await listen.query('COMMIT');
+      const gap = rows[0];
+      expect(gap).toBeDefined();
+      const start = await eventsStart(db.pool);
+      const [tx, seq] = [BigInt(start.tx), BigInt(start.seq)];
+      const [gapTx, gapSeq] = [BigInt(gap?.gap_tx ?? '0'), BigInt(gap?.gap_seq ?? '0')];
+      expect(tx > gapTx || (tx === gapTx && seq >= gapSeq), `start ${start.tx}:${start.seq} is past the marker ${gapTx}:${gapSeq}`).toBe(true);
+      // And a read from that start sees no marker.
+      await db.pool.query('SELECT pg_current_xact_id()');
+      const page = await eventsRead(db.pool, { after: start, horizon: await eventsHorizon(db.pool), filter: { ids: null, queues: null, types: null }, limit: 100 });
+      expect(page.events.map((e) => e.kind)).toEqual([]);
+    } finally {
+      listen.release();
+      other.release();
+    }
+  });
+
+  it('writes one marker when two servers get their first subscriber at the same moment', async () => {
+    const first = await db.pool.connect();
+    const second = await db.pool.connect();
+    try {
+      await first.query('BEGIN');
+      const a = await first.query("SELECT gap_tx FROM skipq_events_listen('server-a', 60000)");
+      expect(a.rowCount).toBe(1);
+      // The second listen waits for the first (it looks only under the lock) ...
+      let answered = false;
+      const b = second.query("SELECT gap_tx FROM skipq_events_listen('server-b', 60000)").finally(() => (answered = true));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(answered).toBe(false);
+      await first.query('COMMIT');
+      // ... and then finds the first one live: no second marker.
+      expect((await b).rowCount).toBe(0);
+      expect(await gaps()).toBe(1);
+    } finally {
+      first.release();
+      second.release();
     }
   });
 });

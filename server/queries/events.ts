@@ -62,14 +62,29 @@ export async function eventsListen(db: Db, params: { serverId: string; liveMs: n
  * eventsStart: where a new subscription starts: every transaction that
  * starts from here on is logged (the caller's listener row is committed), so
  * the cursor is the snapshot's xmax; transactions still open are not
- * promised to the new subscriber.
+ * promised to the new subscriber. When logging has just (re)started, the
+ * cursor is past its 'gap' marker: the marker is keyed at least at the xmax
+ * its listen saw, which can equal this snapshot's (a higher xid committed
+ * during that listen), and a fresh subscriber must not read it as events it
+ * lost (migration 20261201001400_events_one_start). Markers keyed below this
+ * xmax precede the cursor anyway; the pkey range from xmax up is only what is
+ * being written now.
  */
 export async function eventsStart(db: Db): Promise<EventCursor> {
-  const { rows } = await db.query<{ tx: string }>({
+  const { rows } = await db.query<EventCursor>({
     name: 'eventsStart',
-    text: 'SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS tx',
+    text: `
+WITH s AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax)
+SELECT coalesce(g.tx, s.xmax)::text AS tx, coalesce(g.seq, 0)::text AS seq
+FROM s
+LEFT JOIN LATERAL (
+  SELECT e.tx, e.seq FROM job_events AS e
+  WHERE e.tx >= s.xmax AND e.kind = 'gap'
+  ORDER BY e.tx DESC, e.seq DESC
+  LIMIT 1
+) AS g ON true`,
   });
-  return { tx: rows[0]?.tx ?? '0', seq: '0' };
+  return rows[0] ?? { tx: '0', seq: '0' };
 }
 
 /** eventsPrunedThrough: the last key pruning deleted; a cursor below it may have lost events. */
