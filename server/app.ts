@@ -34,6 +34,7 @@ import { PACKAGE_DIR } from './packageDir.js';
 import { appRouter } from './routers/_app.js';
 import { describeDatabase, waitForDatabase } from './waitForDatabase.js';
 import { createLogger, enabled, loggerFromLog, type SkipqLogger } from './logger.js';
+import { createLimitedQueues } from './limitedQueues.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { createProbes } from './probes.js';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
@@ -262,6 +263,8 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
   }
   const registry = options.jobs ?? null;
   const metrics = createMetrics(pool);
+  const limited = createLimitedQueues(pool, { log: warn });
+  started.push(async () => limited.close());
   const deps: ServerDeps = {
     db: retryingOnce(pool),
     pool,
@@ -281,6 +284,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       metrics,
     }),
     metrics,
+    limited,
     maxPayloadBytes,
     maxBodyBytes,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
@@ -457,6 +461,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
         waiters.close();
         // Ends the event streams (SHUTTING_DOWN: clients reconnect with their lastEventId).
         events.close();
+        limited.close();
         await deps.enqueuer.drain();
         await Promise.race([serverClosed, new Promise((r) => setTimeout(r, 10_000).unref())]);
         clearInterval(idleCloser);

@@ -16,6 +16,7 @@ import type { Db } from './db/pool.js';
 import { QueueError } from './errors.js';
 import { toJsonText } from './json.js';
 import type { JobWaiters } from './jobWaiters.js';
+import type { LimitedQueues } from './limitedQueues.js';
 import type { NotifyHub } from './notify.js';
 import { jobClaim, jobCompleteAndClaim, type ClaimParams } from './queries/claim.js';
 import { jobCompleteMany, jobFailMany, type CompletionRef, type FailRef } from './queries/finish.js';
@@ -51,6 +52,18 @@ export interface LeaseDeps {
   recheckKey?(): Promise<string | null>;
   /** Counters of the moves (absent in callers without a server, e.g. scripts). */
   metrics?: ServerMetrics;
+  /** Queues whose waiting claims a finished job may unblock (absent: none are woken by finishing moves). */
+  limited?: LimitedQueues;
+}
+
+/** A held job of a limited queue that finished made room: its claims waiting on this server look again (limitedQueues.ts). */
+function wakeFreed(deps: LeaseDeps, ...batches: ReadonlyArray<readonly MoveRow[]>): void {
+  const limited = deps.limited;
+  if (!limited) return;
+  const queues: string[] = [];
+  for (const rows of batches) for (const r of rows) if (r.moved && r.queue !== null) queues.push(r.queue);
+  const freed = limited.among(queues);
+  if (freed.length > 0) deps.hub.wake(freed);
 }
 
 /** Parameters of {@link claimJobs}. */
@@ -157,6 +170,7 @@ async function completeEach(
   const failedRows = refused.length > 0 ? await jobFailMany(deps.db, { workerId, jobs: refused, policiesJson: null, now: clockOf(deps) }) : [];
   const doneRows = good.length > 0 ? await complete(good) : [];
   deps.waiters?.finished(finishedIds(failedRows, doneRows));
+  wakeFreed(deps, doneRows, failedRows);
   const metrics = deps.metrics;
   if (metrics) {
     countMoved(doneRows, (q, t) => metrics.completed(q, t));
@@ -298,6 +312,7 @@ export async function failJobs(deps: LeaseDeps, workerId: string, items: readonl
   const rows = await jobFailMany(deps.db, { workerId, jobs: refs, policiesJson: policiesOf(deps.registry), now: clockOf(deps) });
   deps.waiters?.finished(finishedIds(rows));
   deps.hub.wake(rows.filter((r) => r.moved && r.status === 'pending').map((r) => r.queue as string));
+  wakeFreed(deps, rows);
   const metrics = deps.metrics;
   if (metrics) {
     countMoved(rows, (q, t) => metrics.retried(q, t), 'pending');

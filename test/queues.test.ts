@@ -146,6 +146,40 @@ describe('queues as things: pause, concurrency, rate limits', () => {
   });
 });
 
+describe('a finished job of a full queue wakes the claims waiting for room', () => {
+  let t: TestServer;
+  // A poll far past the test's waits: only a wake-up can answer in time.
+  beforeAll(async () => {
+    t = await startTestServer({ jobs, pollIntervalMs: 10_000 });
+  });
+  afterAll(() => t.stop());
+  beforeEach(async () => {
+    await t.db.pool.query('TRUNCATE task_queue, queues, queue_keys, queue_releases');
+  });
+
+  for (const move of ['complete', 'fail', 'completion riding with a claim'] as const) {
+    it(`hands the next job to a claim waiting on a queue with concurrency 1 as soon as the held one's ${move} lands`, async () => {
+      const q = createQueueClient({ url: t.url, jobs });
+      await q.configure('limited', { concurrency: 1 });
+      const first = await q.enqueue('task', { n: 1 }, { queue: 'limited' });
+      const second = await q.enqueue('task', { n: 2 }, { queue: 'limited' });
+      const [held] = (await t.trpc.worker.claim.mutate({ workerId: 'w1', queues: ['limited'], limit: 1 })).jobs;
+      expect(held?.id).toBe(first.id);
+      const started = Date.now();
+      const waiting = t.trpc.worker.claim.mutate({ workerId: 'w2', queues: ['limited'], limit: 5, waitMs: 5000 });
+      await new Promise((r) => setTimeout(r, 200));
+      if (move === 'complete') await t.trpc.worker.complete.mutate({ workerId: 'w1', id: first.id, attempt: 1 });
+      else if (move === 'fail') await t.trpc.worker.fail.mutate({ workerId: 'w1', id: first.id, attempt: 1, error: 'boom', retry: false });
+      // The holder's claim carries the completion and finds the queue full again only after w2 took the room.
+      else await t.trpc.worker.claim.mutate({ workerId: 'w1', queues: ['other'], limit: 1, complete: [{ id: first.id, attempt: 1 }] });
+      const answer = await waiting;
+      expect(answer.jobs.map((j) => j.id)).toEqual([second.id]);
+      expect(Date.now() - started).toBeLessThan(2000);
+      await q.close();
+    });
+  }
+});
+
 describe('jobs.explain', () => {
   const START = new Date('2031-03-01T12:00:00.000Z');
   let clock = START;

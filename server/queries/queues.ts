@@ -202,3 +202,25 @@ WHERE t.id = $1::text`,
   });
   return rows[0];
 }
+
+/**
+ * queueLimitedNames: the queues whose claims a finished job can unblock: a
+ * concurrency limit or keyConcurrency of their own, or a job type with
+ * keyConcurrency in them (server/limitedQueues.ts).
+ */
+export async function queueLimitedNames(db: Db): Promise<string[]> {
+  const { rows } = await db.query<{ name: string }>({
+    name: 'queueLimitedNames',
+    text: `
+SELECT q.name
+FROM queues AS q
+WHERE q.concurrency IS NOT NULL
+   OR q.key_concurrency IS NOT NULL
+UNION
+SELECT jt.queue
+FROM job_types AS jt
+WHERE jt.key_concurrency IS NOT NULL
+  AND jt.removed_at IS NULL`,
+  });
+  return rows.map((r) => r.name);
+}

@@ -82,6 +82,7 @@ export const queuesRouter = router({
   configure: adminProcedure.input(queueConfigureInputSchema).mutation(async ({ ctx, input }) => {
     assertQueueAllowed(ctx, input.queue);
     const row = await queueConfigure(ctx.deps.pool, input);
+    await ctx.deps.limited?.refresh();
     ctx.deps.hub.wake([input.queue]);
     return settingsOf(row);
   }),
