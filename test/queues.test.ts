@@ -157,12 +157,18 @@ describe('a finished job of a full queue wakes the claims waiting for room', () 
     await t.db.pool.query('TRUNCATE task_queue, queues, queue_keys, queue_releases');
   });
 
-  for (const move of ['complete', 'fail', 'completion riding with a claim'] as const) {
-    it(`hands the next job to a claim waiting on a queue with concurrency 1 as soon as the held one's ${move} lands`, async () => {
+  const cases = [
+    { limit: 'concurrency 1', move: 'complete' },
+    { limit: 'concurrency 1', move: 'fail' },
+    { limit: 'concurrency 1', move: 'completion riding with a claim' },
+    { limit: 'keyConcurrency 1', move: 'complete' },
+  ] as const;
+  for (const { limit, move } of cases) {
+    it(`hands the next job to a claim waiting on a queue with ${limit} as soon as the held one's ${move} lands`, async () => {
       const q = createQueueClient({ url: t.url, jobs });
-      await q.configure('limited', { concurrency: 1 });
-      const first = await q.enqueue('task', { n: 1 }, { queue: 'limited' });
-      const second = await q.enqueue('task', { n: 2 }, { queue: 'limited' });
+      await q.configure('limited', limit === 'concurrency 1' ? { concurrency: 1 } : { keyConcurrency: 1 });
+      const first = await q.enqueue('task', { n: 1 }, { queue: 'limited', concurrencyKey: 'tenant-a' });
+      const second = await q.enqueue('task', { n: 2 }, { queue: 'limited', concurrencyKey: 'tenant-a' });
       const [held] = (await t.trpc.worker.claim.mutate({ workerId: 'w1', queues: ['limited'], limit: 1 })).jobs;
       expect(held?.id).toBe(first.id);
       const started = Date.now();
