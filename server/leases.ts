@@ -19,6 +19,7 @@ import type { JobWaiters } from './jobWaiters.js';
 import type { LimitedQueues } from './limitedQueues.js';
 import type { NotifyHub } from './notify.js';
 import { jobClaim, jobCompleteAndClaim, type ClaimParams } from './queries/claim.js';
+import { queueNotifyFreed } from './queries/queues.js';
 import { jobCompleteMany, jobFailMany, type CompletionRef, type FailRef } from './queries/finish.js';
 import { jobHeartbeatMany, jobReleaseMany, jobStartMany, type HeldRef } from './queries/lease.js';
 import { toClaimedJob, type ClaimedRow, type MoveRow } from './queries/row.js';
@@ -63,7 +64,11 @@ function wakeFreed(deps: LeaseDeps, ...batches: ReadonlyArray<readonly MoveRow[]
   const queues: string[] = [];
   for (const rows of batches) for (const r of rows) if (r.moved && r.queue !== null) queues.push(r.queue);
   const freed = limited.among(queues);
-  if (freed.length > 0) deps.hub.wake(freed);
+  if (freed.length === 0) return;
+  deps.hub.wake(freed);
+  // And on the other servers: a NOTIFY per freed queue, after the move
+  // committed, not awaited (a lost one leaves their claims to their poll).
+  queueNotifyFreed(deps.db, freed).catch(() => {});
 }
 
 /** Parameters of {@link claimJobs}. */

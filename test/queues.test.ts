@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createQueueClient, createWorker, type Worker } from '../client/index.js';
+import { createTRPCClient, httpLink } from '@trpc/client';
+import superjson from 'superjson';
+import { createQueueServer } from '../server/app.js';
+import { silentLogger } from '../server/logger.js';
+import type { AppRouter } from '../server/routers/_app.js';
 import { defineJobs } from '../shared/index.js';
 import { installClaimAudit } from './support/claimAudit.js';
 import { insertJob, waitFor } from './support/factories.js';
@@ -184,6 +189,27 @@ describe('a finished job of a full queue wakes the claims waiting for room', () 
       await q.close();
     });
   }
+
+  it('wakes a claim waiting on another server too (NOTIFY), not after its poll', async () => {
+    const b = await createQueueServer({ databaseUrl: t.db.url, jobs, port: 0, logger: silentLogger, maintenance: false, pollIntervalMs: 10_000 });
+    try {
+      const q = createQueueClient({ url: t.url, jobs });
+      await q.configure('limited', { concurrency: 1 });
+      const first = await q.enqueue('task', { n: 1 }, { queue: 'limited' });
+      const second = await q.enqueue('task', { n: 2 }, { queue: 'limited' });
+      await t.trpc.worker.claim.mutate({ workerId: 'w1', queues: ['limited'], limit: 1 });
+      const onB = createTRPCClient<AppRouter>({ links: [httpLink({ url: b.url, transformer: superjson })] });
+      const started = Date.now();
+      const waiting = onB.worker.claim.mutate({ workerId: 'w2', queues: ['limited'], limit: 5, waitMs: 5000 });
+      await new Promise((r) => setTimeout(r, 300));
+      await t.trpc.worker.complete.mutate({ workerId: 'w1', id: first.id, attempt: 1 });
+      expect((await waiting).jobs.map((j) => j.id)).toEqual([second.id]);
+      expect(Date.now() - started).toBeLessThan(2000);
+      await q.close();
+    } finally {
+      await b.close();
+    }
+  });
 });
 
 describe('jobs.explain', () => {

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Db } from '../db/pool.js';
+import { JOBS_CHANNEL } from '../channels.js';
 
 // Queue settings and the rows the claim's policy reads (the queues migration).
 // None of this is the hot path: the claim reads the queues table itself,
@@ -223,4 +224,16 @@ WHERE jt.key_concurrency IS NOT NULL
   AND jt.removed_at IS NULL`,
   });
   return rows.map((r) => r.name);
+}
+
+/**
+ * queueNotifyFreed: tells every server's claims waiting on these queues that
+ * a held job of theirs finished (the skipq_jobs channel, as an enqueue does).
+ */
+export async function queueNotifyFreed(db: Db, queues: readonly string[]): Promise<void> {
+  await db.query({
+    name: 'queueNotifyFreed',
+    text: `SELECT pg_notify('${JOBS_CHANNEL}', q.name) FROM unnest($1::text[]) AS q(name)`,
+    values: [queues],
+  });
 }
