@@ -19,8 +19,11 @@ import { queueLimitedNames } from './queries/queues.js';
  * unlimited queue. Kept in memory, re-read every `refreshMs` and at once after
  * this server configures a queue; a limit set through another server (or
  * SQL) takes effect here within `refreshMs`, and until then its claims wait
- * for the poll as before. Claims on other servers still wait for their poll:
- * a finishing move sends no NOTIFY.
+ * for the poll as before. The claims waiting on other servers hear of it by a
+ * NOTIFY on skipq_jobs per freed queue (leases.ts wakeFreed): one statement
+ * per finishing batch of a limited queue, none for the others. Moves made
+ * outside this server (the SQL API's complete_job, the rescuer's sweep of
+ * another leader) wake nobody; their claims wait for the poll.
  */
 export interface LimitedQueues {
   /** Of these queues, the limited ones. */
