@@ -39,3 +39,24 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): ServerEnv {
   }
   return Object.freeze(parsed.data);
 }
+
+// 0, or 50..600000 ms; unset or empty: the default.
+const ssePingSchema = z.union([
+  z.literal('').or(z.undefined()).transform(() => 10_000),
+  z.coerce.number().int().max(600_000).refine((ms) => ms === 0 || ms >= 50),
+]);
+
+/**
+ * SKIPQ_SSE_PING_MS: how often an idle events.jobs stream carries an SSE
+ * ping; 0 turns pings off; unset or empty: 10 000. Not in readEnv's schema:
+ * tRPC reads its `sse` options once, from the one initTRPC, so
+ * server/trpc.ts reads this when it loads, for the whole process. Same
+ * message shape as readEnv's.
+ */
+export function readSsePingMs(env: NodeJS.ProcessEnv = process.env): number {
+  const parsed = ssePingSchema.safeParse(env.SKIPQ_SSE_PING_MS);
+  if (!parsed.success) {
+    throw new Error(`invalid environment:\n  SKIPQ_SSE_PING_MS: 0 (no pings) or an integer from 50 to 600000 was expected, got ${JSON.stringify(env.SKIPQ_SSE_PING_MS)}`);
+  }
+  return parsed.data;
+}

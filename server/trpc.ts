@@ -2,6 +2,7 @@ import { initTRPC, type TRPCError } from '@trpc/server';
 import superjson from 'superjson';
 import { ERROR_CODES, LIMITS, type ErrorCode } from '../shared/index.js';
 import type { Principal, QueueContext, Role } from './context.js';
+import { readSsePingMs } from './env.js';
 import { QueueError, toQueueError, toTRPCError } from './errors.js';
 import { inProcedureSpan } from './tracing.js';
 
@@ -61,16 +62,10 @@ export type ProcedureMeta = {
  * and AWS ALB's idle timeout default to 60 s, Cloudflare's to 100 s): 10 s
  * stays well inside all of them at a few bytes a ping. tRPC reads its `sse`
  * options from the one initTRPC, so this is per process, not per server:
- * SKIPQ_SSE_PING_MS (read once, when this module loads) sets it, tests included.
+ * SKIPQ_SSE_PING_MS (read once, when this module loads, by env.ts's
+ * readSsePingMs) sets it, tests included.
  */
-export const SSE_PING_MS = ((raw: string | undefined): number => {
-  if (raw === undefined || raw === '') return 10_000;
-  const ms = Number(raw);
-  if (!Number.isInteger(ms) || (ms !== 0 && ms < 50) || ms > 600_000) {
-    throw new Error(`invalid environment:\n  SKIPQ_SSE_PING_MS: 0 (no pings) or an integer from 50 to 600000 was expected, got ${JSON.stringify(raw)}`);
-  }
-  return ms;
-})(process.env.SKIPQ_SSE_PING_MS);
+export const SSE_PING_MS = readSsePingMs();
 
 /**
  * A client that hears nothing (not even a ping) for this long takes the
