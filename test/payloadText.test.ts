@@ -2,7 +2,9 @@ import { createTRPCClient, httpBatchLink } from '@trpc/client';
 import superjson from 'superjson';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppRouter } from '../server/routers/_app.js';
+import { claimAnswerWire } from '../server/fastCall.js';
 import { RawJson, stringifyAnswer } from '../server/json.js';
+import type { ClaimAnswer } from '../shared/index.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 // A claimed payload leaves the server as the text PostgreSQL holds (RawJson),
@@ -70,5 +72,20 @@ describe('claimed payloads as text', () => {
     expect(JSON.parse(stringifyAnswer(answer))).toEqual({ a: { x: [1, 2] }, b: 'skipq-raw-json-0123456789abcdef-0', c: ['s', null] });
     // Any other writer gets the parsed value.
     expect(JSON.parse(JSON.stringify(answer))).toEqual(JSON.parse(stringifyAnswer(answer)));
+  });
+
+  it('writes a claim answer on the hot path exactly as superjson would, without its walk', () => {
+    const job = (id: string, payload: string) => ({ id, type: 't', queue: 'q', payload: new RawJson(payload), priority: 0, attempt: 1, retryCount: 0, maxRetries: 3, timeoutMs: null, traceContext: null });
+    const answers: ClaimAnswer[] = [
+      { jobs: [], leaseExpiresAt: null },
+      { jobs: [job('a', '{"n":1}'), job('b', '[1,"x"]')], leaseExpiresAt: new Date('2026-12-01T12:00:00.123Z') },
+      { jobs: [job('c', 'null')], leaseExpiresAt: new Date(0), completed: ['completed', 'failed', 'lease_lost'], rejected: [{ id: 'd', error: 'too big' }] },
+      { jobs: [], leaseExpiresAt: null, completed: ['cancelled'] },
+    ];
+    for (const answer of answers) {
+      expect(stringifyAnswer(claimAnswerWire(answer))).toBe(stringifyAnswer(superjson.serialize(answer)));
+      // And the client reads it back to the same answer.
+      expect(superjson.deserialize(JSON.parse(stringifyAnswer(claimAnswerWire(answer))))).toEqual(JSON.parse(JSON.stringify(answer), (k, v) => (k === 'leaseExpiresAt' && v !== null ? new Date(v) : v)));
+    }
   });
 });
