@@ -57,8 +57,8 @@ export interface LeaseDeps {
   limited?: LimitedQueues;
 }
 
-/** A held job of a limited queue that finished made room: its claims waiting on this server look again (limitedQueues.ts). */
-function wakeFreed(deps: LeaseDeps, ...batches: ReadonlyArray<readonly MoveRow[]>): void {
+/** A held job of a limited queue that finished made room: the claims waiting for it look again (limitedQueues.ts). */
+export function wakeFreed(deps: LeaseDeps, ...batches: ReadonlyArray<readonly MoveRow[]>): void {
   const limited = deps.limited;
   if (!limited) return;
   const queues: string[] = [];

@@ -166,6 +166,7 @@ describe('a finished job of a full queue wakes the claims waiting for room', () 
     { limit: 'concurrency 1', move: 'complete' },
     { limit: 'concurrency 1', move: 'fail' },
     { limit: 'concurrency 1', move: 'completion riding with a claim' },
+    { limit: 'concurrency 1', move: 'cancel' },
     { limit: 'keyConcurrency 1', move: 'complete' },
   ] as const;
   for (const { limit, move } of cases) {
@@ -181,6 +182,7 @@ describe('a finished job of a full queue wakes the claims waiting for room', () 
       await new Promise((r) => setTimeout(r, 200));
       if (move === 'complete') await t.trpc.worker.complete.mutate({ workerId: 'w1', id: first.id, attempt: 1 });
       else if (move === 'fail') await t.trpc.worker.fail.mutate({ workerId: 'w1', id: first.id, attempt: 1, error: 'boom', retry: false });
+      else if (move === 'cancel') await q.cancel(first.id);
       // The holder's claim carries the completion and finds the queue full again only after w2 took the room.
       else await t.trpc.worker.claim.mutate({ workerId: 'w1', queues: ['other'], limit: 1, complete: [{ id: first.id, attempt: 1 }] });
       const answer = await waiting;

@@ -40,6 +40,7 @@ import { explainJob } from '../explain.js';
 import { jobExplainRead } from '../queries/queues.js';
 import { withoutPayloads } from '../dashboard.js';
 import { clockOf } from '../clock.js';
+import { wakeFreed } from '../leases.js';
 import { QueueError } from '../errors.js';
 import { queueOf } from '../registryCheck.js';
 import { jobGet } from '../queries/get.js';
@@ -243,7 +244,11 @@ export const jobsRouter = router({
     .input(jobRefInputSchema).mutation(async ({ ctx, input }) => {
     await getOrThrow(ctx, input.id);
     const [row] = await jobCancelMany(ctx.deps.db, { ids: [input.id], now: clockOf(ctx.deps) });
-    if (row?.moved) ctx.deps.waiters?.finished([row.id]);
+    if (row?.moved) {
+      ctx.deps.waiters?.finished([row.id]);
+      // A cancelled held job makes room in a limited queue.
+      wakeFreed(ctx.deps, [row]);
+    }
     const verdict = row?.moved ? 'move' : judge('cancel', row as JobState | undefined);
     if (verdict !== 'move' && verdict !== 'repeat') throw refusal('cancel', input.id, row);
     return shown(ctx, await getOrThrow(ctx, input.id));
