@@ -80,6 +80,7 @@ export async function claimJobs(
 ): Promise<ClaimAnswer> {
   const deadline = Date.now() + req.waitMs;
   let carried: Pick<ClaimAnswer, 'completed' | 'rejected'> = {};
+  let lookedAgain = false;
   for (let first = true; ; first = false) {
     const ticket = deps.hub.ticket(req.queues, req.workerId);
     const params: ClaimParams = { ...req, now: clockOf(deps) };
@@ -118,6 +119,16 @@ export async function claimJobs(
       return { jobs: rows.map(toClaimedJob), leaseExpiresAt: new Date(lease), ...carried };
     }
     const remaining = deadline - Date.now();
+    // A wake-up since the ticket was taken is a job committed while the statement
+    // ran, maybe after its snapshot. A claim out of time (waitMs 0: a worker's
+    // claim carrying completions, or one under a backlog) looks once more instead
+    // of answering empty: otherwise the job waits for the worker's next round trip
+    // and its first look. Once only, so wakes for jobs this claim cannot take
+    // (other types) cost one statement, never a loop.
+    if (remaining <= 0 && ticket.woken && !ticket.interrupted && !lookedAgain && !signal?.aborted && !deps.isClosing()) {
+      lookedAgain = true;
+      continue;
+    }
     if (remaining <= 0 || signal?.aborted || deps.isClosing()) {
       ticket.cancel();
       return { jobs: [], leaseExpiresAt: null, ...carried };
