@@ -98,6 +98,7 @@ export async function claimJobs(
 ): Promise<ClaimAnswer> {
   const deadline = Date.now() + req.waitMs;
   let carried: Pick<ClaimAnswer, 'completed' | 'rejected'> = {};
+  let lookedAgain = false;
   for (let first = true; ; first = false) {
     const ticket = deps.hub.ticket(req.queues, req.workerId);
     const params: ClaimParams = { ...req, now: clockOf(deps) };
@@ -136,6 +137,19 @@ export async function claimJobs(
       return { jobs: rows.map(toClaimedJob), leaseExpiresAt: new Date(lease), ...carried };
     }
     const remaining = deadline - Date.now();
+    // A wake-up since the ticket was taken is a job committed while the statement
+    // ran, maybe after its snapshot. A claim out of time (waitMs 0: a worker's
+    // claim carrying completions, or one under a backlog) looks once more instead
+    // of answering empty: otherwise the job waits for the worker's next round trip
+    // and its first look. Measured in W4 (a job every 10 ms, idle worker) on this
+    // machine under other load: 45 of 300 jobs landed while the worker's claim
+    // carrying the last completion ran, and were claimed 4.7 ms later (median; p90
+    // 15 ms) by its next claim; on a quieter machine 1 to 23 of 300. Once only, so wakes
+    // for jobs this claim cannot take (other types) cost one statement, never a loop.
+    if (remaining <= 0 && ticket.woken && !ticket.interrupted && !lookedAgain && !signal?.aborted && !deps.isClosing()) {
+      lookedAgain = true;
+      continue;
+    }
     if (remaining <= 0 || signal?.aborted || deps.isClosing()) {
       ticket.cancel();
       return { jobs: [], leaseExpiresAt: null, ...carried };

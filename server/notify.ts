@@ -8,6 +8,8 @@ export interface WakeTicket {
   cancel(): void;
   /** True once the ticket's worker was interrupted (it is stopping): its claim should answer at once. */
   readonly interrupted: boolean;
+  /** True once a wake-up reached the ticket (also before any wait): work may have arrived since it was taken. */
+  readonly woken: boolean;
 }
 
 /** Wakes waiting claims: from NOTIFY (other servers, SQL callers) and directly from this server's own enqueues. */
@@ -172,6 +174,9 @@ export function createNotifyHub(
         },
         get interrupted() {
           return waiter.interrupted;
+        },
+        get woken() {
+          return waiter.fired && !closed;
         },
       };
     },
