@@ -1,6 +1,7 @@
 import { JOBS_CHANNEL } from '../channels.js';
 import type { Db } from '../db/pool.js';
 import { jsonArrayText } from '../json.js';
+import { numberArrayLiteral, textArrayLiteral, timestampArrayLiteral } from '../pgArray.js';
 
 /** One job to insert; JSON already serialised and validated. */
 export interface InsertJob {
@@ -114,26 +115,29 @@ FROM skipq_enqueue(
   }
 }
 
-/** The parameters of skipq_enqueue's statements, one array per column. */
+/**
+ * The parameters of skipq_enqueue's statements, one array per column, each
+ * written as its array literal here (server/pgArray.ts says why).
+ */
 function enqueueValues(jobs: readonly InsertJob[]): unknown[] {
   return [
-    jobs.map((j) => j.id),
-    jobs.map((j) => j.queue),
-    jobs.map((j) => j.type),
+    textArrayLiteral(jobs.map((j) => j.id)),
+    textArrayLiteral(jobs.map((j) => j.queue)),
+    textArrayLiteral(jobs.map((j) => j.type)),
     // The payloads as one JSON array, not a text[]: node-postgres escapes
     // every quote and backslash of every element of a text[] (escapeElement:
     // 8% of the server's busy time enqueueing 4 KiB payloads in calls of
     // 500), and PostgreSQL unescapes them again; json_array_elements hands
     // each element back as the text it was.
     jsonArrayText(jobs.map((j) => j.payloadJson)),
-    jobs.map((j) => j.priority),
-    jobs.map((j) => j.runAt),
-    jobs.map((j) => j.delayMs),
-    jobs.map((j) => j.maxRetries),
-    jobs.map((j) => j.uniqueKey),
-    jobs.map((j) => j.timeoutMs),
-    jobs.map((j) => j.concurrencyKey),
-    jobs.map((j) => j.traceContext),
+    numberArrayLiteral(jobs.map((j) => j.priority)),
+    timestampArrayLiteral(jobs.map((j) => j.runAt)),
+    numberArrayLiteral(jobs.map((j) => j.delayMs)),
+    numberArrayLiteral(jobs.map((j) => j.maxRetries)),
+    textArrayLiteral(jobs.map((j) => j.uniqueKey)),
+    numberArrayLiteral(jobs.map((j) => j.timeoutMs)),
+    textArrayLiteral(jobs.map((j) => j.concurrencyKey)),
+    textArrayLiteral(jobs.map((j) => j.traceContext)),
   ];
 }
 
