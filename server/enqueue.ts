@@ -178,7 +178,7 @@ export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boo
   // unique index's locks in one order and cannot deadlock (ten enqueueMany calls with the same
   // keys in rotated orders did, now and then). The sort is stable, so the first job of a key in
   // the call is still the one stored; answers are matched by id, not by position.
-  // Without a key there is no lock order to keep: the sort (a comparator call per pair) is skipped.
+  // Without a key there is no lock order to keep, and no sort (a comparator call per pair).
   let todo = [...firstOf.values()];
   if (todo.some((j) => j.uniqueKey !== null)) todo.sort(byUniqueKey);
   for (let round = 0; todo.length > 0; round++) {
@@ -234,7 +234,7 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
   const { db, registry, hub, maxPayloadBytes } = options;
 
   /** Counts and wakes for what was made: once per queue and type, not per job. */
-  const madeOnes = (jobs: readonly InsertJob[], result: ReadonlyArray<EnqueuedJobRef | QueueError>): void => {
+  const countAndWake = (jobs: readonly InsertJob[], result: ReadonlyArray<EnqueuedJobRef | QueueError>): void => {
     const made = new Map<string, { queue: string; type: string; n: number }>();
     result.forEach((r, i) => {
       if (r instanceof QueueError || !r.created) return;
@@ -252,7 +252,7 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
 
   const insertAndWake = async (jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>> => {
     const result = await insertJobs(db, jobs, atomic);
-    madeOnes(jobs, result);
+    countAndWake(jobs, result);
     return result;
   };
 
@@ -308,7 +308,7 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
       });
       // Atomic: a refusal is thrown, so every answer is a job.
       const result = (await insertJobs(db, jobs, true, 'ref')) as EnqueuedJobRef[];
-      madeOnes(jobs, result);
+      countAndWake(jobs, result);
       return result;
     },
     drain: () => group.drain(),
