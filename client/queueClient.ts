@@ -332,7 +332,8 @@ export interface QueueClient<R extends JobDefinitions> {
  * the server receives the same JSON superjson would have written, without the
  * walk. Measured on this machine (W2, sequential enqueueMany calls of 500):
  * superjson's walk of the request was 17% of the producer's busy time with
- * `{ n }` payloads and 30% (plus most of its 25% GC) with 4 KiB ones.
+ * `{ n }` payloads and 30% with 4 KiB ones (GC another 25%); without it the
+ * producer's CPU per 4 KiB job went from about 85 µs to 43 µs.
  */
 class PlainJson {
   constructor(readonly value: unknown) {}
