@@ -369,7 +369,10 @@ function isPlainJson(value: unknown, depth: number): boolean {
       }
       const proto: unknown = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return false;
-      for (const key of Object.keys(value)) {
+      // for-in, not Object.keys: no array per object (half the time of the check on 4 KiB orders). It
+      // also meets inherited enumerable keys, which only a polluted Object.prototype has; checking those
+      // too is harmless, as JSON.stringify and superjson both write own keys only.
+      for (const key in value) {
         // superjson refuses the first three (prototype pollution); toJSON would change what JSON.stringify writes.
         if (key === '__proto__' || key === 'constructor' || key === 'prototype' || key === 'toJSON') return false;
         if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;

@@ -236,13 +236,19 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
   /** Counts and wakes for what was made: once per queue and type, not per job. */
   const countAndWake = (jobs: readonly InsertJob[], result: ReadonlyArray<EnqueuedJobRef | QueueError>): void => {
     const made = new Map<string, { queue: string; type: string; n: number }>();
+    // A batch is mostly one queue and type: the previous job's entry is tried before a key is built.
+    let last: { queue: string; type: string; n: number } | undefined;
     result.forEach((r, i) => {
       if (r instanceof QueueError || !r.created) return;
       const job = jobs[i] as InsertJob;
+      if (last?.queue === job.queue && last.type === job.type) {
+        last.n++;
+        return;
+      }
       const key = `${job.queue}\u0000${job.type}`;
-      const entry = made.get(key);
-      if (entry) entry.n++;
-      else made.set(key, { queue: job.queue, type: job.type, n: 1 });
+      last = made.get(key);
+      if (last) last.n++;
+      else made.set(key, (last = { queue: job.queue, type: job.type, n: 1 }));
     });
     const metrics = options.metrics;
     if (metrics) for (const { queue, type, n } of made.values()) metrics.enqueued(queue, type, n);
