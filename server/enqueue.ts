@@ -187,7 +187,12 @@ export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boo
       if (answer === 'summary') {
         for (const row of await jobInsertMany(db, todo)) byId.set(row.id, answerOf(row, true));
       } else {
-        for (const { id } of await jobInsertManyIds(db, todo)) {
+        const rows = await jobInsertManyIds(db, todo);
+        // The common case: every job new, each id once in the call. The rows are some of todo's
+        // distinct ids, so as many rows as jobs means every job was inserted: answered in order
+        // from the jobs themselves, with no lookup by id.
+        if (rows.length === jobs.length && firstOf.size === jobs.length) return jobs.map((j) => ({ id: j.id, type: j.type, queue: j.queue, created: true }));
+        for (const { id } of rows) {
           const job = firstOf.get(id) as InsertJob;
           byId.set(id, { id, type: job.type, queue: job.queue, created: true });
         }
