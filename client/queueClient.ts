@@ -325,6 +325,74 @@ export interface QueueClient<R extends JobDefinitions> {
   close(): Promise<void>;
 }
 
+/**
+ * A value that is plain JSON, handed to the transport as it is. superjson's
+ * walk takes an instance of a class it does not know for a leaf and leaves it
+ * alone, and JSON.stringify of the request body writes what `toJSON` gives, so
+ * the server receives the same JSON superjson would have written, without the
+ * walk. Measured on this machine (W2, sequential enqueueMany calls of 500):
+ * superjson's walk of the request was 17% of the producer's busy time with
+ * `{ n }` payloads and 30% with 4 KiB ones (GC another 25%); without it the
+ * producer's CPU per 4 KiB job went from about 85 µs to 43 µs.
+ */
+class PlainJson {
+  constructor(readonly value: unknown) {}
+
+  toJSON(): unknown {
+    return this.value;
+  }
+}
+
+/**
+ * True when superjson would write `value` as plain JSON with no annotations,
+ * so JSON.stringify writes the same text: strings, booleans, null, finite
+ * numbers but -0, {@link PlainJson} values, and arrays and plain objects of
+ * those, at most LIMITS.jsonDepth deep (a cycle is not). Anything else (a
+ * Date, undefined, a Map, a class, a key superjson refuses) keeps superjson's
+ * own handling.
+ */
+function isPlainJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case 'object': {
+      if (value === null || value instanceof PlainJson) return true;
+      if (depth >= LIMITS.jsonDepth) return false;
+      if (Array.isArray(value)) {
+        if (Object.getPrototypeOf(value) !== Array.prototype) return false;
+        // A hole reads as undefined, which is not plain either.
+        for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], depth + 1)) return false;
+        return true;
+      }
+      const proto: unknown = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      // for-in, not Object.keys: no array per object (half the time of the check on 4 KiB orders). It
+      // also meets inherited enumerable keys, which only a polluted Object.prototype has; checking those
+      // too is harmless, as JSON.stringify and superjson both write own keys only.
+      for (const key in value) {
+        // superjson refuses the first three (prototype pollution); toJSON would change what JSON.stringify writes.
+        if (key === '__proto__' || key === 'constructor' || key === 'prototype' || key === 'toJSON') return false;
+        if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/**
+ * A value as it goes on the wire: a plain JSON object or array skips
+ * superjson's walk (see {@link PlainJson}); anything else goes as it is. Typed
+ * as the value, since the tRPC client only hands it to JSON.stringify.
+ */
+function onWire<T>(value: T): T {
+  return typeof value === 'object' && value !== null && !(value instanceof PlainJson) && isPlainJson(value, 0) ? (new PlainJson(value) as T) : value;
+}
+
 function toInput(registry: JobRegistry, type: string, payload: unknown, options: EnqueueOptions = {}): EnqueueInput {
   const def = registry[type];
   if (!def) throw new InvalidPayloadError(type, [{ path: [], message: `unknown job type "${type}"` }]);
@@ -335,7 +403,7 @@ function toInput(registry: JobRegistry, type: string, payload: unknown, options:
   // The type's concurrencyKey is applied here too, so it holds whether or not the server has the registry.
   const keyOfPayload = def.concurrencyKey as ((payload: unknown) => string) | undefined;
   const concurrencyKey = options.concurrencyKey ?? keyOfPayload?.(parsed.data);
-  return { type, payload, ...options, ...(concurrencyKey !== undefined ? { concurrencyKey } : {}), id: options.id ?? createJobId() };
+  return { type, payload: onWire(payload), ...options, ...(concurrencyKey !== undefined ? { concurrencyKey } : {}), id: options.id ?? createJobId() };
 }
 
 /** The queue a job goes to: the call's, else its type's, else `default` (as the server decides it). */
@@ -396,10 +464,11 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
   const { trpc, transport } = createTrpc(options, false);
   const registry = options.jobs;
   const retries = options.retries ?? 2;
+  // Each payload was checked once, in toInput; the envelopes (ids, types, options) here, for the whole request.
   const sendOne = (input: EnqueueInput): Promise<EnqueuedRef> =>
-    withRetries(retries, () => trpc.jobs.enqueue.mutate(input)).then(({ id, created }) => ({ id, created }));
+    withRetries(retries, () => trpc.jobs.enqueue.mutate(onWire(input))).then(({ id, created }) => ({ id, created }));
   const sendMany = async (inputs: EnqueueInput[]): Promise<EnqueuedRef[]> =>
-    (await withRetries(retries, () => trpc.jobs.enqueueMany.mutate({ jobs: inputs }))).jobs;
+    (await withRetries(retries, () => trpc.jobs.enqueueMany.mutate(onWire({ jobs: inputs })))).jobs;
 
   // Measured on this machine: one tRPC call costs about 0.3 ms of client CPU and
   // 0.25 ms of server CPU, so one call per job caps near 3,000 jobs/s. Calls made

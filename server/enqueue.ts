@@ -19,6 +19,7 @@ import {
   jobEnqueueThrottled,
   jobFindExisting,
   jobInsertMany,
+  jobInsertManyIds,
   type ExistingRow,
   type InsertedRow,
   type InsertJob,
@@ -30,11 +31,14 @@ import { checkPayload } from './registryCheck.js';
 export interface Enqueuer {
   /** One job; concurrent calls share a statement and a commit (group commit). */
   enqueue(input: EnqueueInput): Promise<EnqueuedJob>;
-  /** Many jobs: all validated first, then one statement, so either all are stored or none. */
-  enqueueMany(inputs: readonly EnqueueInput[]): Promise<EnqueuedJob[]>;
+  /** Many jobs: all validated first, then one statement, so either all are stored or none. Answers each job's id, type, queue and whether it was made. */
+  enqueueMany(inputs: readonly EnqueueInput[]): Promise<EnqueuedJobRef[]>;
   /** Waits for group commits in flight. */
   drain(): Promise<void>;
 }
+
+/** What enqueueMany answers per job: no status, priority or due time (jobs.enqueueMany answers `{ id, created }`). */
+export type EnqueuedJobRef = Pick<EnqueuedJob, 'id' | 'type' | 'queue' | 'created'>;
 
 /** Options of {@link createEnqueuer}. */
 export interface EnqueuerOptions {
@@ -141,7 +145,13 @@ const answerOf = (row: InsertedRow | ExistingRow | KeyedRow, created: boolean): 
  * (group commit, whose jobs come from unrelated callers) a refused job gets its
  * error and the others are inserted.
  */
-export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>> {
+export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>>;
+/**
+ * The same, answering only what jobs.enqueueMany needs of a job it inserted
+ * (its id, type, queue): the statement returns the ids alone (jobInsertManyIds).
+ */
+export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean, answer: 'ref'): Promise<Array<EnqueuedJobRef | QueueError>>;
+export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean, answer: 'summary' | 'ref' = 'summary'): Promise<Array<EnqueuedJobRef | QueueError>> {
   const refused = new Set<InsertJob>();
   const refusal = (job: InsertJob): QueueError => idConflict(job.id, atomic ? `jobs[${jobs.indexOf(job)}]: ` : '');
   const stopIfAtomic = (): void => {
@@ -157,10 +167,10 @@ export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boo
     else if (first.type !== job.type || first.queue !== job.queue) refused.add(job);
   }
   stopIfAtomic();
-  const byId = new Map<string, EnqueuedJob>();
-  const byKey = new Map<string, EnqueuedJob>();
+  const byId = new Map<string, EnqueuedJobRef>();
+  const byKey = new Map<string, EnqueuedJobRef>();
   const refusedIds = new Set<string>();
-  const holderOf = (j: InsertJob): EnqueuedJob | undefined => {
+  const holderOf = (j: InsertJob): EnqueuedJobRef | undefined => {
     const key = keyOf(j.queue, j.type, j.uniqueKey);
     return key === null ? undefined : byKey.get(key);
   };
@@ -168,11 +178,25 @@ export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boo
   // unique index's locks in one order and cannot deadlock (ten enqueueMany calls with the same
   // keys in rotated orders did, now and then). The sort is stable, so the first job of a key in
   // the call is still the one stored; answers are matched by id, not by position.
-  let todo = [...firstOf.values()].sort(byUniqueKey);
+  // Without a key there is no lock order to keep, and no sort (a comparator call per pair).
+  let todo = [...firstOf.values()];
+  if (todo.some((j) => j.uniqueKey !== null)) todo.sort(byUniqueKey);
   for (let round = 0; todo.length > 0; round++) {
     if (round === 5) throw new Error('uniqueKey contention: the live job kept finishing while enqueueing; try again');
     try {
-      for (const row of await jobInsertMany(db, todo)) byId.set(row.id, answerOf(row, true));
+      if (answer === 'summary') {
+        for (const row of await jobInsertMany(db, todo)) byId.set(row.id, answerOf(row, true));
+      } else {
+        const rows = await jobInsertManyIds(db, todo);
+        // The common case: every job new, each id once in the call. The rows are some of todo's
+        // distinct ids, so as many rows as jobs means every job was inserted: answered in order
+        // from the jobs themselves, with no lookup by id.
+        if (rows.length === jobs.length && firstOf.size === jobs.length) return jobs.map((j) => ({ id: j.id, type: j.type, queue: j.queue, created: true }));
+        for (const { id } of rows) {
+          const job = firstOf.get(id) as InsertJob;
+          byId.set(id, { id, type: job.type, queue: job.queue, created: true });
+        }
+      }
     } catch (error) {
       // Nothing was stored: every job of the round is looked up below.
       if (!(error instanceof JobIdInUseError)) throw error;
@@ -199,7 +223,7 @@ export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boo
       return first ? own : { ...own, created: false };
     }
     // Another job of this same call may have taken the key: that one is "created", this one is not.
-    return { ...(holderOf(j) as EnqueuedJob), created: false };
+    return { ...(holderOf(j) as EnqueuedJobRef), created: false };
   });
 }
 
@@ -214,17 +238,32 @@ function byUniqueKey(a: InsertJob, b: InsertJob): number {
 export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
   const { db, registry, hub, maxPayloadBytes } = options;
 
+  /** Counts and wakes for what was made: once per queue and type, not per job. */
+  const countAndWake = (jobs: readonly InsertJob[], result: ReadonlyArray<EnqueuedJobRef | QueueError>): void => {
+    const made = new Map<string, { queue: string; type: string; n: number }>();
+    // A batch is mostly one queue and type: the previous job's entry is tried before a key is built.
+    let last: { queue: string; type: string; n: number } | undefined;
+    result.forEach((r, i) => {
+      if (r instanceof QueueError || !r.created) return;
+      const job = jobs[i] as InsertJob;
+      if (last?.queue === job.queue && last.type === job.type) {
+        last.n++;
+        return;
+      }
+      const key = `${job.queue}\u0000${job.type}`;
+      last = made.get(key);
+      if (last) last.n++;
+      else made.set(key, (last = { queue: job.queue, type: job.type, n: 1 }));
+    });
+    const metrics = options.metrics;
+    if (metrics) for (const { queue, type, n } of made.values()) metrics.enqueued(queue, type, n);
+    // This server's own waiting claims need no NOTIFY round trip.
+    if (made.size > 0) hub.wake(new Set([...made.values()].map((m) => m.queue)));
+  };
+
   const insertAndWake = async (jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>> => {
     const result = await insertJobs(db, jobs, atomic);
-    const metrics = options.metrics;
-    if (metrics) {
-      result.forEach((r, i) => {
-        const job = jobs[i] as InsertJob;
-        if (!(r instanceof QueueError) && r.created) metrics.enqueued(job.queue, job.type);
-      });
-    }
-    // This server's own waiting claims need no NOTIFY round trip.
-    hub.wake(new Set(result.flatMap((r) => (r instanceof QueueError || !r.created ? [] : [r.queue]))));
+    countAndWake(jobs, result);
     return result;
   };
 
@@ -279,7 +318,9 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
         }
       });
       // Atomic: a refusal is thrown, so every answer is a job.
-      return (await insertAndWake(jobs, true)) as EnqueuedJob[];
+      const result = (await insertJobs(db, jobs, true, 'ref')) as EnqueuedJobRef[];
+      countAndWake(jobs, result);
+      return result;
     },
     drain: () => group.drain(),
   };

@@ -1,6 +1,7 @@
 import { JOBS_CHANNEL } from '../channels.js';
 import type { Db } from '../db/pool.js';
 import { jsonArrayText } from '../json.js';
+import { numberArrayLiteral, textArrayLiteral, timestampArrayLiteral } from '../pgArray.js';
 
 /** One job to insert; JSON already serialised and validated. */
 export interface InsertJob {
@@ -80,30 +81,64 @@ FROM skipq_enqueue(
   ARRAY(SELECT p.value::text FROM json_array_elements($4::json) WITH ORDINALITY AS p(value, n) ORDER BY p.n),
   $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[], $10::int[], $11::text[], $12::text[]
 ) AS e`,
-      values: [
-        jobs.map((j) => j.id),
-        jobs.map((j) => j.queue),
-        jobs.map((j) => j.type),
-        // The payloads as one JSON array, not a text[]: node-postgres escapes
-        // every quote and backslash of every element of a text[] (escapeElement:
-        // 8% of the server's busy time enqueueing 4 KiB payloads in calls of
-        // 500), and PostgreSQL unescapes them again; json_array_elements hands
-        // each element back as the text it was.
-        jsonArrayText(jobs.map((j) => j.payloadJson)),
-        jobs.map((j) => j.priority),
-        jobs.map((j) => j.runAt),
-        jobs.map((j) => j.delayMs),
-        jobs.map((j) => j.maxRetries),
-        jobs.map((j) => j.uniqueKey),
-        jobs.map((j) => j.timeoutMs),
-        jobs.map((j) => j.concurrencyKey),
-        jobs.map((j) => j.traceContext),
-      ],
+      values: enqueueValues(jobs),
     });
     return rows;
   } catch (error) {
     throw idInUseOr(error);
   }
+}
+
+/**
+ * jobInsertManyIds: {@link jobInsertMany}, answering the ids of the rows it
+ * inserted and nothing else (jobs.enqueueMany answers `{ id, created }`; the
+ * caller knows each job's type and queue). Measured on this machine (W2, calls
+ * of 500 `{ n }` jobs): reading the five other columns back, scheduled_for's
+ * date parsing most of all, was 8% of the server's busy time.
+ */
+export async function jobInsertManyIds(db: Db, jobs: readonly InsertJob[]): Promise<Array<{ id: string }>> {
+  try {
+    const { rows } = await db.query<{ id: string }>({
+      name: 'jobInsertManyIds',
+      text: `
+SELECT e.id
+FROM skipq_enqueue(
+  $1::text[], $2::text[], $3::text[],
+  ARRAY(SELECT p.value::text FROM json_array_elements($4::json) WITH ORDINALITY AS p(value, n) ORDER BY p.n),
+  $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[], $10::int[], $11::text[], $12::text[]
+) AS e`,
+      values: enqueueValues(jobs),
+    });
+    return rows;
+  } catch (error) {
+    throw idInUseOr(error);
+  }
+}
+
+/**
+ * The parameters of skipq_enqueue's statements, one array per column, each
+ * written as its array literal here (server/pgArray.ts says why).
+ */
+function enqueueValues(jobs: readonly InsertJob[]): unknown[] {
+  return [
+    textArrayLiteral(jobs.map((j) => j.id)),
+    textArrayLiteral(jobs.map((j) => j.queue)),
+    textArrayLiteral(jobs.map((j) => j.type)),
+    // The payloads as one JSON array, not a text[]: node-postgres escapes
+    // every quote and backslash of every element of a text[] (escapeElement:
+    // 8% of the server's busy time enqueueing 4 KiB payloads in calls of
+    // 500), and PostgreSQL unescapes them again; json_array_elements hands
+    // each element back as the text it was.
+    jsonArrayText(jobs.map((j) => j.payloadJson)),
+    numberArrayLiteral(jobs.map((j) => j.priority)),
+    timestampArrayLiteral(jobs.map((j) => j.runAt)),
+    numberArrayLiteral(jobs.map((j) => j.delayMs)),
+    numberArrayLiteral(jobs.map((j) => j.maxRetries)),
+    textArrayLiteral(jobs.map((j) => j.uniqueKey)),
+    numberArrayLiteral(jobs.map((j) => j.timeoutMs)),
+    textArrayLiteral(jobs.map((j) => j.concurrencyKey)),
+    textArrayLiteral(jobs.map((j) => j.traceContext)),
+  ];
 }
 
 /** A job found for a job that was not inserted: by its id, or as the live holder of its uniqueKey. */
