@@ -88,4 +88,15 @@ describe('claimed payloads as text', () => {
       expect(superjson.deserialize(JSON.parse(stringifyAnswer(claimAnswerWire(answer))))).toEqual(JSON.parse(JSON.stringify(answer), (k, v) => (k === 'leaseExpiresAt' && v !== null ? new Date(v) : v)));
     }
   });
+
+  it('answers enqueueMany on the hot path as superjson would, ids and created flags as sent', async () => {
+    const jobs = Array.from({ length: 3 }, (_, n) => ({ type: 'plain', payload: { n }, queue: 'wire' }));
+    const res = await fetch(`${t.url}/jobs.enqueueMany`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(superjson.serialize({ jobs })) });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { result: { data: unknown } };
+    const answer = superjson.deserialize(body.result.data as never) as { jobs: Array<{ id: string; created: boolean }> };
+    expect(body.result.data).toEqual(superjson.serialize(answer));
+    expect(answer.jobs).toHaveLength(3);
+    for (const j of answer.jobs) expect(j).toEqual({ id: expect.any(String), created: true });
+  });
 });
