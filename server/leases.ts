@@ -60,7 +60,7 @@ export interface LeaseDeps {
 /** A held job of a limited queue that finished made room: the claims waiting for it look again (limitedQueues.ts). */
 export function wakeFreed(deps: LeaseDeps, ...batches: ReadonlyArray<readonly MoveRow[]>): void {
   const limited = deps.limited;
-  if (!limited) return;
+  if (!limited || limited.empty) return;
   const queues: string[] = [];
   for (const rows of batches) for (const r of rows) if (r.moved && r.queue !== null) queues.push(r.queue);
   const freed = limited.among(queues);

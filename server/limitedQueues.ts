@@ -26,6 +26,8 @@ import { queueLimitedNames } from './queries/queues.js';
  * another leader) wake nobody; their claims wait for the poll.
  */
 export interface LimitedQueues {
+  /** No queue is limited (then a finishing move need not look at its rows). */
+  readonly empty: boolean;
   /** Of these queues, the limited ones. */
   among(queues: Iterable<string | null>): string[];
   /** Reads the set again now (after queues.configure). */
@@ -46,6 +48,9 @@ export function createLimitedQueues(db: Db, options: { refreshMs?: number; log?:
   timer.unref();
   refresh().catch(() => {});
   return {
+    get empty() {
+      return names.size === 0;
+    },
     among(queues) {
       if (names.size === 0) return [];
       const found: string[] = [];
