@@ -167,6 +167,7 @@ describe('a finished job of a full queue wakes the claims waiting for room', () 
     { limit: 'concurrency 1', move: 'fail' },
     { limit: 'concurrency 1', move: 'completion riding with a claim' },
     { limit: 'concurrency 1', move: 'cancel' },
+    { limit: 'concurrency 1', move: 'cancelMany' },
     { limit: 'keyConcurrency 1', move: 'complete' },
   ] as const;
   for (const { limit, move } of cases) {
@@ -183,6 +184,7 @@ describe('a finished job of a full queue wakes the claims waiting for room', () 
       if (move === 'complete') await t.trpc.worker.complete.mutate({ workerId: 'w1', id: first.id, attempt: 1 });
       else if (move === 'fail') await t.trpc.worker.fail.mutate({ workerId: 'w1', id: first.id, attempt: 1, error: 'boom', retry: false });
       else if (move === 'cancel') await q.cancel(first.id);
+      else if (move === 'cancelMany') expect(await q.cancelMany({ filter: { queue: 'limited', status: 'claimed' }, limit: 10 })).toMatchObject({ moved: 1 });
       // The holder's claim carries the completion and finds the queue full again only after w2 took the room.
       else await t.trpc.worker.claim.mutate({ workerId: 'w1', queues: ['other'], limit: 1, complete: [{ id: first.id, attempt: 1 }] });
       const answer = await waiting;

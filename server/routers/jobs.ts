@@ -230,7 +230,11 @@ export const jobsRouter = router({
    */
   cancelMany: adminProcedure.input(cancelManyInputSchema).mutation(async ({ ctx, input }): Promise<BulkMoveAnswer> => {
     const { answer, moved } = await jobMoveMatching(ctx.deps.pool, { move: 'cancel', filter: filterFor(ctx, input.filter), limit: input.limit, dryRun: input.dryRun, now: clockOf(ctx.deps) });
-    if (moved.length > 0) ctx.deps.waiters?.finished(moved.map((r) => r.id));
+    if (moved.length > 0) {
+      ctx.deps.waiters?.finished(moved.map((r) => r.id));
+      // Cancelled held jobs make room in limited queues, as jobs.cancel's do.
+      wakeFreed(ctx.deps, moved);
+    }
     return answer;
   }),
 
