@@ -5,6 +5,7 @@ import type { JobWaiters } from './jobWaiters.js';
 import type { SkipqLogger } from './logger.js';
 import type { NotifyHub } from './notify.js';
 import { jobRescueExpired } from './queries/maintenance.js';
+import { queueNotifyFreed } from './queries/queues.js';
 import { throttleWindowCleanup } from './queries/schedules.js';
 import { RETENTION_TUNING, runRetentionPass, type RetentionReport, type RetentionTuning } from './retention.js';
 import { tickSchedules, type TickReport } from './schedules.js';
@@ -99,6 +100,10 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
       if (!leader) logger.info({ event: 'leader_gained' }, 'maintenance: this instance holds the lock and sweeps (rescue)');
       leader = true;
       const rescued = await jobRescueExpired(client, { limit: RESCUE_BATCH, now: clockOf(options) });
+      // The other servers' claims waiting on these queues look again at the
+      // commit: a rescued job is pending again, and one that failed for good
+      // left room in a limited queue. One NOTIFY per queue, sent by the commit.
+      if (rescued.length > 0) await queueNotifyFreed(client, [...new Set(rescued.map((r) => r.queue))]);
       await client.query('COMMIT');
       const back = rescued.filter((r) => r.status === 'pending');
       if (back.length > 0) hub.wake(new Set(back.map((r) => r.queue)));

@@ -6,7 +6,7 @@ import superjson from 'superjson';
 import { createQueueServer } from '../server/app.js';
 import { silentLogger } from '../server/logger.js';
 import type { AppRouter } from '../server/routers/_app.js';
-import { defineJobs } from '../shared/index.js';
+import { defineJobs, LIMITS } from '../shared/index.js';
 import { installClaimAudit } from './support/claimAudit.js';
 import { insertJob, waitFor } from './support/factories.js';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -208,6 +208,27 @@ describe('a finished job of a full queue wakes the claims waiting for room', () 
       await new Promise((r) => setTimeout(r, 300));
       await t.trpc.worker.complete.mutate({ workerId: 'w1', id: first.id, attempt: 1 });
       expect((await waiting).jobs.map((j) => j.id)).toEqual([second.id]);
+      expect(Date.now() - started).toBeLessThan(2000);
+      await q.close();
+    } finally {
+      await b.close();
+    }
+  });
+  it('wakes a claim waiting on another server when the leader rescues a job (NOTIFY at the rescue commit), not after its poll', async () => {
+    const b = await createQueueServer({ databaseUrl: t.db.url, jobs, port: 0, logger: silentLogger, maintenance: false, pollIntervalMs: 10_000 });
+    try {
+      const q = createQueueClient({ url: t.url, jobs });
+      const job = await q.enqueue('task', { n: 1 }, { queue: 'rescued' });
+      const [held] = (await t.trpc.worker.claim.mutate({ workerId: 'w1', queues: ['rescued'], limit: 1, leaseMs: LIMITS.minLeaseMs })).jobs;
+      expect(held?.id).toBe(job.id);
+      const onB = createTRPCClient<AppRouter>({ links: [httpLink({ url: b.url, transformer: superjson })] });
+      // B looks, finds the job held, and waits: only a wake-up can answer it before its 10 s poll.
+      const waiting = onB.worker.claim.mutate({ workerId: 'w2', queues: ['rescued'], limit: 5, waitMs: 5000 });
+      await new Promise((r) => setTimeout(r, LIMITS.minLeaseMs + 200));
+      const started = Date.now();
+      expect(await t.server.maintenance.sweep()).toEqual({ rescued: 1, failed: 0 });
+      const answer = await waiting;
+      expect(answer.jobs.map((j) => [j.id, j.attempt])).toEqual([[job.id, 2]]);
       expect(Date.now() - started).toBeLessThan(2000);
       await q.close();
     } finally {
