@@ -214,6 +214,52 @@ describe('a finished job of a full queue wakes the claims waiting for room', () 
       await b.close();
     }
   });
+  const sqlMoves = {
+    complete_task: 'SELECT complete_task($1)',
+    fail_task: "SELECT fail_task($1, 'boom', false)",
+    complete_job: "SELECT complete_job($1, $2, 'w1')",
+    fail_job: "SELECT fail_job($1, $2, 'w1', 'boom', false)",
+  } as const;
+  for (const [fn, sql] of Object.entries(sqlMoves)) {
+    it(`wakes a claim waiting on a queue with concurrency 1 when SQL ${fn} finishes the held job (NOTIFY at its commit)`, async () => {
+      const q = createQueueClient({ url: t.url, jobs });
+      await q.configure('limited', { concurrency: 1 });
+      const first = await q.enqueue('task', { n: 1 }, { queue: 'limited' });
+      const second = await q.enqueue('task', { n: 2 }, { queue: 'limited' });
+      await t.trpc.worker.claim.mutate({ workerId: 'w1', queues: ['limited'], limit: 1 });
+      const started = Date.now();
+      const waiting = t.trpc.worker.claim.mutate({ workerId: 'w2', queues: ['limited'], limit: 5, waitMs: 5000 });
+      await new Promise((r) => setTimeout(r, 200));
+      await t.db.pool.query(sql, fn.endsWith('_job') ? [first.id, 1] : [first.id]);
+      expect((await waiting).jobs.map((j) => j.id)).toEqual([second.id]);
+      expect(Date.now() - started).toBeLessThan(2000);
+      await q.close();
+    });
+  }
+
+  it('sends no NOTIFY for a job SQL finishes in a queue without limits (it frees no room)', async () => {
+    const q = createQueueClient({ url: t.url, jobs });
+    await q.configure('limited', { concurrency: 1 });
+    const plain = await q.enqueue('task', { n: 1 }, { queue: 'plain' });
+    const limitedJob = await q.enqueue('task', { n: 2 }, { queue: 'limited' });
+    await t.trpc.worker.claim.mutate({ workerId: 'w1', queues: ['plain', 'limited'], limit: 2 });
+    const listener = await t.db.pool.connect();
+    const heard: string[] = [];
+    try {
+      listener.on('notification', (m) => heard.push(m.payload ?? ''));
+      await listener.query('LISTEN skipq_jobs');
+      expect((await t.db.pool.query('SELECT complete_task($1) AS ok', [plain.id])).rows[0].ok).toBe(true);
+      expect((await t.db.pool.query('SELECT complete_task($1) AS ok', [limitedJob.id])).rows[0].ok).toBe(true);
+      await waitFor(() => heard.length > 0, 2000, 'the NOTIFY of the limited queue');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(heard).toEqual(['limited']);
+    } finally {
+      await listener.query('UNLISTEN *');
+      listener.release();
+      await q.close();
+    }
+  });
+
   it('wakes a claim waiting on another server when the leader rescues a job (NOTIFY at the rescue commit), not after its poll', async () => {
     const b = await createQueueServer({ databaseUrl: t.db.url, jobs, port: 0, logger: silentLogger, maintenance: false, pollIntervalMs: 10_000 });
     try {
