@@ -282,6 +282,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       maxInFlight: Math.max(1, Math.floor((options.poolSize ?? 10) / 2)),
       ...(options.now ? { now: options.now } : {}),
       metrics,
+      limited,
     }),
     metrics,
     limited,

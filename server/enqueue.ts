@@ -12,13 +12,16 @@ import type { ServerMetrics } from './metrics.js';
 import type { Db } from './db/pool.js';
 import { isDatabaseUnavailable, QueueError } from './errors.js';
 import { toJsonText } from './json.js';
-import type { NotifyHub } from './notify.js';
+import type { LimitedQueues } from './limitedQueues.js';
+import type { HandoverClaim, NotifyHub, Reservation } from './notify.js';
+import { jobReleaseMany } from './queries/lease.js';
 import {
   JobIdInUseError,
   jobEnqueueDebounced,
   jobEnqueueThrottled,
   jobFindExisting,
   jobInsertMany,
+  jobInsertManyAndClaim,
   jobInsertManyIds,
   type ExistingRow,
   type InsertedRow,
@@ -26,6 +29,8 @@ import {
   type KeyedRow,
 } from './queries/insert.js';
 import { checkPayload } from './registryCheck.js';
+import type { ClaimParams } from './queries/claim.js';
+import type { ClaimedRow } from './queries/row.js';
 
 /** Validates and inserts jobs. */
 export interface Enqueuer {
@@ -40,6 +45,16 @@ export interface Enqueuer {
 /** What enqueueMany answers per job: no status, priority or due time (jobs.enqueueMany answers `{ id, created }`). */
 export type EnqueuedJobRef = Pick<EnqueuedJob, 'id' | 'type' | 'queue' | 'created'>;
 
+/**
+ * A waiting long-poll the insert claims for in its own statement
+ * (jobInsertManyAndClaim): `onClaimed` gets the jobs claimed for it as soon as
+ * that statement committed, before any later round.
+ */
+export interface Handover {
+  claim: ClaimParams;
+  onClaimed(rows: ClaimedRow[]): void;
+}
+
 /** Options of {@link createEnqueuer}. */
 export interface EnqueuerOptions {
   db: Db;
@@ -51,6 +66,8 @@ export interface EnqueuerOptions {
   /** The server's clock (its `now` option), for debounce and throttle; absent: the database's. */
   now?: () => Date;
   metrics?: ServerMetrics;
+  /** Queues with limits: a long-poll that may claim from one is never claimed for by an enqueue (its claim may wait for the queue's row lock). */
+  limited?: LimitedQueues;
 }
 
 /**
@@ -145,13 +162,19 @@ const answerOf = (row: InsertedRow | ExistingRow | KeyedRow, created: boolean): 
  * (group commit, whose jobs come from unrelated callers) a refused job gets its
  * error and the others are inserted.
  */
-export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>>;
+export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean, answer?: 'summary', handover?: Handover): Promise<Array<EnqueuedJob | QueueError>>;
 /**
  * The same, answering only what jobs.enqueueMany needs of a job it inserted
  * (its id, type, queue): the statement returns the ids alone (jobInsertManyIds).
  */
-export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean, answer: 'ref'): Promise<Array<EnqueuedJobRef | QueueError>>;
-export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean, answer: 'summary' | 'ref' = 'summary'): Promise<Array<EnqueuedJobRef | QueueError>> {
+export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boolean, answer: 'ref', handover?: Handover): Promise<Array<EnqueuedJobRef | QueueError>>;
+export async function insertJobs(
+  db: Db,
+  jobs: readonly InsertJob[],
+  atomic: boolean,
+  answer: 'summary' | 'ref' = 'summary',
+  handover?: Handover,
+): Promise<Array<EnqueuedJobRef | QueueError>> {
   const refused = new Set<InsertJob>();
   const refusal = (job: InsertJob): QueueError => idConflict(job.id, atomic ? `jobs[${jobs.indexOf(job)}]: ` : '');
   const stopIfAtomic = (): void => {
@@ -184,7 +207,13 @@ export async function insertJobs(db: Db, jobs: readonly InsertJob[], atomic: boo
   for (let round = 0; todo.length > 0; round++) {
     if (round === 5) throw new Error('uniqueKey contention: the live job kept finishing while enqueueing; try again');
     try {
-      if (answer === 'summary') {
+      // The first statement may claim for a waiting long-poll too; a later round (uniqueKey holders) never does.
+      const handing = round === 0 ? handover : undefined;
+      if (handing) {
+        const { inserted, claimed } = await jobInsertManyAndClaim(db, todo, handing.claim);
+        handing.onClaimed(claimed);
+        for (const row of inserted) byId.set(row.id, answer === 'summary' ? answerOf(row, true) : { id: row.id, type: row.task_type, queue: row.queue, created: true });
+      } else if (answer === 'summary') {
         for (const row of await jobInsertMany(db, todo)) byId.set(row.id, answerOf(row, true));
       } else {
         const rows = await jobInsertManyIds(db, todo);
@@ -261,8 +290,46 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
     if (made.size > 0) hub.wake(new Set([...made.values()].map((m) => m.queue)));
   };
 
+  // A claim claimed for by an enqueue may not touch a limited queue: its
+  // skipq_claim would take the queue's row lock inside the insert's statement.
+  const limited = options.limited;
+  const allowed = (claim: HandoverClaim): boolean =>
+    limited === undefined || limited.empty || (claim.queues !== null && limited.among(claim.queues).length === 0);
+
+  /**
+   * Runs an insert that claims, in its own statement, for a long-poll waiting
+   * on this server for one of the jobs (jobInsertManyAndClaim), when one waits;
+   * else the plain insert. Jobs claimed for a long-poll that stopped waiting
+   * meanwhile are released at once, as a claim whose caller went away.
+   */
+  const withHandover = async <T>(jobs: readonly InsertJob[], insert: (handover?: Handover) => Promise<T>): Promise<T> => {
+    let reservation: Reservation | null = null;
+    for (const job of jobs) {
+      if (job.runAt !== null || job.delayMs) continue;
+      reservation = hub.reserve(job.queue, job.type, allowed);
+      if (reservation) break;
+    }
+    if (!reservation) return insert();
+    const taker = reservation;
+    let delivered = false;
+    const onClaimed = (rows: ClaimedRow[]): void => {
+      delivered = true;
+      if (taker.deliver(rows) || rows.length === 0) return;
+      const now = options.now?.() ?? null;
+      void jobReleaseMany(db, { workerId: taker.claim.workerId, jobs: rows, now })
+        .then((released) => hub.wake(released.filter((r) => r.moved && r.queue !== null).map((r) => r.queue as string)))
+        // Not released: their lease runs out and the rescuer takes them back.
+        .catch(() => {});
+    };
+    try {
+      return await insert({ claim: { ...taker.claim, now: options.now?.() ?? null }, onClaimed });
+    } finally {
+      if (!delivered) taker.deliver([]);
+    }
+  };
+
   const insertAndWake = async (jobs: readonly InsertJob[], atomic: boolean): Promise<Array<EnqueuedJob | QueueError>> => {
-    const result = await insertJobs(db, jobs, atomic);
+    const result = await withHandover(jobs, (handover) => insertJobs(db, jobs, atomic, 'summary', handover));
     countAndWake(jobs, result);
     return result;
   };
@@ -318,7 +385,7 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
         }
       });
       // Atomic: a refusal is thrown, so every answer is a job.
-      const result = (await insertJobs(db, jobs, true, 'ref')) as EnqueuedJobRef[];
+      const result = (await withHandover(jobs, (handover) => insertJobs(db, jobs, true, 'ref', handover))) as EnqueuedJobRef[];
       countAndWake(jobs, result);
       return result;
     },

@@ -17,7 +17,7 @@ import { QueueError } from './errors.js';
 import { toJsonText } from './json.js';
 import type { JobWaiters } from './jobWaiters.js';
 import type { LimitedQueues } from './limitedQueues.js';
-import type { NotifyHub } from './notify.js';
+import type { HandoverClaim, NotifyHub } from './notify.js';
 import { jobClaim, jobCompleteAndClaim, type ClaimParams } from './queries/claim.js';
 import { queueNotifyFreed } from './queries/queues.js';
 import { jobCompleteMany, jobFailMany, type CompletionRef, type FailRef } from './queries/finish.js';
@@ -99,12 +99,20 @@ export async function claimJobs(
   const deadline = Date.now() + req.waitMs;
   let carried: Pick<ClaimAnswer, 'completed' | 'rejected'> = {};
   let lookedAgain = false;
+  // Handed: jobs an enqueue on this server claimed for this long-poll while it
+  // waited, in the insert's own statement (enqueue.ts withHandover).
+  let handed: readonly ClaimedRow[] | null = null;
   for (let first = true; ; first = false) {
-    const ticket = deps.hub.ticket(req.queues, req.workerId);
+    // Only a claim that waits may be claimed for: the enqueue takes it out of its wait.
+    const ticket = deps.hub.ticket(req.queues, req.workerId, req.waitMs > 0 ? handoverOf(req) : undefined);
     const params: ClaimParams = { ...req, now: clockOf(deps) };
     let rows: ClaimedRow[] = [];
     const started = performance.now();
-    if (first && completions.length > 0) {
+    const wasHanded = handed !== null;
+    if (handed) {
+      rows = [...handed];
+      handed = null;
+    } else if (first && completions.length > 0) {
       // The worker's finished jobs ride with its claim: one statement, one commit.
       let claimed = false;
       const answers = await completeEach(deps, req.workerId, completions, async (good) => {
@@ -120,7 +128,7 @@ export async function claimJobs(
     } else {
       rows = await jobClaim(deps.db, params);
     }
-    deps.metrics?.claimSeconds((performance.now() - started) / 1000);
+    if (!wasHanded) deps.metrics?.claimSeconds((performance.now() - started) / 1000);
     if (rows.length > 0) {
       ticket.cancel();
       // A long-poll outlives its authentication: a key revoked meanwhile gets no jobs.
@@ -155,9 +163,20 @@ export async function claimJobs(
       return { jobs: [], leaseExpiresAt: null, ...carried };
     }
     await ticket.wait(Math.min(remaining, deps.pollIntervalMs), signal);
-    if (ticket.interrupted) return { jobs: [], leaseExpiresAt: null, ...carried };
+    handed = ticket.handed;
+    // A stopping worker's claim answers at once; jobs claimed for it meanwhile go back (below).
+    if (ticket.interrupted && !handed) return { jobs: [], leaseExpiresAt: null, ...carried };
   }
 }
+
+/** What an enqueue needs to claim for a waiting long-poll: its own statement's parameters. */
+const handoverOf = (req: ClaimRequest): HandoverClaim => ({
+  workerId: req.workerId,
+  types: req.types,
+  queues: req.queues,
+  limit: req.limit,
+  leaseMs: req.leaseMs,
+});
 
 /**
  * Completes each job on its own. Every result is checked here (JSON, size,

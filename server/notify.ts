@@ -1,5 +1,23 @@
 import pg from 'pg';
 import { INTERRUPT_CHANNEL, JOBS_CHANNEL, KEYS_CHANNEL } from './channels.js';
+import type { ClaimParams } from './queries/claim.js';
+import type { ClaimedRow } from './queries/row.js';
+
+/** A waiting claim's parameters, for an enqueue that runs the claim for it (NotifyHub.reserve); `now` is the enqueuer's. */
+export type HandoverClaim = Omit<ClaimParams, 'now'>;
+
+/** A waiting claim an enqueue on this server claims for, in its own statement (NotifyHub.reserve). */
+export interface Reservation {
+  /** The waiting claim's parameters. */
+  readonly claim: HandoverClaim;
+  /**
+   * Hands the jobs claimed for it to the waiting claim, which answers with
+   * them. False when it stopped waiting meanwhile (timed out, interrupted, its
+   * server closing): the caller releases the jobs. With no jobs the claim
+   * waits on, or looks again if a wake-up passed it by while it was reserved.
+   */
+  deliver(rows: readonly ClaimedRow[]): boolean;
+}
 
 /** A registration for wake-ups, taken before looking for work so no wake-up between look and wait is lost. */
 export interface WakeTicket {
@@ -10,14 +28,25 @@ export interface WakeTicket {
   readonly interrupted: boolean;
   /** True once a wake-up reached the ticket (also before any wait): work may have arrived since it was taken. */
   readonly woken: boolean;
+  /** Jobs an enqueue claimed for this ticket's claim while it waited (NotifyHub.reserve), or null. */
+  readonly handed: readonly ClaimedRow[] | null;
 }
 
 /** Wakes waiting claims: from NOTIFY (other servers, SQL callers) and directly from this server's own enqueues. */
 export interface NotifyHub {
-  /** Registers interest in `queues` (null: every queue) for the claim of `workerId`. */
-  ticket(queues: readonly string[] | null, workerId?: string): WakeTicket;
+  /**
+   * Registers interest in `queues` (null: every queue) for the claim of
+   * `workerId`. With `claim`, an enqueue may claim for it while it waits.
+   */
+  ticket(queues: readonly string[] | null, workerId?: string, claim?: HandoverClaim): WakeTicket;
   /** Wakes the waiters of these queues in this process. */
   wake(queues: Iterable<string>): void;
+  /**
+   * A claim waiting right now for jobs of `queue` and `type`, that `allow`s
+   * its parameters, set aside for one enqueue's statement: no other enqueue
+   * reserves it and wake-ups pass it by until `deliver`. Null: none waits.
+   */
+  reserve(queue: string, type: string, allow: (claim: HandoverClaim) => boolean): Reservation | null;
   /** Ends the waiting claims of a stopping worker, on every server (through NOTIFY). */
   interrupt(workerId: string): Promise<void>;
   /** Connects the LISTEN connection; reconnects by itself after. */
@@ -34,6 +63,15 @@ interface Waiter {
   fire: () => void;
   fired: boolean;
   interrupted: boolean;
+  /** Its claim, when an enqueue may claim for it. */
+  claim: HandoverClaim | undefined;
+  /** Inside wait(): its claim's statement is not running. */
+  waiting: boolean;
+  /** Set aside for an enqueue's statement (reserve), until deliver. */
+  reserved: boolean;
+  /** A wake-up that passed it by while reserved. */
+  missedWake: boolean;
+  handed: readonly ClaimedRow[] | null;
 }
 
 /** More channels for the hub's one LISTEN connection, and who hears them. */
@@ -64,13 +102,46 @@ export function createNotifyHub(
     for (const w of waiters) w.fire();
   };
 
+  // A reserved waiter is being claimed for: the enqueue's statement answers it.
+  const wakeOne = (w: Waiter): void => {
+    if (w.reserved) w.missedWake = true;
+    else w.fire();
+  };
+
   const wake = (queues: Iterable<string>): void => {
     if (waiters.size === 0) return;
     const names = new Set(queues);
     for (const w of waiters) {
-      if (w.queues === null) w.fire();
-      else for (const q of names) if (w.queues.has(q)) { w.fire(); break; }
+      if (w.queues === null) wakeOne(w);
+      else for (const q of names) if (w.queues.has(q)) { wakeOne(w); break; }
     }
+  };
+
+  const reserve = (queue: string, type: string, allow: (claim: HandoverClaim) => boolean): Reservation | null => {
+    for (const w of waiters) {
+      const claim = w.claim;
+      if (!claim || !w.waiting || w.reserved || w.fired) continue;
+      if (w.queues !== null && !w.queues.has(queue)) continue;
+      if (claim.types !== null && !claim.types.includes(type)) continue;
+      if (!allow(claim)) continue;
+      w.reserved = true;
+      w.missedWake = false;
+      return {
+        claim,
+        deliver(rows) {
+          w.reserved = false;
+          if (rows.length === 0) {
+            if (w.missedWake) w.fire();
+            return true;
+          }
+          if (w.fired || !w.waiting) return false;
+          w.handed = rows;
+          w.fire();
+          return true;
+        },
+      };
+    }
+    return null;
   };
 
   const interruptLocal = (workerId: string): void => {
@@ -136,13 +207,18 @@ export function createNotifyHub(
     get listening() {
       return listening;
     },
-    ticket(queues, workerId) {
+    ticket(queues, workerId, claim) {
       let resolveWait: (() => void) | undefined;
       const waiter: Waiter = {
         queues: queues ? new Set(queues) : null,
         workerId,
         fired: false,
         interrupted: false,
+        claim,
+        waiting: false,
+        reserved: false,
+        missedWake: false,
+        handed: null,
         fire() {
           waiter.fired = true;
           waiters.delete(waiter);
@@ -162,8 +238,10 @@ export function createNotifyHub(
               clearTimeout(timer);
               signal?.removeEventListener('abort', done);
               waiters.delete(waiter);
+              waiter.waiting = false;
               resolve();
             };
+            waiter.waiting = true;
             const timer = setTimeout(done, timeoutMs);
             signal?.addEventListener('abort', done, { once: true });
             resolveWait = done;
@@ -178,9 +256,13 @@ export function createNotifyHub(
         get woken() {
           return waiter.fired && !closed;
         },
+        get handed() {
+          return waiter.handed;
+        },
       };
     },
     wake,
+    reserve,
     async interrupt(workerId) {
       interruptLocal(workerId);
       await pool.query('SELECT pg_notify($1, $2)', [INTERRUPT_CHANNEL, workerId]);

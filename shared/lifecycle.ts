@@ -114,7 +114,7 @@ export const MOVES: Readonly<Record<MoveName, Move>> = Object.freeze({
     ends: null,
     repeat: null,
     guard: 'scheduled_for has come; in priority order; SKIP LOCKED; the lease is capped at claim + timeout_ms',
-    api: ['worker.claim'],
+    api: ['worker.claim', 'jobs.enqueue / enqueueMany (for a worker.claim waiting on that server, in the insert statement)'],
     sql: ['skipq_claim', 'claim_tasks'],
     attempt: [],
     flow: null,

@@ -2,6 +2,8 @@ import { JOBS_CHANNEL } from '../channels.js';
 import type { Db } from '../db/pool.js';
 import { jsonArrayText } from '../json.js';
 import { numberArrayLiteral, textArrayLiteral, timestampArrayLiteral } from '../pgArray.js';
+import type { ClaimParams } from './claim.js';
+import type { ClaimedRow } from './row.js';
 
 /** One job to insert; JSON already serialised and validated. */
 export interface InsertJob {
@@ -113,6 +115,65 @@ FROM skipq_enqueue(
   } catch (error) {
     throw idInUseOr(error);
   }
+}
+
+/** One row of {@link jobInsertManyAndClaim}: a job it inserted, or one it claimed. */
+type InsertAndClaimRow = (InsertedRow & { kind: 'inserted' }) | (ClaimedRow & { kind: 'claimed' });
+
+/**
+ * jobInsertManyAndClaim: {@link jobInsertMany}, and in the same statement and
+ * commit the claim of a long-poll waiting on this server (skipq_claim with
+ * its parameters, so every claim policy, priority order and SKIP LOCKED hold
+ * as for its own statement). The insert runs first (the first branch of the
+ * UNION ALL is read first), so the claim sees the rows it made and may take
+ * them; it takes whatever the waiting claim would have taken. Saves that
+ * claim's own statement, commit and two hops between processes after the
+ * wake-up: measured on this machine (W4, one job every 10 ms to an idle
+ * worker) the claim was 0.7-1.3 ms of the ~2.4 ms from enqueue to handler.
+ * Throws {@link JobIdInUseError} as jobInsertMany does, having stored and
+ * claimed nothing.
+ */
+export async function jobInsertManyAndClaim(db: Db, jobs: readonly InsertJob[], claim: ClaimParams): Promise<{ inserted: InsertedRow[]; claimed: ClaimedRow[] }> {
+  let rows: InsertAndClaimRow[];
+  try {
+    ({ rows } = await db.query<InsertAndClaimRow>({
+      name: 'jobInsertManyAndClaim',
+      text: `
+WITH inserted AS (
+  SELECT e.id, e.task_type, e.queue, e.status, e.priority, e.scheduled_for
+  FROM skipq_enqueue(
+    $1::text[], $2::text[], $3::text[],
+    ARRAY(SELECT p.value::text FROM json_array_elements($4::json) WITH ORDINALITY AS p(value, n) ORDER BY p.n),
+    $5::int[], $6::timestamptz[], $7::bigint[], $8::int[], $9::text[], $10::int[], $11::text[], $12::text[]
+  ) AS e
+),
+claimed AS (
+  SELECT c.id, c.task_type, c.queue, c.payload::text AS payload, c.priority, c.attempt, c.retry_count, c.max_retries, c.timeout_ms, c.lease_expires_at, c.trace_context
+  FROM skipq_claim($13::text, $14::text[], $15::text[], $16::int, $17::int, $18::timestamptz) AS c
+)
+SELECT 'inserted' AS kind,
+       inserted.id, inserted.task_type, inserted.queue, inserted.status, inserted.priority, inserted.scheduled_for,
+       NULL::text AS payload, NULL::int AS attempt, NULL::int AS retry_count, NULL::int AS max_retries,
+       NULL::int AS timeout_ms, NULL::timestamptz AS lease_expires_at, NULL::text AS trace_context
+FROM inserted
+UNION ALL
+SELECT 'claimed',
+       claimed.id, claimed.task_type, claimed.queue, NULL, claimed.priority, NULL,
+       claimed.payload, claimed.attempt, claimed.retry_count, claimed.max_retries,
+       claimed.timeout_ms, claimed.lease_expires_at, claimed.trace_context
+FROM claimed`,
+      values: [...enqueueValues(jobs), claim.workerId, claim.types, claim.queues, claim.limit, claim.leaseMs, claim.now],
+    }));
+  } catch (error) {
+    throw idInUseOr(error);
+  }
+  const inserted: InsertedRow[] = [];
+  const claimed: ClaimedRow[] = [];
+  for (const row of rows) {
+    if (row.kind === 'claimed') claimed.push(row);
+    else inserted.push(row);
+  }
+  return { inserted, claimed };
 }
 
 /**
