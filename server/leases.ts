@@ -164,7 +164,8 @@ export async function claimJobs(
     }
     await ticket.wait(Math.min(remaining, deps.pollIntervalMs), signal);
     handed = ticket.handed;
-    // A stopping worker's claim answers at once; jobs claimed for it meanwhile go back (below).
+    // A stopping worker's claim answers at once, with the jobs an enqueue claimed for it
+    // before the interrupt (the worker runs or hands back what arrives while it stops).
     if (ticket.interrupted && !handed) return { jobs: [], leaseExpiresAt: null, ...carried };
   }
 }
