@@ -44,6 +44,8 @@ export interface RunnerDeps {
 type Outcome = { kind: 'complete'; result: unknown; bytes: number } | { kind: 'fail'; failure: Failure } | { kind: 'abandoned'; reason: string };
 
 const ABANDONED: Outcome = Object.freeze({ kind: 'abandoned', reason: 'worker_error' });
+/** A handler that returned nothing: one outcome for all of them. */
+const COMPLETE_EMPTY: Outcome = Object.freeze({ kind: 'complete', result: undefined, bytes: 0 });
 const failWith = (code: Failure['code'], message: string, retry = false): Outcome => ({
   kind: 'fail',
   failure: { code, message: truncateText(message), retry },
@@ -150,7 +152,7 @@ export function createRunner(deps: RunnerDeps): Runner {
       }
       result = checked.data;
     }
-    if (result === undefined) return { kind: 'complete', result: undefined, bytes: 0 };
+    if (result === undefined) return COMPLETE_EMPTY;
     const check = checkJsonValue(result, config.maxResultBytes);
     if (!check.ok) return failWith(FAILURE_CODES.INVALID_RESULT, `result of "${job.type}" ${problemText(check)}`);
     return { kind: 'complete', result, bytes: check.bytes };
