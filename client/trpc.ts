@@ -74,7 +74,8 @@ export function plainJson<T extends object>(input: T): T {
   return input;
 }
 
-const transformer = {
+/** The transformer of skipq's tRPC clients (exported for tests: test/workerHotPath.test.ts). */
+export const transformer = {
   serialize: (value: unknown) => (typeof value === 'object' && value !== null && plainInputs.has(value) ? { json: value } : superjson.serialize(value)),
   deserialize: (value: unknown): unknown => superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0], { inPlace: true }),
 };
