@@ -173,6 +173,21 @@ export function createRunner(deps: RunnerDeps): Runner {
     });
   };
 
+  /** Only a bug of the worker itself throws here: free the slot, say so (launch() does the same). */
+  const broken = (run: Run, error: unknown): void => {
+    emit({ kind: 'error', error });
+    settle(run, ABANDONED);
+  };
+
+  /** Runs an ending of the run where a throw would otherwise be a rejection nobody handles. */
+  const guarded = (run: Run, end: (run: Run, value: unknown) => void, value: unknown): void => {
+    try {
+      end(run, value);
+    } catch (error) {
+      broken(run, error);
+    }
+  };
+
   const execute = (run: Run): void => {
     const { job } = run;
     run.trace = startJobTrace(job, config.workerId, telemetry);
@@ -197,7 +212,10 @@ export function createRunner(deps: RunnerDeps): Runner {
       if (isThenable(value)) {
         // Its start is reported (late, with others) only if it is still running then.
         starts.add(run);
-        value.then((v) => returned(run, v), (error: unknown) => threw(run, error));
+        value.then(
+          (v) => guarded(run, returned, v),
+          (error: unknown) => guarded(run, threw, error),
+        );
         return;
       }
     } catch (error) {
@@ -226,9 +244,7 @@ export function createRunner(deps: RunnerDeps): Runner {
       try {
         execute(run);
       } catch (error) {
-        // Only a bug of the worker itself gets here: free the slot, say so.
-        emit({ kind: 'error', error });
-        settle(run, ABANDONED);
+        broken(run, error);
       }
     },
     abandon(id, reason) {
