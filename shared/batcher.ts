@@ -17,6 +17,12 @@ export interface BatcherOptions<Item, Result> {
 export interface Batcher<Item, Result> {
   /** Queues one item; resolves with its own result or rejects with its own error. */
   add(item: Item): Promise<Result>;
+  /**
+   * Queues one item with callbacks of the caller's making instead of a
+   * promise: for one call per job (the worker's completions), where the
+   * promise, its reaction and its closures were garbage per job.
+   */
+  enqueue(waiter: BatchWaiter<Item, Result>): void;
   /** Resolves when nothing is queued or in flight. */
   drain(): Promise<void>;
   /**
@@ -40,11 +46,14 @@ export interface TakenBatch<Item, Result> {
 const nextTurn: (fn: () => void) => void =
   typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
 
-interface Waiting<Item, Result> {
-  item: Item;
-  resolve: (value: Result) => void;
-  reject: (error: unknown) => void;
+/** One queued item and who gets its answer (see {@link Batcher.enqueue}). */
+export interface BatchWaiter<Item, Result> {
+  readonly item: Item;
+  resolve(value: Result): void;
+  reject(error: unknown): void;
 }
+
+type Waiting<Item, Result> = BatchWaiter<Item, Result>;
 
 /**
  * Creates a batcher that adds no delay of its own: a batch leaves as soon as a
@@ -96,16 +105,19 @@ export function createBatcher<Item, Result>(options: BatcherOptions<Item, Result
     }
   };
 
+  const enqueue = (waiter: Waiting<Item, Result>): void => {
+    queue.push(waiter);
+    if (!scheduled && inFlight < maxInFlight) {
+      scheduled = true;
+      schedule(pump);
+    }
+  };
+
   return {
     add(item) {
-      return new Promise<Result>((resolve, reject) => {
-        queue.push({ item, resolve, reject });
-        if (!scheduled && inFlight < maxInFlight) {
-          scheduled = true;
-          schedule(pump);
-        }
-      });
+      return new Promise<Result>((resolve, reject) => enqueue({ item, resolve, reject }));
     },
+    enqueue,
     drain() {
       if (queue.length === 0 && inFlight === 0 && !scheduled) return Promise.resolve();
       return new Promise<void>((resolve) => idleWaiters.push(resolve));

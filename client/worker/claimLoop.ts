@@ -1,5 +1,5 @@
 import { LIMITS, type ClaimedJob } from '../../shared/index.js';
-import type { SkipqTrpc } from '../trpc.js';
+import { plainJson, type SkipqTrpc } from '../trpc.js';
 import type { WorkerConfig } from './config.js';
 import { createLocalQueue } from './localQueue.js';
 import type { Reporter } from './reporting.js';
@@ -91,34 +91,46 @@ export function createClaimLoop(deps: ClaimLoopDeps): ClaimLoop {
    */
   const held = (): number => runner.size + buffer.size + requested + reporter.onTheWire;
 
-  /** Fills free slots from the buffer; answers whether any slot is still free. */
+  /**
+   * Fills free slots from the buffer; answers whether any slot is still free.
+   * A handler that returns at once frees its slot inside launch() (runner.ts),
+   * which calls back here through wake(): that inner call leaves the filling to
+   * this loop, so 500 buffered no-op jobs run one after another, not 500 deep.
+   */
+  let filling = false;
   const startBuffered = (): boolean => {
-    while (runner.size < concurrency) {
-      const next = buffer.take();
-      if (!next) return true;
-      runner.launch(next.job, next.claimedAt);
+    if (filling) return runner.size < concurrency;
+    filling = true;
+    try {
+      while (runner.size < concurrency) {
+        const next = buffer.take();
+        if (!next) return true;
+        runner.launch(next.job, next.claimedAt);
+      }
+      return false;
+    } finally {
+      filling = false;
     }
-    return false;
   };
 
   const claimOnce = async (limit: number): Promise<void> => {
     const folded = reporter.takeForClaim();
     const sentAt = Date.now();
     try {
-      const answer = await trpc.worker.claim.mutate(
-        {
-          workerId,
-          types,
-          ...(queues ? { queues } : {}),
-          ...(folded.wires.length > 0 ? { complete: folded.wires } : {}),
-          limit,
-          leaseMs,
-          // Never long-poll while holding completions (their callers wait) or when work is queued.
-          waitMs: folded.wires.length > 0 || backlog ? 0 : waitMs,
-        },
-        { signal: claimAbort.signal },
-      );
+      const input = {
+        workerId,
+        types,
+        ...(queues ? { queues } : {}),
+        ...(folded.wires.length > 0 ? { complete: folded.wires } : {}),
+        limit,
+        leaseMs,
+        // Never long-poll while holding completions (their callers wait) or when work is queued.
+        waitMs: folded.wires.length > 0 || backlog ? 0 : waitMs,
+      };
+      // Names, numbers and the completions' ids and attempts: plain JSON unless a result is not.
+      const answer = await trpc.worker.claim.mutate(folded.plain ? plainJson(input) : input, { signal: claimAbort.signal });
       folded.settle(answer.completed ?? []);
+      runner.refreshTelemetry();
       failures = 0;
       backlog = answer.jobs.length > 0 && answer.jobs.length === limit;
       const claimedAt = claimedAtOf(sentAt, Date.now(), answer.leaseExpiresAt, leaseMs);

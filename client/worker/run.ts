@@ -1,4 +1,5 @@
 import type { ClaimedJob } from '../../shared/index.js';
+import type { Histogram } from '@opentelemetry/api';
 import type { Span } from '../tracing.js';
 
 /** A progress value recorded by ctx.progress, waiting for a heartbeat. */
@@ -33,7 +34,10 @@ export interface Run {
 
 /** What a run's tracing needs at its end (client/worker/runner.ts). */
 export interface RunTrace {
-  readonly span: Span;
+  /** Undefined when no tracer provider or context manager is registered (client/worker/jobSpan.ts). */
+  readonly span: Span | undefined;
+  /** The duration histogram, undefined while no MeterProvider is registered. */
+  readonly duration: Histogram | undefined;
   readonly startedAt: number;
 }
 

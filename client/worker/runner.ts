@@ -7,7 +7,7 @@ import type { Failure, Reporter } from './reporting.js';
 import { abortRun, signalOf, type Run } from './run.js';
 import type { ChildReader } from './children.js';
 import type { StartReporter } from './starts.js';
-import { endJobTrace, inJobTrace, recordThrown, startJobTrace, type TracedOutcome } from './jobSpan.js';
+import { endJobTrace, inJobTrace, NO_TELEMETRY, recordThrown, startJobTrace, telemetryNow, type Telemetry, type TracedOutcome } from './jobSpan.js';
 import type { JobContext, WorkerEvent } from './types.js';
 
 /** Runs claimed jobs, one slot each, and decides what each attempt reports. */
@@ -24,6 +24,8 @@ export interface Runner {
   readonly size: number;
   /** Resolves when no slot is taken. */
   whenIdle(): Promise<void>;
+  /** A claim was answered: looks again whether OpenTelemetry is set up, for the attempts launched from now on. */
+  refreshTelemetry(): void;
 }
 
 /** What {@link createRunner} needs. */
@@ -42,6 +44,8 @@ export interface RunnerDeps {
 type Outcome = { kind: 'complete'; result: unknown; bytes: number } | { kind: 'fail'; failure: Failure } | { kind: 'abandoned'; reason: string };
 
 const ABANDONED: Outcome = Object.freeze({ kind: 'abandoned', reason: 'worker_error' });
+/** A handler that returned nothing: one outcome for all of them. */
+const COMPLETE_EMPTY: Outcome = Object.freeze({ kind: 'complete', result: undefined, bytes: 0 });
 const failWith = (code: Failure['code'], message: string, retry = false): Outcome => ({
   kind: 'fail',
   failure: { code, message: truncateText(message), retry },
@@ -60,11 +64,15 @@ function tracedOf(outcome: Outcome): TracedOutcome {
   return outcome.kind === 'complete' ? { kind: 'complete' } : outcome;
 }
 
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
+
 /** Creates the runner of a worker. */
 export function createRunner(deps: RunnerDeps): Runner {
   const { config, reporter, starts, emit, onSlotFreed, children } = deps;
   const running = new Map<string, Run>();
   let idleWaiters: Array<() => void> = [];
+  let telemetry: Telemetry = NO_TELEMETRY;
 
   /**
    * Frees the run's slot and reports its outcome, once: whichever comes first of
@@ -125,7 +133,10 @@ export function createRunner(deps: RunnerDeps): Runner {
         run.progress = { value, dirty: true };
       },
       // Typed by the registry where the worker's Handlers are (ChildResult); the reader parsed each result.
-      children: () => children(job, signalOf(run)) as ReturnType<JobContext['children']>,
+      // A method, not an arrow: an arrow property is wrapped in a naming helper per job by tsx/esbuild's keepNames.
+      children() {
+        return children(job, signalOf(run)) as ReturnType<JobContext['children']>;
+      },
     };
   };
 
@@ -141,15 +152,45 @@ export function createRunner(deps: RunnerDeps): Runner {
       }
       result = checked.data;
     }
-    if (result === undefined) return { kind: 'complete', result: undefined, bytes: 0 };
+    if (result === undefined) return COMPLETE_EMPTY;
     const check = checkJsonValue(result, config.maxResultBytes);
     if (!check.ok) return failWith(FAILURE_CODES.INVALID_RESULT, `result of "${job.type}" ${problemText(check)}`);
     return { kind: 'complete', result, bytes: check.bytes };
   };
 
-  const execute = async (run: Run): Promise<void> => {
+  /** The handler returned (or its promise resolved): the result decides the outcome. */
+  const returned = (run: Run, value: unknown): void => {
+    if (!run.settled) settle(run, resultOutcome(run.job, value));
+  };
+
+  /** The handler threw (or its promise rejected). */
+  const threw = (run: Run, error: unknown): void => {
+    if (run.settled) return;
+    recordThrown(run.trace, error);
+    settle(run, {
+      kind: 'fail',
+      failure: { code: FAILURE_CODES.HANDLER_ERROR, message: describeThrown(error), retry: !(error instanceof PermanentError) },
+    });
+  };
+
+  /** Only a bug of the worker itself throws here: free the slot, say so (launch() does the same). */
+  const broken = (run: Run, error: unknown): void => {
+    emit({ kind: 'error', error });
+    settle(run, ABANDONED);
+  };
+
+  /** Runs an ending of the run where a throw would otherwise be a rejection nobody handles. */
+  const guarded = (run: Run, end: (run: Run, value: unknown) => void, value: unknown): void => {
+    try {
+      end(run, value);
+    } catch (error) {
+      broken(run, error);
+    }
+  };
+
+  const execute = (run: Run): void => {
     const { job } = run;
-    run.trace = startJobTrace(job, config.workerId);
+    run.trace = startJobTrace(job, config.workerId, telemetry);
     const def = config.registry[job.type];
     const handler = config.handlers[job.type];
     if (!def || !handler) return settle(run, failWith(FAILURE_CODES.NO_HANDLER, `this worker has no handler for "${job.type}"`));
@@ -164,20 +205,26 @@ export function createRunner(deps: RunnerDeps): Runner {
       if (left <= 0) return timeOut(run);
       run.timer = setTimeout(() => timeOut(run), left);
     }
-    starts.add(run);
-    let returned: unknown;
+    let value: unknown;
     try {
-      returned = await inJobTrace(run.trace, () => handler(parsed.data, contextOf(run)));
+      const span = run.trace?.span;
+      value = span ? inJobTrace(span, () => handler(parsed.data, contextOf(run))) : handler(parsed.data, contextOf(run));
+      if (isThenable(value)) {
+        // Its start is reported (late, with others) only if it is still running then.
+        starts.add(run);
+        value.then(
+          (v) => guarded(run, returned, v),
+          (error: unknown) => guarded(run, threw, error),
+        );
+        return;
+      }
     } catch (error) {
-      if (run.settled) return;
-      recordThrown(run.trace, error);
-      return settle(run, {
-        kind: 'fail',
-        failure: { code: FAILURE_CODES.HANDLER_ERROR, message: describeThrown(error), retry: !(error instanceof PermanentError) },
-      });
+      return threw(run, error);
     }
-    if (run.settled) return;
-    settle(run, resultOutcome(job, returned));
+    // A handler that returns a value (not a promise) ends its attempt in this
+    // same turn: no promise, no microtask and no start to report of its own.
+    // With the other per-job cuts (jobSpan.ts, reporting.ts, trpc.ts): W3's worker CPU 26.9 -> 18.9 ms per 1,000 jobs.
+    returned(run, value);
   };
 
   return {
@@ -194,11 +241,11 @@ export function createRunner(deps: RunnerDeps): Runner {
         trace: undefined,
       };
       running.set(job.id, run);
-      execute(run).catch((error: unknown) => {
-        // Only a bug of the worker itself gets here: free the slot, say so.
-        emit({ kind: 'error', error });
-        settle(run, ABANDONED);
-      });
+      try {
+        execute(run);
+      } catch (error) {
+        broken(run, error);
+      }
     },
     abandon(id, reason) {
       const run = running.get(id);
@@ -222,6 +269,9 @@ export function createRunner(deps: RunnerDeps): Runner {
     whenIdle() {
       if (running.size === 0) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));
+    },
+    refreshTelemetry() {
+      telemetry = telemetryNow();
     },
   };
 }
