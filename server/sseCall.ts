@@ -35,9 +35,11 @@ export interface SseCallOptions {
  * subscribers (W3-SUB10) that machinery was most of what the server
  * allocated (sampling heap profile: the encoder's transform alone 13%, the
  * web streams' promises and queues most of the rest), and that garbage made
- * the server's peak: heap used 139 MiB at 254 MiB RSS, of which 26 MiB was
+ * the server's peak: heap used 139 MiB at 254 MiB RSS, with about 26 MiB
  * live after a forced GC. Here a ping is one timer per stream, pushed back
- * by every event written.
+ * by every event written. W3-SUB10, medians of 3 alternated rounds (built
+ * server, loaded machine): peak RSS 232 -> 124 MiB, server CPU 459 -> 93 ms
+ * per 1,000 jobs, 1,861 -> 5,365 jobs/s.
  *
  * Backpressure is kept: the next event is pulled from the subscription only
  * once the socket took the last one (res.write / 'drain'), as tRPC does.
