@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { buildForBench } from './lib/build.js';
 import { REPO_ROOT, killAllChildren } from './lib/children.js';
 import { machineInfo } from './lib/machine.js';
 import { waitForQuiet } from './lib/quiet.js';
@@ -32,7 +33,7 @@ const QUICK: Sizes = { jobs: 2_000, latencyJobs: 100, finishedRows: 100_000, cei
 const ROUND_LIMIT_MS = 120_000;
 
 const NOTES = [
-  'Every process is separate: the skipq server (`node --import tsx server/main.ts`, fresh database, SKIPQ_RETENTION_DAYS=0), each producer and each worker run as child processes; skipq producers and workers use the public clients over HTTP. Peers run their producer and worker in separate processes on a fresh database (Redis db flushed for BullMQ) per round.',
+  'Every process is separate: the skipq server (the package\'s bin as built by `npm run build`, `node dist/server/main.js --jobs bench/.build/jobs.js`, fresh database, SKIPQ_RETENTION_DAYS=0), each producer and each worker run as child processes; skipq producers and workers use the public clients over HTTP, imported from the built package (dist/client). Every child runs plain node on JavaScript, as a user runs the package: the bench builds dist/ and its own producer, worker and registry scripts (bench/lib/build.ts) before the first round, for every system alike; none runs through tsx, whose loader alone added about 38 MiB to each process (the idle server 123-127 MiB under `node --import tsx` against 86 MiB built). Peers run their producer and worker in separate processes on a fresh database (Redis db flushed for BullMQ) per round.',
   'W1: 16 concurrent `enqueue` calls in one process until all jobs are in (skipq coalesces concurrent calls on the client; graphile `addJob`, pg-boss `send`, BullMQ `add`). W2: sequential calls of 500 (`enqueueMany`, `addJobs`, `insert`, `addBulk`). Time: first call to last answer.',
   'W2-4K: W2 with every job carrying a ~4 KiB JSON order (bench/payload.ts: customer, address, 23 line items; 4,100-4,120 bytes as JSON), the same document for every system, built fresh per job (so no client can send a batch\'s repeats by reference) and before the clock starts. skipq\'s registry declares the order field by field in zod (bench/jobs.ts), so skipq validates it at enqueue and again in the worker; the peers validate nothing.',
   'W1/W2 exactly-once check: after the timed part, the system\'s own worker drains the jobs (untimed); its peak RSS is the worker row, while the server row is the server\'s peak at the end of the timed part (before the drain).',
@@ -87,6 +88,8 @@ async function main(): Promise<void> {
   const options = parseOptions();
   const started = new Date();
   const log = (message: string): void => void process.stderr.write(`${message}\n`);
+  // Children run the package as built (dist/) and the bench's scripts built to JavaScript, on plain node.
+  await buildForBench(log);
   const hosts: SystemHost[] = [];
   for (const name of SYSTEM_NAMES) if (options.systems.includes(name)) hosts.push((await loadSystem(name)).host);
   const machine = await machineInfo();

