@@ -26,12 +26,35 @@ import { toClaimedJob, type ClaimedRow, type MoveRow } from './queries/row.js';
 import { idsWith, lostOutcome, missError, verdictsOf } from './verdicts.js';
 import type { ServerMetrics } from './metrics.js';
 
-/** Counts the rows a fenced statement moved, per queue and type (rows without them are not counted). */
-function countMoved(rows: readonly MoveRow[], count: ((queue: string, type: string) => void) | undefined, status?: string): void {
+/**
+ * Counts the rows a fenced statement moved, per queue and type (rows without
+ * them are not counted), one counter call per run of rows with the same
+ * labels: a batch is mostly one queue and type, and prom-client hashes the
+ * labels on every inc (about 1 µs a call, 3-5% of the server's CPU in a
+ * drain of claims of 100 when counted per row).
+ */
+function countMoved(rows: readonly MoveRow[], count: ((queue: string, type: string, n: number) => void) | undefined, status?: string): void {
   if (!count) return;
+  countRuns(rows, (r) => r.moved && r.queue !== null && typeof r.task_type === 'string' && (status === undefined || r.status === status), count);
+}
+
+/** Calls `count` once per run of consecutive counted rows with the same queue and type, with the run's length. */
+function countRuns<R extends { queue: string | null; task_type?: string | null }>(rows: readonly R[], counted: (row: R) => boolean, count: (queue: string, type: string, n: number) => void): void {
+  let queue: string | null = null;
+  let type: string | null = null;
+  let n = 0;
   for (const r of rows) {
-    if (r.moved && r.queue !== null && typeof r.task_type === 'string' && (status === undefined || r.status === status)) count(r.queue, r.task_type);
+    if (!counted(r)) continue;
+    if (n > 0 && r.queue === queue && r.task_type === type) {
+      n++;
+      continue;
+    }
+    if (n > 0) count(queue as string, type as string, n);
+    queue = r.queue;
+    type = r.task_type ?? null;
+    n = 1;
   }
+  if (n > 0) count(queue as string, type as string, n);
 }
 
 /** What the worker procedures need. */
@@ -140,7 +163,7 @@ export async function claimJobs(
         return { jobs: [], leaseExpiresAt: null, ...carried };
       }
       const metrics = deps.metrics;
-      if (metrics) for (const r of rows) metrics.claimed(r.queue, r.task_type);
+      if (metrics) countRuns(rows, () => true, (q, t, n) => metrics.claimed(q, t, n));
       const lease = Math.max(...rows.map((r) => r.lease_expires_at?.getTime() ?? 0));
       return { jobs: rows.map(toClaimedJob), leaseExpiresAt: new Date(lease), ...carried };
     }
@@ -212,8 +235,8 @@ async function completeEach(
   wakeFreed(deps, doneRows, failedRows);
   const metrics = deps.metrics;
   if (metrics) {
-    countMoved(doneRows, (q, t) => metrics.completed(q, t));
-    countMoved(failedRows, (q, t) => metrics.failed(q, t), 'failed');
+    countMoved(doneRows, (q, t, n) => metrics.completed(q, t, n));
+    countMoved(failedRows, (q, t, n) => metrics.failed(q, t, n), 'failed');
   }
   const doneVerdicts = new Map<string, Verdict>();
   verdictsOf('complete', workerId, good, doneRows).forEach((v, i) => doneVerdicts.set(good[i]?.id as string, v));
@@ -354,8 +377,8 @@ export async function failJobs(deps: LeaseDeps, workerId: string, items: readonl
   wakeFreed(deps, rows);
   const metrics = deps.metrics;
   if (metrics) {
-    countMoved(rows, (q, t) => metrics.retried(q, t), 'pending');
-    countMoved(rows, (q, t) => metrics.failed(q, t), 'failed');
+    countMoved(rows, (q, t, n) => metrics.retried(q, t, n), 'pending');
+    countMoved(rows, (q, t, n) => metrics.failed(q, t, n), 'failed');
   }
   const byId = new Map(rows.map((r) => [r.id, r]));
   return verdictsOf('fail', workerId, items, rows).map((verdict, i): FailAnswer => {

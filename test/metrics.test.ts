@@ -65,6 +65,20 @@ describe('metrics, health and readiness', () => {
     }
   });
 
+  it('counts a claim and its completions per queue and type when one batch interleaves them', async () => {
+    // Priorities interleave the two queues in the claim's order: a, b, a, b, a.
+    const made = [];
+    for (const [i, queue] of ['mix-a', 'mix-b', 'mix-a', 'mix-b', 'mix-a'].entries()) made.push(await insertJob(t.db.pool, { queue, task_type: 'mixed', priority: 9 - i }));
+    const before = await scrape(`${base}/metrics`);
+    const claimed = await t.trpc.worker.claim.mutate({ workerId: 'mix', queues: ['mix-a', 'mix-b'], limit: 10 });
+    expect(claimed.jobs.map((j) => j.queue)).toEqual(['mix-a', 'mix-b', 'mix-a', 'mix-b', 'mix-a']);
+    await t.trpc.worker.completeMany.mutate({ workerId: 'mix', jobs: claimed.jobs.map((j) => ({ id: j.id, attempt: j.attempt })) });
+    const after = await scrape(`${base}/metrics`);
+    const moved = (name: string, queue: string) => (after.get(`${name}{queue="${queue}",type="mixed"}`) ?? 0) - (before.get(`${name}{queue="${queue}",type="mixed"}`) ?? 0);
+    expect([moved('skipq_jobs_claimed_total', 'mix-a'), moved('skipq_jobs_claimed_total', 'mix-b')]).toEqual([3, 2]);
+    expect([moved('skipq_jobs_completed_total', 'mix-a'), moved('skipq_jobs_completed_total', 'mix-b')]).toEqual([3, 2]);
+  });
+
   it('counters move after enqueue, claim, complete, fail (retry and for good) and rescue; gauges show depth, age and held jobs', async () => {
     const q = 'metrics-q';
     await t.trpc.jobs.enqueueMany.mutate({ jobs: [1, 2, 3, 4].map((n) => ({ type: 'note', queue: q, payload: { n }, maxRetries: n === 3 ? 0 : 1 })) });
