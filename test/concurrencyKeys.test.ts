@@ -40,8 +40,8 @@ describe('concurrency keys', () => {
   const counters = async (queue: string) =>
     (
       await sql<{ queue_held: number; key_held: number }>(
-        `SELECT (q.held - (SELECT count(*) FROM queue_releases r WHERE r.queue = q.name))::int AS queue_held,
-                coalesce((SELECT max(k.held - (SELECT count(*) FROM queue_releases r WHERE r.queue = k.queue AND r.concurrency_key = k.concurrency_key))
+        `SELECT (q.held - skipq_released(q.name))::int AS queue_held,
+                coalesce((SELECT max(k.held - skipq_released_key(k.queue, k.concurrency_key))
                           FROM queue_keys k WHERE k.queue = q.name), 0)::int AS key_held
          FROM queues q WHERE q.name = $1`,
         [queue],
