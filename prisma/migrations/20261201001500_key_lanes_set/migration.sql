@@ -247,6 +247,9 @@ BEGIN
         WHERE qk.queue = p_queue
           AND qk.concurrency_key = f.concurrency_key
       ), 0) AS held
+      -- OFFSET 0 keeps h and c subqueries, computed once per key: flattened,
+      -- the held lookup and the pick ran once for taken and again for pick.
+      OFFSET 0
     ) AS h
     CROSS JOIN LATERAL (
       SELECT CASE
@@ -272,6 +275,7 @@ BEGIN
           ORDER BY tq.priority DESC, tq.scheduled_for, tq.id
           LIMIT 1)
       END AS pick
+      OFFSET 0
     ) AS c
     WHERE w.pos < p_visits
       AND w.taken < p_room
