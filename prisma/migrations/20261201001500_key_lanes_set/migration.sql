@@ -89,7 +89,8 @@ END
 $$;
 
 -- The release trigger: a counted job leaving held, except by skipq_complete
--- (ended_by complete or complete_task, which only it writes), which adds its
+-- (ended_by complete or complete_task, which only it writes; a claim clears
+-- ended_by, so a held job's is NULL until its move sets it), which adds its
 -- own row for the whole batch. OLD.status: a finished job keeps counted =
 -- true (nothing clears it on completion any more), and leaving completed
 -- (a retry) is no release.
@@ -100,7 +101,7 @@ FOR EACH ROW
 WHEN (OLD.counted
   AND OLD.status IN ('claimed', 'processing')
   AND NEW.status NOT IN ('claimed', 'processing')
-  AND NOT (NEW.status = 'completed' AND NEW.ended_by IN ('complete', 'complete_task')))
+  AND NOT (NEW.status = 'completed' AND coalesce(NEW.ended_by IN ('complete', 'complete_task'), false)))
 EXECUTE FUNCTION skipq_count_release();
 
 -- complete, as in 20261201000700_flows_attempts, plus the ledger row of the
