@@ -402,6 +402,13 @@ describe('concurrency keys', () => {
     expect(third).toHaveLength(1);
     await sql(`UPDATE task_queue SET status = 'completed', completed_at = now() WHERE id = $1`, [third[0]!.id]);
     expect(await counters('lanes')).toEqual({ queue_held: 0, key_held: 0 });
+    // Clearing the limit uncounts held jobs only: the finished rows (still flagged) are not rewritten.
+    const finished = async () => sql<{ id: string; x: string }>(`SELECT id, xmin::text AS x FROM task_queue WHERE queue = 'lanes' AND status = 'completed' ORDER BY id`);
+    const before = await finished();
+    expect(before.length).toBeGreaterThanOrEqual(4);
+    await sql(`UPDATE queues SET key_concurrency = NULL WHERE name = 'lanes'`);
+    await sql(`SELECT skipq_queue_recount('lanes')`);
+    expect(await finished()).toEqual(before);
   });
 
   it('explains KEY_CONCURRENCY_FULL with the key and its counts, and READY once the key frees', async () => {

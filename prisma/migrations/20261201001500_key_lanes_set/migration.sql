@@ -27,7 +27,8 @@
 --    way out of held (fail, rescue, release, cancel, delete, a hand-written
 --    UPDATE). A completed job keeps counted = true: the trigger now asks
 --    whether the job left held (OLD.status), so the flag left on a finished
---    row releases nothing twice.
+--    row releases nothing twice, and skipq_queue_recount uncounts held jobs
+--    only.
 --
 -- Measured: see the commit message and the report (_probe harness: SQL only,
 -- claim 550 + complete 550 alternated against the previous migrations).
@@ -103,6 +104,47 @@ WHEN (OLD.counted
   AND NEW.status NOT IN ('claimed', 'processing')
   AND NOT (NEW.status = 'completed' AND coalesce(NEW.ended_by IN ('complete', 'complete_task'), false)))
 EXECUTE FUNCTION skipq_count_release();
+
+-- As in 20261201001000_key_lanes, but uncounting touches held jobs only: a
+-- completed job now keeps counted = true, and clearing the flag on every
+-- finished job of the queue (a million rows, with retention off) would make
+-- a configure that clears the limits rewrite them all. Completed is an end
+-- state (retry takes failed and cancelled jobs only), so the flag left there
+-- is never read.
+CREATE OR REPLACE FUNCTION skipq_queue_recount(p_queue text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  v_counts boolean;
+BEGIN
+  -- A type's queue gets its row here (as its first claim would make it), so
+  -- its held counter is kept from now on.
+  IF skipq_queue_type_keyed(p_queue) THEN
+    INSERT INTO queues (name) VALUES (p_queue) ON CONFLICT (name) DO NOTHING;
+  END IF;
+  SELECT q.concurrency IS NOT NULL OR q.key_concurrency IS NOT NULL INTO v_counts
+  FROM queues AS q WHERE q.name = p_queue FOR UPDATE;
+  v_counts := coalesce(v_counts, false) OR skipq_queue_type_keyed(p_queue);
+  DELETE FROM queue_releases AS r WHERE r.queue = p_queue;
+  DELETE FROM queue_keys AS k WHERE k.queue = p_queue;
+  IF v_counts THEN
+    UPDATE task_queue AS t SET counted = true
+    WHERE t.queue = p_queue AND t.status IN ('claimed', 'processing') AND NOT t.counted;
+    INSERT INTO queue_keys (queue, concurrency_key, held)
+    SELECT p_queue, t.concurrency_key, count(*)
+    FROM task_queue AS t
+    WHERE t.queue = p_queue AND t.status IN ('claimed', 'processing') AND t.concurrency_key IS NOT NULL
+    GROUP BY t.concurrency_key;
+    UPDATE queues AS q
+    SET held = (SELECT count(*) FROM task_queue AS t WHERE t.queue = p_queue AND t.status IN ('claimed', 'processing'))
+    WHERE q.name = p_queue;
+  ELSE
+    -- The trigger fires on status changes only; clearing the flag here adds no ledger rows.
+    UPDATE task_queue AS t SET counted = false
+    WHERE t.queue = p_queue AND t.status IN ('claimed', 'processing') AND t.counted;
+    UPDATE queues AS q SET held = 0 WHERE q.name = p_queue;
+  END IF;
+END
+$$;
 
 -- complete, as in 20261201000700_flows_attempts, plus the ledger row of the
 -- counted jobs it finished (one per queue; a batch without counted jobs, every
