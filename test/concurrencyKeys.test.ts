@@ -40,8 +40,8 @@ describe('concurrency keys', () => {
   const counters = async (queue: string) =>
     (
       await sql<{ queue_held: number; key_held: number }>(
-        `SELECT (q.held - (SELECT count(*) FROM queue_releases r WHERE r.queue = q.name))::int AS queue_held,
-                coalesce((SELECT max(k.held - (SELECT count(*) FROM queue_releases r WHERE r.queue = k.queue AND r.concurrency_key = k.concurrency_key))
+        `SELECT (q.held - skipq_released(q.name))::int AS queue_held,
+                coalesce((SELECT max(k.held - skipq_released_key(k.queue, k.concurrency_key))
                           FROM queue_keys k WHERE k.queue = q.name), 0)::int AS key_held
          FROM queues q WHERE q.name = $1`,
         [queue],
@@ -318,6 +318,97 @@ describe('concurrency keys', () => {
     const viaSql = await sql<{ k: string }>(`SELECT t.concurrency_key AS k FROM claim_tasks('sql', NULL, 8) AS c JOIN task_queue AS t ON t.id = c.id`);
     expect(viaSql.map((r) => r.k).sort()).toEqual(['a', 'a', 'b', 'b', 'c', 'c', 'd', 'd']);
     await q.close();
+  });
+
+  it('never holds more than keyConcurrency of a key while 4 connections claim batches of 300 over 400 keys at once in SQL, and the counters end at 0', async () => {
+    // The keyed claim's walk picks one job per key and claims the picks in a
+    // second statement (20261201001500_key_lanes_set): the limit must hold
+    // across connections claiming and completing (one ledger row per batch) at
+    // the same time, with keys that hold jobs from the start.
+    for (const limit of [1, 2]) {
+      await t.db.pool.query('TRUNCATE task_queue, queues, queue_keys, queue_releases, claim_audit');
+      await sql(`INSERT INTO queues (name, key_concurrency) VALUES ('lanes', $1::int)`, [limit]);
+      const keys = Array.from({ length: 400 }, (_, i) => `key-${String(i).padStart(3, '0')}`);
+      await insertKeyed('lanes', keys, 6);
+      await insertKeyed('lanes', [null], 50);
+      const conns = await Promise.all(Array.from({ length: 4 }, async () => {
+        const c = new pg.Client({ connectionString: t.db.url });
+        await c.connect();
+        return c;
+      }));
+      try {
+        const total = 400 * 6 + 50;
+        let done = 0;
+        await Promise.all(conns.map(async (c, w) => {
+          let held: { id: string; attempt: number }[] = [];
+          for (let step = 0; step < 400 && done < total; step++) {
+            // Complete the older half of what this connection holds and claim again, in one transaction.
+            const finish = held.slice(0, Math.ceil(held.length / 2));
+            held = held.slice(finish.length);
+            await c.query('BEGIN');
+            if (finish.length > 0) {
+              const moved = await c.query(`SELECT * FROM skipq_complete($1::text, $2::text[], $3::int[], $4::text[]) WHERE moved`, [`sql-${w}`, finish.map((j) => j.id), finish.map((j) => j.attempt), finish.map(() => null)]);
+              done += moved.rowCount ?? 0;
+            }
+            const { rows } = await c.query<{ id: string; attempt: number }>(`SELECT id, attempt FROM skipq_claim($1::text, NULL, ARRAY['lanes'], 300, 60000, NULL)`, [`sql-${w}`]);
+            await c.query('COMMIT');
+            held.push(...rows);
+            if (rows.length === 0 && held.length === 0) await new Promise((r) => setTimeout(r, 2));
+          }
+        }));
+        expect(done).toBe(total);
+      } finally {
+        await Promise.all(conns.map((c) => c.end()));
+      }
+      expect((await audit('lanes')).claims).toBe(400 * 6 + 50);
+      // (The audit counts the jobs without a key as one lane of their own: not limited.)
+      const [most] = await sql<{ n: number }>(`SELECT max(key_held)::int AS n FROM claim_audit WHERE queue = 'lanes' AND concurrency_key IS NOT NULL`);
+      expect(most?.n).toBe(limit);
+      expect(await completed('lanes')).toBe(400 * 6 + 50);
+      expect(await counters('lanes')).toEqual({ queue_held: 0, key_held: 0 });
+      // A claim folds the ledger: the counters themselves come back to 0, not just net of it.
+      expect((await sql(`SELECT * FROM skipq_claim('w', NULL, ARRAY['lanes'], 10, 60000, NULL)`)).length).toBe(0);
+      expect(await sql(`SELECT held FROM queues WHERE name = 'lanes'`)).toEqual([{ held: 0 }]);
+      expect(await sql<{ n: number }>(`SELECT count(*)::int AS n FROM queue_keys WHERE queue = 'lanes' AND held <> 0`)).toEqual([{ n: 0 }]);
+    }
+  }, 60_000);
+
+  it('writes one ledger row for a completed batch of counted jobs, and a completed job leaving completed releases nothing again', async () => {
+    await sql(`INSERT INTO queues (name, key_concurrency) VALUES ('lanes', 1)`);
+    await insertKeyed('lanes', ['a', 'b', 'c'], 1);
+    await insertKeyed('lanes', [null], 2);
+    const claimed = await sql<{ id: string; attempt: number }>(`SELECT id, attempt FROM skipq_claim('w', NULL, ARRAY['lanes'], 10, 60000, NULL)`);
+    expect(claimed).toHaveLength(5);
+    await sql(`SELECT * FROM skipq_complete('w', $1::text[], $2::int[], $3::text[])`, [claimed.map((j) => j.id), claimed.map((j) => j.attempt), claimed.map(() => null)]);
+    // One row for the statement (the row trigger wrote one per job): 5 held jobs, the keys of 3.
+    const ledger = await sql<{ n: number; keys: string[] | null; concurrency_key: string | null }>(`SELECT n, keys, concurrency_key FROM queue_releases WHERE queue = 'lanes'`);
+    expect(ledger).toHaveLength(1);
+    expect(ledger[0]?.n).toBe(5);
+    expect([...(ledger[0]?.keys ?? [])].sort()).toEqual(['a', 'b', 'c']);
+    expect(await sql(`SELECT skipq_released('lanes') AS q, skipq_released_key('lanes', 'a') AS a`)).toEqual([{ q: 5, a: 1 }]);
+    expect(await counters('lanes')).toEqual({ queue_held: 0, key_held: 0 });
+    // A finished job keeps counted = true; moving it out of completed (here by hand) is no release.
+    await sql(`UPDATE task_queue SET status = 'pending', completed_at = NULL WHERE id = $1`, [claimed[0]!.id]);
+    expect(await sql<{ n: number }>(`SELECT count(*)::int AS n FROM queue_releases WHERE queue = 'lanes'`)).toEqual([{ n: 1 }]);
+    // Other ways out of held still go through the trigger, one row each: a fail and a cancel.
+    const again = await sql<{ id: string; attempt: number }>(`SELECT id, attempt FROM skipq_claim('w', NULL, ARRAY['lanes'], 10, 60000, NULL)`);
+    expect(again).toHaveLength(1);
+    await sql(`SELECT fail_task($1::text, 'boom', true)`, [again[0]!.id]);
+    expect(await counters('lanes')).toEqual({ queue_held: 0, key_held: 0 });
+    expect(await sql<{ n: number }>(`SELECT count(*)::int AS n FROM queue_releases WHERE queue = 'lanes' AND n = 1 AND keys IS NULL`)).toEqual([{ n: 1 }]);
+    // A hand-written UPDATE to completed (no ended_by of skipq_complete) is released by the trigger.
+    await sql(`UPDATE task_queue SET scheduled_for = now() - interval '1 minute' WHERE id = $1`, [again[0]!.id]);
+    const third = await sql<{ id: string }>(`SELECT id FROM skipq_claim('w', NULL, ARRAY['lanes'], 10, 60000, NULL)`);
+    expect(third).toHaveLength(1);
+    await sql(`UPDATE task_queue SET status = 'completed', completed_at = now() WHERE id = $1`, [third[0]!.id]);
+    expect(await counters('lanes')).toEqual({ queue_held: 0, key_held: 0 });
+    // Clearing the limit uncounts held jobs only: the finished rows (still flagged) are not rewritten.
+    const finished = async () => sql<{ id: string; x: string }>(`SELECT id, xmin::text AS x FROM task_queue WHERE queue = 'lanes' AND status = 'completed' ORDER BY id`);
+    const before = await finished();
+    expect(before.length).toBeGreaterThanOrEqual(4);
+    await sql(`UPDATE queues SET key_concurrency = NULL WHERE name = 'lanes'`);
+    await sql(`SELECT skipq_queue_recount('lanes')`);
+    expect(await finished()).toEqual(before);
   });
 
   it('explains KEY_CONCURRENCY_FULL with the key and its counts, and READY once the key frees', async () => {

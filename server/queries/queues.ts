@@ -190,9 +190,9 @@ export async function jobExplainRead(db: Db, id: string): Promise<ExplainRow | u
     text: `
 SELECT t.id, t.queue, t.status, t.scheduled_for, t.worker_id, t.lease_expires_at, t.concurrency_key,
        q.paused, q.concurrency, q.rate_max, q.rate_period_ms, q.key_concurrency, q.rate_window_start, q.rate_window_count,
-       q.held - (SELECT count(*) FROM queue_releases AS r WHERE r.queue = t.queue)::int AS queue_held,
+       q.held - skipq_released(t.queue) AS queue_held,
        (SELECT k.held FROM queue_keys AS k WHERE k.queue = t.queue AND k.concurrency_key = t.concurrency_key)
-         - (SELECT count(*) FROM queue_releases AS r WHERE r.queue = t.queue AND r.concurrency_key = t.concurrency_key)::int AS key_held,
+         - skipq_released_key(t.queue, t.concurrency_key) AS key_held,
        jt.key_concurrency AS type_key_concurrency,
        q.key_concurrency IS NOT NULL OR skipq_queue_type_keyed(t.queue) AS keyed
 FROM task_queue AS t
