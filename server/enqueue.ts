@@ -14,7 +14,7 @@ import { isDatabaseUnavailable, QueueError } from './errors.js';
 import { toJsonText } from './json.js';
 import type { LimitedQueues } from './limitedQueues.js';
 import type { HandoverClaim, NotifyHub, Reservation } from './notify.js';
-import { jobReleaseMany } from './queries/lease.js';
+import { releaseAndWake } from './leases.js';
 import {
   JobIdInUseError,
   jobEnqueueDebounced,
@@ -311,18 +311,16 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
     }
     if (!reservation) return insert();
     const taker = reservation;
+    const now = options.now?.() ?? null;
     let delivered = false;
     const onClaimed = (rows: ClaimedRow[]): void => {
       delivered = true;
       if (taker.deliver(rows) || rows.length === 0) return;
-      const now = options.now?.() ?? null;
-      void jobReleaseMany(db, { workerId: taker.claim.workerId, jobs: rows, now })
-        .then((released) => hub.wake(released.filter((r) => r.moved && r.queue !== null).map((r) => r.queue as string)))
-        // Not released: their lease runs out and the rescuer takes them back.
-        .catch(() => {});
+      // Not released: their lease runs out and the rescuer takes them back.
+      releaseAndWake({ db, hub }, { workerId: taker.claim.workerId, jobs: rows, now }).catch(() => {});
     };
     try {
-      return await insert({ claim: { ...taker.claim, now: options.now?.() ?? null }, onClaimed });
+      return await insert({ claim: { ...taker.claim, now }, onClaimed });
     } finally {
       if (!delivered) taker.deliver([]);
     }

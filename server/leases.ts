@@ -21,7 +21,7 @@ import type { HandoverClaim, NotifyHub } from './notify.js';
 import { jobClaim, jobCompleteAndClaim, type ClaimParams } from './queries/claim.js';
 import { queueNotifyFreed } from './queries/queues.js';
 import { jobCompleteMany, jobFailMany, type CompletionRef, type FailRef } from './queries/finish.js';
-import { jobHeartbeatMany, jobReleaseMany, jobStartMany, type HeldRef } from './queries/lease.js';
+import { jobHeartbeatMany, jobReleaseMany, jobStartMany, type HeldRef, type HolderMove } from './queries/lease.js';
 import { toClaimedJob, type ClaimedRow, type MoveRow } from './queries/row.js';
 import { idsWith, lostOutcome, missError, verdictsOf } from './verdicts.js';
 import type { ServerMetrics } from './metrics.js';
@@ -94,6 +94,13 @@ export function wakeFreed(deps: LeaseDeps, ...batches: ReadonlyArray<readonly Mo
   queueNotifyFreed(deps.db, freed).catch(() => {});
 }
 
+/** Hands held jobs back to pending (skipq_release) and wakes this server's claims waiting on their queues. */
+export async function releaseAndWake(deps: Pick<LeaseDeps, 'db' | 'hub'>, move: HolderMove): Promise<MoveRow[]> {
+  const rows = await jobReleaseMany(deps.db, move);
+  deps.hub.wake(rows.filter((r) => r.moved && r.queue !== null).map((r) => r.queue as string));
+  return rows;
+}
+
 /** Parameters of {@link claimJobs}. */
 export interface ClaimRequest {
   workerId: string;
@@ -157,8 +164,7 @@ export async function claimJobs(
       // A long-poll outlives its authentication: a key revoked meanwhile gets no jobs.
       const revoked = signal?.aborted ? null : ((await deps.recheckKey?.()) ?? null);
       if (signal?.aborted || revoked) {
-        const released = await jobReleaseMany(deps.db, { workerId: req.workerId, jobs: rows, now: clockOf(deps) });
-        deps.hub.wake(released.filter((r) => r.moved && r.queue !== null).map((r) => r.queue as string));
+        await releaseAndWake(deps, { workerId: req.workerId, jobs: rows, now: clockOf(deps) });
         if (revoked) throw new QueueError(ERROR_CODES.UNAUTHORIZED, revoked);
         return { jobs: [], leaseExpiresAt: null, ...carried };
       }
@@ -402,8 +408,7 @@ export async function failJob(deps: LeaseDeps, req: FailItem & { workerId: strin
 
 /** Hands unfinished jobs back to pending without using a retry; a repeated release of the same attempt answers released again. */
 export async function releaseJobs(deps: LeaseDeps, workerId: string, jobs: readonly HeldRef[]) {
-  const rows = await jobReleaseMany(deps.db, { workerId, jobs, now: clockOf(deps) });
-  deps.hub.wake(rows.filter((r) => r.moved).map((r) => r.queue as string));
+  const rows = await releaseAndWake(deps, { workerId, jobs, now: clockOf(deps) });
   const verdicts = verdictsOf('release', workerId, jobs, rows);
   const pick = (...wanted: Verdict[]) => idsWith(jobs, verdicts, wanted);
   return { released: pick('move', 'repeat'), lost: pick('lost', 'not_found'), cancelled: pick('cancelled') };

@@ -22,8 +22,10 @@ import { queueLimitedNames } from './queries/queues.js';
  * for the poll as before. The claims waiting on other servers hear of it by a
  * NOTIFY on skipq_jobs per freed queue (leases.ts wakeFreed): one statement
  * per finishing batch of a limited queue, none for the others. Moves made
- * outside this server (the SQL API's complete_job, the rescuer's sweep of
- * another leader) wake nobody; their claims wait for the poll.
+ * outside the servers' own statements NOTIFY by themselves: the SQL API's
+ * finishing functions for a limited queue (20261201001600_sql_moves_wake,
+ * whose skipq_notify_freed applies the same test as queueLimitedNames), and
+ * the rescuer for every queue it rescued from (maintenance.ts).
  */
 export interface LimitedQueues {
   /** No queue is limited (then a finishing move need not look at its rows). */
