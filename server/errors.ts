@@ -1,4 +1,4 @@
-import { TRPCError } from '@trpc/server';
+import { getTRPCErrorFromUnknown, TRPCError } from '@trpc/server';
 import { ZodError } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../shared/index.js';
 
@@ -73,4 +73,9 @@ export function toQueueError(error: unknown): QueueError | undefined {
 /** The tRPC error for a domain error. */
 export function toTRPCError(error: QueueError): TRPCError {
   return new TRPCError({ code: TRPC_CODE_OF[error.code], message: error.message, cause: error });
+}
+
+/** The TRPCError a call that threw `cause` answers with, for the paths served outside tRPC's adapter (fastCall, sseCall, rest). */
+export function trpcErrorOf(cause: unknown): TRPCError {
+  return cause instanceof QueueError ? toTRPCError(cause) : getTRPCErrorFromUnknown(cause);
 }

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { callTRPCProcedure, getTRPCErrorFromUnknown, getTRPCErrorShape, transformTRPCResponse, TRPCError } from '@trpc/server';
+import { callTRPCProcedure, getTRPCErrorShape, transformTRPCResponse, TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { ERROR_CODES, type ClaimAnswer } from '../shared/index.js';
 import type { QueueContext } from './context.js';
-import { QueueError, toTRPCError } from './errors.js';
+import { QueueError, trpcErrorOf } from './errors.js';
 import { sendJson } from './httpReply.js';
 import { appRouter } from './routers/_app.js';
 
@@ -107,7 +107,7 @@ export function createFastCall(options: FastCallOptions): (req: IncomingMessage,
       const wire = wireOf(path, data);
       sendJson(res, 200, wire !== undefined ? { result: { data: wire } } : transformTRPCResponse(config, { result: { data } }));
     } catch (cause) {
-      const error = cause instanceof QueueError ? toTRPCError(cause) : getTRPCErrorFromUnknown(cause);
+      const error = trpcErrorOf(cause);
       options.onError(error, path, ctx);
       const shape = getTRPCErrorShape({ config, error, type: 'mutation', path, input: undefined, ctx });
       sendJson(res, getHTTPStatusCodeFromError(error), transformTRPCResponse(config, { error: shape }));

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { callTRPCProcedure, getTRPCErrorFromUnknown, getTRPCErrorShape, TRPCError } from '@trpc/server';
+import { callTRPCProcedure, getTRPCErrorShape, TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { z } from 'zod';
 import { ERROR_CODES } from '../shared/index.js';
 import type { QueueContext } from './context.js';
-import { QueueError, toTRPCError } from './errors.js';
+import { QueueError, trpcErrorOf } from './errors.js';
 import { restErrorBody, sendJson } from './httpReply.js';
 import { appRouter } from './routers/_app.js';
 import type { ProcedureMeta } from './trpc.js';
@@ -143,7 +143,7 @@ export function createRest(options: RestOptions): (req: IncomingMessage, res: Se
   const config = appRouter._def._config;
 
   const fail = (res: ServerResponse, ctx: QueueContext, cause: unknown, procedure: string, type: 'query' | 'mutation'): void => {
-    const error = cause instanceof QueueError ? toTRPCError(cause) : getTRPCErrorFromUnknown(cause);
+    const error = trpcErrorOf(cause);
     options.onError(error, procedure, ctx);
     const shape = getTRPCErrorShape({ config, error, type, path: procedure, input: undefined, ctx });
     sendJson(res, getHTTPStatusCodeFromError(error), restErrorBody(shape));

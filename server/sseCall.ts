@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { callTRPCProcedure, getTRPCErrorFromUnknown, getTRPCErrorShape, isTrackedEnvelope, TRPCError } from '@trpc/server';
+import { callTRPCProcedure, getTRPCErrorShape, isTrackedEnvelope, TRPCError } from '@trpc/server';
 import type { QueueContext } from './context.js';
-import { QueueError, toTRPCError } from './errors.js';
+import { trpcErrorOf } from './errors.js';
 import { appRouter } from './routers/_app.js';
 
 /** The subscription served here; tRPC's adapter serves any other. */
@@ -51,7 +51,7 @@ export function createSseCall(options: SseCallOptions): (req: IncomingMessage, r
   const serialize = (value: unknown): string => JSON.stringify(config.transformer.output.serialize(value));
 
   const errorEvent = (cause: unknown, ctx: QueueContext, input: unknown): string => {
-    const error = cause instanceof QueueError ? toTRPCError(cause) : getTRPCErrorFromUnknown(cause);
+    const error = trpcErrorOf(cause);
     options.onError(error, PATH, ctx);
     const shape = getTRPCErrorShape({ config, error, type: 'subscription', path: PATH, input, ctx });
     return `event: serialized-error\ndata: ${serialize(shape)}\n\n\n`;
