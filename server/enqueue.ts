@@ -304,8 +304,12 @@ export function createEnqueuer(options: EnqueuerOptions): Enqueuer {
    */
   const withHandover = async <T>(jobs: readonly InsertJob[], insert: (handover?: Handover) => Promise<T>): Promise<T> => {
     let reservation: Reservation | null = null;
+    // One look per run of jobs of the same queue and type (a batch is mostly one), not per job.
+    let looked: InsertJob | undefined;
     for (const job of jobs) {
       if (job.runAt !== null || job.delayMs) continue;
+      if (looked?.queue === job.queue && looked.type === job.type) continue;
+      looked = job;
       reservation = hub.reserve(job.queue, job.type, allowed);
       if (reservation) break;
     }
