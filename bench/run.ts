@@ -117,7 +117,7 @@ async function main(): Promise<void> {
               round,
               system,
               sizes: options.sizes,
-              profileArgs: workload.id.startsWith('W3') ? options.cpuProf : undefined,
+              profileArgs: options.cpuProf,
               log: (msg) => log(`${prefix}: ${msg}`),
             }),
           );

@@ -9,7 +9,7 @@ const BATCH = 500;
 async function runEnqueue(ctx: RunContext, mode: 'single' | 'batch', payload: PayloadKind = 'tiny'): Promise<Measurement> {
   const { round, sizes } = ctx;
   const system = ctx.system!;
-  const deployment = await system.deploy(round);
+  const deployment = await system.deploy(round, { serverNodeArgs: ctx.profileArgs });
   const produced = await produce(round, deployment.endpoint, mode === 'single' ? { mode, count: sizes.jobs, concurrency: PRODUCERS, payload } : { mode, count: sizes.jobs, batchSize: BATCH, payload });
   const problems = checkProduced(produced, sizes.jobs);
   // The server's peak of the enqueue part itself, before the check drain below adds its own.
