@@ -107,10 +107,8 @@ export function createTransport(baseUrl: string, options: TransportOptions = {})
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        // A connection dropped mid-answer ends here (node's 'aborted' error), not in a truncated body.
         res.on('error', cut);
-        res.on('close', () => {
-          if (!res.complete) cut(new Error(`skipq server closed the connection before its answer to ${url.pathname} was complete`));
-        });
         res.on('end', () => {
           if (settled) return;
           settled = true;
