@@ -4,7 +4,6 @@ import { createServer } from 'node:net';
 import { createQueueClient, createWorker } from '../client/index.js';
 import { BUILT, SERVER_BIN } from './lib/built.js';
 import { sleep } from './lib/clock.js';
-import { createDatabase, databaseUrl, dropDatabase } from './lib/postgres.js';
 import { tuned } from './lib/tuning.js';
 import { skipqVersion } from './lib/versions.js';
 import { jobs } from './jobs.js';
@@ -43,6 +42,10 @@ export const host: SystemHost = {
   version: skipqVersion,
   settings: `server: own process, pool ${process.env.SKIPQ_PG_POOL_SIZE ?? 10} connections, registry via --jobs, retention off; worker: concurrency ${SKIPQ_WORKER.concurrency} (W3-C10: createWorker concurrency 10, prefetch ${SKIPQ_C10_PREFETCH})`,
   async deploy(round, options = {}) {
+    // Imported here, by the orchestrator alone: the producer and worker
+    // processes load this module for the driver below, and a skipq client uses
+    // no PostgreSQL driver (pg was 22 ms of the worker's start, inside W3's clock).
+    const { createDatabase, databaseUrl, dropDatabase } = await import('./lib/postgres.js');
     const database = await createDatabase('skipq');
     round.defer(() => dropDatabase(database));
     const port = await freePort();
