@@ -499,12 +499,13 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
     // A caller's own trace context is the job's creation context as given: no span of ours.
     if (input.traceContext !== undefined) return enqueueInput(input) as Promise<EnqueuedJobRef<K>>;
     // The PRODUCER span of this enqueue; its context travels with the job (no-op without an SDK).
-    const { span, traceContext } = startSendSpan(`send ${type}`, {
+    const send = startSendSpan(`send ${type}`, {
       'messaging.destination.name': queueOf(registry, type, input.queue),
       'messaging.message.id': input.id as string,
       'skipq.job.type': type,
     });
-    return endSendSpan(span, enqueueInput(traceContext === undefined ? input : { ...input, traceContext })) as Promise<EnqueuedJobRef<K>>;
+    const traceContext = send?.traceContext;
+    return endSendSpan(send?.span, enqueueInput(traceContext === undefined ? input : { ...input, traceContext })) as Promise<EnqueuedJobRef<K>>;
   };
 
   const waitFor = async <K extends JobType<R>>(id: JobId<K>, wait: WaitOptions = {}): Promise<{ finished: boolean; job: TypedJobView<R, K> }> => {
@@ -626,13 +627,14 @@ export function createQueueClient<R extends JobDefinitions>(options: QueueClient
       // One PRODUCER span for the call; its context goes into every job that brings none of its own.
       const queues = new Set(given.map((i) => queueOf(registry, i.type, i.queue)));
       const types = new Set(given.map((i) => i.type));
-      const { span, traceContext } = startSendSpan(types.size === 1 ? `send ${given[0]?.type}` : 'send', {
+      const send = startSendSpan(types.size === 1 ? `send ${given[0]?.type}` : 'send', {
         'messaging.batch.message_count': given.length,
         ...(queues.size === 1 ? { 'messaging.destination.name': [...queues][0] as string } : {}),
         ...(types.size === 1 ? { 'skipq.job.type': given[0]?.type as string } : {}),
       });
+      const traceContext = send?.traceContext;
       const inputs = traceContext === undefined ? given : given.map((i) => (i.traceContext === undefined ? { ...i, traceContext } : i));
-      return endSendSpan(span, (async () => {
+      return endSendSpan(send?.span, (async () => {
         const out: EnqueuedRef[] = [];
         for (let i = 0; i < inputs.length; i += LIMITS.enqueueBatch) {
           out.push(...(await sendMany(inputs.slice(i, i + LIMITS.enqueueBatch))));

@@ -1,19 +1,5 @@
-import {
-  context,
-  createTraceState,
-  isSpanContextValid,
-  metrics,
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Attributes,
-  type Context,
-  type Histogram,
-  type MeterProvider,
-  type Span,
-  type Tracer,
-} from '@opentelemetry/api';
+import type { Attributes, Context, Histogram, MeterProvider, Span, Tracer } from '@opentelemetry/api';
+import { otelApi, registeredOtel } from './otel.js';
 
 /**
  * skipq's OpenTelemetry instrumentation, through `@opentelemetry/api` only: the
@@ -34,7 +20,7 @@ export const INSTRUMENTATION_NAME = 'skipq';
 let cachedTracer: Tracer | undefined;
 /** The API's tracer: a proxy that follows whichever provider the app registers, before or after this call. */
 export function tracer(): Tracer {
-  cachedTracer ??= trace.getTracer(INSTRUMENTATION_NAME);
+  cachedTracer ??= otelApi().trace.getTracer(INSTRUMENTATION_NAME);
   return cachedTracer;
 }
 
@@ -47,7 +33,7 @@ let cachedDuration: { provider: MeterProvider; histogram: Histogram } | undefine
  * instrument made before the app registered its SDK would stay a no-op.
  */
 export function processDuration(): Histogram {
-  const provider = metrics.getMeterProvider();
+  const provider = otelApi().metrics.getMeterProvider();
   if (cachedDuration?.provider === provider) return cachedDuration.histogram;
   const histogram = provider.getMeter(INSTRUMENTATION_NAME).createHistogram('messaging.process.duration', {
     description: 'Duration of one attempt of a skipq job on a worker: payload check, handler, result check',
@@ -69,9 +55,11 @@ export const SYSTEM_ATTRIBUTES = Object.freeze({ 'messaging.system': 'skipq' });
  * propagates over HTTP (B3, Jaeger...), and a bare tracer provider registers
  * no propagator at all.
  */
-export function traceContextOf(ctx: Context = context.active()): string | undefined {
-  const sc = trace.getSpanContext(ctx);
-  if (!sc || !isSpanContextValid(sc)) return undefined;
+export function traceContextOf(ctx?: Context): string | undefined {
+  const api = ctx === undefined ? registeredOtel() : otelApi();
+  if (api === undefined) return undefined;
+  const sc = api.trace.getSpanContext(ctx ?? api.context.active());
+  if (!sc || !api.isSpanContextValid(sc)) return undefined;
   const parent = `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
   const state = sc.traceState?.serialize();
   // 1024 in all (the column's CHECK): a tracestate that would not fit is left out, the trace still continues.
@@ -86,6 +74,7 @@ export function contextFromTrace(text: string | null | undefined): Context | und
   const space = text.indexOf(' ');
   const m = TRACEPARENT.exec(space < 0 ? text : text.slice(0, space));
   if (!m || m[1] === 'ff') return undefined;
+  const { createTraceState, isSpanContextValid, ROOT_CONTEXT, trace } = otelApi();
   const sc = {
     traceId: m[2] as string,
     spanId: m[3] as string,
@@ -101,23 +90,27 @@ export function failSpan(span: Span, message: string, errorType: string, thrown?
   if (!span.isRecording()) return;
   if (thrown !== undefined) span.recordException(thrown instanceof Error ? thrown : String(thrown));
   span.setAttribute('error.type', errorType);
-  span.setStatus({ code: SpanStatusCode.ERROR, message: message.slice(0, 1024) });
+  span.setStatus({ code: otelApi().SpanStatusCode.ERROR, message: message.slice(0, 1024) });
 }
 
 /**
  * Starts the PRODUCER span of one `enqueue` (or one `enqueueMany` call) in the
- * active context. Its context is injected into the jobs it sends.
+ * active context. Its context is injected into the jobs it sends. Undefined
+ * while nothing is registered with OpenTelemetry (the span would be a no-op).
  */
-export function startSendSpan(name: string, attributes: Attributes): { span: Span; traceContext: string | undefined } {
-  const parent = context.active();
-  const span = tracer().startSpan(name, { kind: SpanKind.PRODUCER, attributes: { ...SYSTEM_ATTRIBUTES, 'messaging.operation.type': 'send', 'messaging.operation.name': 'send', ...attributes } }, parent);
-  return { span, traceContext: traceContextOf(trace.setSpan(parent, span)) };
+export function startSendSpan(name: string, attributes: Attributes): { span: Span; traceContext: string | undefined } | undefined {
+  const api = registeredOtel();
+  if (api === undefined) return undefined;
+  const parent = api.context.active();
+  const span = tracer().startSpan(name, { kind: api.SpanKind.PRODUCER, attributes: { ...SYSTEM_ATTRIBUTES, 'messaging.operation.type': 'send', 'messaging.operation.name': 'send', ...attributes } }, parent);
+  return { span, traceContext: traceContextOf(api.trace.setSpan(parent, span)) };
 }
 
 /**
  * Ends a send span when its promise settles, passing the answer or error through.
  */
-export function endSendSpan<T>(span: Span, answer: Promise<T>): Promise<T> {
+export function endSendSpan<T>(span: Span | undefined, answer: Promise<T>): Promise<T> {
+  if (span === undefined) return answer;
   return answer.then(
     (value) => {
       span.end();
@@ -131,5 +124,4 @@ export function endSendSpan<T>(span: Span, answer: Promise<T>): Promise<T> {
   );
 }
 
-export { SpanKind, SpanStatusCode, context, trace };
 export type { Span, Context };

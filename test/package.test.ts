@@ -145,9 +145,14 @@ export const jobs = defineJobs({
 });
 `;
 
+// Modules of @opentelemetry/api loaded (its CommonJS build, which node resolves for import too).
+const OTEL_FILES = `import { createRequire } from 'node:module';
+const otelFiles = () => Object.keys(createRequire(import.meta.url).cache).filter((f) => f.includes('/@opentelemetry/api/')).length;
+`;
+
 const WORKER_MJS = `import { createWorker } from 'skipq/client';
 import { jobs } from './jobs.mjs';
-
+${OTEL_FILES}
 const worker = createWorker({
   url: process.env.SKIPQ_URL,
   jobs,
@@ -158,12 +163,17 @@ const worker = createWorker({
 });
 worker.start();
 console.log('worker started');
-process.on('SIGTERM', () => worker.stop().then(() => process.exit(0)));
+process.on('SIGTERM', () =>
+  worker.stop().then(() => {
+    console.log('worker stopped; @opentelemetry/api files loaded: ' + otelFiles());
+    process.exit(0);
+  }),
+);
 `;
 
 const PRODUCER_MJS = `import { createQueueClient, InvalidPayloadError } from 'skipq/client';
 import { jobs } from './jobs.mjs';
-
+${OTEL_FILES}
 const queue = createQueueClient({ url: process.env.SKIPQ_URL, jobs });
 let rejected = false;
 try {
@@ -179,7 +189,7 @@ while (job.status !== 'completed' && job.status !== 'failed' && Date.now() < dea
   job = await queue.get(id);
 }
 await queue.close();
-console.log(JSON.stringify({ rejected, status: job.status, result: job.result, node: process.execArgv }));
+console.log(JSON.stringify({ rejected, status: job.status, result: job.result, node: process.execArgv, otelFiles: otelFiles() }));
 `;
 
 // Everything a producer or worker author touches, with skipq's types under the strictest common settings.
@@ -339,8 +349,11 @@ describe('the packed package, installed into a fresh app', () => {
         status: 'completed',
         result: { greeting: 'hello, pack' },
         node: [],
+        // An app that registers nothing with OpenTelemetry: the clients never load its API (46 files).
+        otelFiles: 0,
       });
       expect(await worker.stop(), worker.output()).toBe(0);
+      expect(worker.output()).toContain('worker stopped; @opentelemetry/api files loaded: 0');
       expect(await server.stop(), server.output()).toBe(0);
     } finally {
       for (const child of servers) await child.stop();

@@ -117,7 +117,7 @@ describe("the worker's spans follow the app's OpenTelemetry setup, looked at aga
     context.disable();
   });
 
-  it('no SDK: no span and the handler sees the root context; an SDK registered later: the next claim is traced; disabled again: not traced', async () => {
+  it('no SDK: no span and the handler sees the root context; an SDK registered later: the next claim and the next enqueue are traced; disabled again: not traced', async () => {
     const q = createQueueClient({ url: t.url, jobs });
     const activeSpans: Array<string | undefined> = [];
     worker = createWorker({
@@ -148,6 +148,15 @@ describe("the worker's spans follow the app's OpenTelemetry setup, looked at aga
     await waitFor(() => spanIdsOf(traced).length === 1, 5000, "the traced job's span");
     expect(activeSpans[1]).toBe(spanIdsOf(traced)[0]);
     expect(spanIdsOf(untraced)).toEqual([]);
+    // The producer, made before the SDK too, traces its next enqueue: a send span, stored with the job, parent of the job's span.
+    const sends = (id: string) => exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.PRODUCER && s.attributes['messaging.message.id'] === id);
+    expect(sends(untraced)).toEqual([]);
+    expect(sends(traced)).toHaveLength(1);
+    const consumer = exporter.getFinishedSpans().find((s) => s.kind === SpanKind.CONSUMER && s.attributes['messaging.message.id'] === traced);
+    expect(consumer?.parentSpanContext?.spanId).toBe(sends(traced)[0]?.spanContext().spanId);
+    const stored = await t.db.pool.query<{ id: string; trace_context: string | null }>('SELECT id, trace_context FROM task_queue WHERE id = ANY($1::text[])', [[untraced, traced]]);
+    expect(stored.rows.find((r) => r.id === untraced)?.trace_context).toBeNull();
+    expect(stored.rows.find((r) => r.id === traced)?.trace_context).toBe(`00-${sends(traced)[0]?.spanContext().traceId}-${sends(traced)[0]?.spanContext().spanId}-01`);
 
     trace.disable();
     context.disable();

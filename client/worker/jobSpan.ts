@@ -1,6 +1,7 @@
-import { createContextKey, createNoopMeter, ProxyTracerProvider, ROOT_CONTEXT, type Histogram } from '@opentelemetry/api';
+import type { Histogram, TracerProvider } from '@opentelemetry/api';
 import type { ClaimedJob } from '../../shared/index.js';
-import { context, contextFromTrace, failSpan, processDuration, SpanKind, SYSTEM_ATTRIBUTES, trace, tracer } from '../tracing.js';
+import { otelApi, registeredOtel } from '../otel.js';
+import { contextFromTrace, failSpan, processDuration, SYSTEM_ATTRIBUTES, tracer } from '../tracing.js';
 import type { RunTrace } from './run.js';
 
 /** What the attempts launched now are traced with (see {@link telemetryNow}). */
@@ -12,10 +13,9 @@ export interface Telemetry {
 }
 
 // What @opentelemetry/api hands out while nothing is registered: the
-// provider behind a fresh proxy, and the class of a no-op histogram.
-const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
-const NOOP_HISTOGRAM = createNoopMeter().createHistogram('skipq.probe').constructor;
-const PROBE = createContextKey('skipq telemetry probe');
+// provider behind a fresh proxy, and the class of a no-op histogram (made
+// once the API is loaded).
+let noop: { tracerProvider: TracerProvider; histogram: unknown; probe: symbol } | undefined;
 
 /**
  * Whether OpenTelemetry is set up, asked once per claim's answer rather than
@@ -28,15 +28,23 @@ const PROBE = createContextKey('skipq telemetry probe');
  * the worker's busy time in a W3 drain of 10,000 no-op jobs (--cpu-prof).
  */
 export function telemetryNow(): Telemetry {
+  const api = registeredOtel();
+  if (api === undefined) return NO_TELEMETRY;
+  const { context, ProxyTracerProvider, ROOT_CONTEXT, trace } = api;
+  noop ??= {
+    tracerProvider: new ProxyTracerProvider().getDelegate(),
+    histogram: api.createNoopMeter().createHistogram('skipq.probe').constructor,
+    probe: api.createContextKey('skipq telemetry probe'),
+  };
   const provider = trace.getTracerProvider();
   const delegate = provider instanceof ProxyTracerProvider ? provider.getDelegate() : provider;
-  let spans = delegate !== NOOP_TRACER_PROVIDER;
+  let spans = delegate !== noop.tracerProvider;
   if (!spans) {
-    const probe = ROOT_CONTEXT.setValue(PROBE, true);
+    const probe = ROOT_CONTEXT.setValue(noop.probe, true);
     spans = context.with(probe, () => context.active() === probe);
   }
   const histogram = processDuration();
-  return { spans, duration: histogram.constructor === NOOP_HISTOGRAM ? undefined : histogram };
+  return { spans, duration: histogram.constructor === noop.histogram ? undefined : histogram };
 }
 
 /** Telemetry off: what the API's no-op objects would have done, without them. */
@@ -60,6 +68,7 @@ export type TracedOutcome =
 export function startJobTrace(job: ClaimedJob, workerId: string, telemetry: Telemetry): RunTrace | undefined {
   if (!telemetry.spans) return telemetry.duration ? { span: undefined, duration: telemetry.duration, startedAt: performance.now() } : undefined;
   const creation = contextFromTrace(job.traceContext);
+  const { SpanKind, trace } = otelApi();
   const creationSpan = creation ? trace.getSpanContext(creation) : undefined;
   const span = tracer().startSpan(
     `process ${job.type}`,
@@ -87,6 +96,7 @@ export function startJobTrace(job: ClaimedJob, workerId: string, telemetry: Tele
 
 /** Runs `fn` (the handler) inside the attempt's span, so spans the handler makes are its children. */
 export function inJobTrace<T>(span: NonNullable<RunTrace['span']>, fn: () => T): T {
+  const { context, trace } = otelApi();
   return context.with(trace.setSpan(context.active(), span), fn);
 }
 
