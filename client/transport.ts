@@ -65,11 +65,8 @@ function responseOf(status: number, text: string): Response {
  * pays that on every start. Measured on this machine: importing the built
  * client 131-198 ms with undici; a request of a claim's size from 16 callers
  * 39-50 µs of client CPU through undici, 48-54 µs through node:http, and
- * 105 against 113-133 µs one call at a time: a worker makes one request per
- * batch, so the start is what counts. The answer is decoded as it arrives:
- * collecting Buffer chunks and concatenating them held a claim's answer three
- * times over (W3-4K, answers of up to 4 MB: worker peak RSS 160-187 MiB
- * against 135-162 decoded as it comes, 143-159 through undici).
+ * 105 against 113-133 µs one call at a time (_probe/httpcost.mjs): a worker
+ * makes one request per batch, so the start is what counts.
  *
  * Every request has a time limit: without one, a server that accepts the
  * connection and never answers held a worker's completions (and its stop())

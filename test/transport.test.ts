@@ -46,6 +46,14 @@ describe('the client transport', () => {
           res.writeHead(503, { 'content-type': 'application/json' });
           return res.end('{"error":"busy"}');
         }
+        if (path.startsWith('/chunked')) {
+          // No Content-Length: chunked, with a two-byte character split between two chunks.
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.write(Buffer.from('{"s":"a'));
+          res.write(Buffer.from([0xc3]));
+          setTimeout(() => res.end(Buffer.concat([Buffer.from([0xa9]), Buffer.from('b"}')])), 20);
+          return;
+        }
         if (path.startsWith('/text')) {
           res.writeHead(200, { 'content-type': 'text/plain' });
           return res.end('not json at all');
@@ -104,6 +112,13 @@ describe('the client transport', () => {
     expect(answers.map((a) => (a as { path: string }).path).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `/slow/${i}`).sort());
     expect(connections).toBe(3);
     expect(mostInFlight).toBe(3);
+    await t.close();
+  });
+
+  it('reads an answer without a Content-Length (chunked), a character split between chunks intact', async () => {
+    const t = createTransport(`${base}/trpc`);
+    const res = await t.fetch(`${base}/chunked`, post('{}'));
+    expect(await res.json()).toEqual({ s: 'aéb' });
     await t.close();
   });
 
