@@ -65,8 +65,15 @@ function responseOf(status: number, text: string): Response {
  * pays that on every start. Measured on this machine: importing the built
  * client 131-198 ms with undici; a request of a claim's size from 16 callers
  * 39-50 µs of client CPU through undici, 48-54 µs through node:http, and
- * 105 against 113-133 µs one call at a time (_probe/httpcost.mjs): a worker
- * makes one request per batch, so the start is what counts.
+ * 105 against 113-133 µs one call at a time: a worker makes one request per
+ * batch, so the start is what counts.
+ *
+ * The answer is decoded as it arrives (setEncoding). Measured with W3-4K
+ * (answers of up to 4 MB), worker peak RSS: Buffer chunks concatenated at the
+ * end 160-187 MiB, copied into one buffer of the announced Content-Length
+ * 143-179, decoded as they come 133-162 (undici 143-159). It costs about
+ * 0.25 ms more client CPU than undici per 200 KB answer (a claim of 1,000
+ * no-op jobs): a quarter of a microsecond per job.
  *
  * Every request has a time limit: without one, a server that accepts the
  * connection and never answers held a worker's completions (and its stop())
@@ -109,10 +116,8 @@ export function createTransport(baseUrl: string, options: TransportOptions = {})
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));
+        // A connection dropped mid-answer ends here (node's 'aborted' error), not in a truncated body.
         res.on('error', cut);
-        res.on('close', () => {
-          if (!res.complete) cut(new Error(`skipq server closed the connection before its answer to ${url.pathname} was complete`));
-        });
         res.on('end', () => {
           if (settled) return;
           settled = true;
