@@ -1,6 +1,7 @@
 import type { Db } from '../db/pool.js';
 import type { CompletionRef } from './finish.js';
 import type { ClaimedRow, MoveRow } from './row.js';
+import { numberArrayLiteral, textArrayLiteral } from '../pgArray.js';
 
 /** Parameters of {@link jobClaim}. `null` types or queues mean any; `now` null is the database's clock. */
 export interface ClaimParams {
@@ -85,9 +86,9 @@ FROM claimed`,
       params.limit,
       params.leaseMs,
       params.now,
-      completions.map((j) => j.id),
-      completions.map((j) => j.attempt),
-      completions.map((j) => j.resultJson),
+      textArrayLiteral(completions.map((j) => j.id)),
+      numberArrayLiteral(completions.map((j) => j.attempt)),
+      textArrayLiteral(completions.map((j) => j.resultJson)),
     ],
   });
   const claimed: ClaimedRow[] = [];

@@ -2,6 +2,7 @@ import type { FailureCode } from '../../shared/index.js';
 import type { Db } from '../db/pool.js';
 import type { HeldRef, HolderMove } from './lease.js';
 import type { MoveRow } from './row.js';
+import { numberArrayLiteral, textArrayLiteral } from '../pgArray.js';
 
 /** A completion: a held job and its result as JSON text (null for none). */
 export interface CompletionRef extends HeldRef {
@@ -26,7 +27,7 @@ export async function jobCompleteMany(db: Db, params: HolderMove<CompletionRef>)
 SELECT c.id, c.moved, c.status, c.attempt, c.worker_id, c.ended_by, t.queue, t.task_type
 FROM skipq_complete($1::text, $2::text[], $3::int[], $4::text[], $5::timestamptz) AS c
 LEFT JOIN LATERAL (SELECT tq.queue, tq.task_type FROM task_queue AS tq WHERE tq.id = c.id LIMIT 1) AS t ON c.moved`,
-    values: [params.workerId, params.jobs.map((j) => j.id), params.jobs.map((j) => j.attempt), params.jobs.map((j) => j.resultJson), params.now],
+    values: [params.workerId, textArrayLiteral(params.jobs.map((j) => j.id)), numberArrayLiteral(params.jobs.map((j) => j.attempt)), textArrayLiteral(params.jobs.map((j) => j.resultJson)), params.now],
   });
   return rows;
 }
@@ -59,10 +60,10 @@ FROM skipq_fail($1::text, $2::text[], $3::int[], $4::text[], $5::text[], $6::boo
 LEFT JOIN LATERAL (SELECT tq.queue, tq.task_type FROM task_queue AS tq WHERE tq.id = f.id LIMIT 1) AS t ON f.moved`,
     values: [
       params.workerId,
-      jobs.map((j) => j.id),
-      jobs.map((j) => j.attempt),
-      jobs.map((j) => j.error),
-      jobs.map((j) => j.code),
+      textArrayLiteral(jobs.map((j) => j.id)),
+      numberArrayLiteral(jobs.map((j) => j.attempt)),
+      textArrayLiteral(jobs.map((j) => j.error)),
+      textArrayLiteral(jobs.map((j) => j.code)),
       jobs.map((j) => j.retry),
       jobs.map((j) => j.delayMs),
       params.policiesJson,

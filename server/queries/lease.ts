@@ -1,5 +1,6 @@
 import type { Db } from '../db/pool.js';
 import type { MoveRow } from './row.js';
+import { numberArrayLiteral, textArrayLiteral } from '../pgArray.js';
 
 /** A job a worker says it holds: id and the attempt it got at claim. */
 export interface HeldRef {
@@ -28,7 +29,7 @@ export async function jobStartMany(db: Db, params: HolderMove): Promise<MoveRow[
     text: `
 SELECT s.id, s.moved, s.status, s.attempt, s.worker_id, s.ended_by
 FROM skipq_start($1::text, $2::text[], $3::int[], $4::timestamptz) AS s`,
-    values: [params.workerId, params.jobs.map((j) => j.id), params.jobs.map((j) => j.attempt), params.now],
+    values: [params.workerId, textArrayLiteral(params.jobs.map((j) => j.id)), numberArrayLiteral(params.jobs.map((j) => j.attempt)), params.now],
   });
   return rows;
 }
@@ -51,9 +52,9 @@ SELECT h.id, h.moved, h.status, h.attempt, h.worker_id, h.ended_by, h.lease_expi
 FROM skipq_heartbeat($1::text, $2::text[], $3::int[], $4::text[], $5::int, $6::timestamptz) AS h`,
     values: [
       params.workerId,
-      params.jobs.map((j) => j.id),
-      params.jobs.map((j) => j.attempt),
-      params.jobs.map((j) => j.progressJson),
+      textArrayLiteral(params.jobs.map((j) => j.id)),
+      numberArrayLiteral(params.jobs.map((j) => j.attempt)),
+      textArrayLiteral(params.jobs.map((j) => j.progressJson)),
       params.leaseMs,
       params.now,
     ],
@@ -72,7 +73,7 @@ export async function jobReleaseMany(db: Db, params: HolderMove): Promise<MoveRo
     text: `
 SELECT r.id, r.moved, r.status, r.attempt, r.worker_id, r.ended_by, r.queue
 FROM skipq_release($1::text, $2::text[], $3::int[], $4::timestamptz) AS r`,
-    values: [params.workerId, params.jobs.map((j) => j.id), params.jobs.map((j) => j.attempt), params.now],
+    values: [params.workerId, textArrayLiteral(params.jobs.map((j) => j.id)), numberArrayLiteral(params.jobs.map((j) => j.attempt)), params.now],
   });
   return rows;
 }
