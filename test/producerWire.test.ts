@@ -6,7 +6,7 @@ import { readJob } from './support/factories.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 // The producer sends a request that is plain JSON past superjson's walk
-// (client/queueClient.ts, PlainJson); anything superjson must annotate (a
+// (client/trpc.ts PlainJson, which client/queueClient.ts wraps plain inputs in); anything superjson must annotate (a
 // Date, undefined, -0, a Map) still goes through superjson, so a schema that
 // takes a Date gets a Date, not its ISO text.
 
