@@ -57,6 +57,14 @@ export interface NotifyHub {
   readonly listening: boolean;
 }
 
+/**
+ * How long a waiting claim may outlast its wait (or its poll interval) while an
+ * enqueue's statement claims for it: that statement takes milliseconds unless it
+ * waits on a lock, and the clients allow a long-poll its wait plus their request
+ * timeout (10 s by default).
+ */
+const HANDOVER_GRACE_MS = 1000;
+
 interface Waiter {
   queues: ReadonlySet<string> | null;
   workerId: string | undefined;
@@ -71,6 +79,8 @@ interface Waiter {
   reserved: boolean;
   /** A wake-up that passed it by while reserved. */
   missedWake: boolean;
+  /** Its wait's time ran out while reserved: it ends when the enqueue's statement answers it (deliver). */
+  timeUp: boolean;
   handed: readonly ClaimedRow[] | null;
 }
 
@@ -131,7 +141,7 @@ export function createNotifyHub(
         deliver(rows) {
           w.reserved = false;
           if (rows.length === 0) {
-            if (w.missedWake) w.fire();
+            if (w.missedWake || w.timeUp) w.fire();
             return true;
           }
           if (w.fired || !w.waiting) return false;
@@ -218,6 +228,7 @@ export function createNotifyHub(
         waiting: false,
         reserved: false,
         missedWake: false,
+        timeUp: false,
         handed: null,
         fire() {
           waiter.fired = true;
@@ -242,7 +253,17 @@ export function createNotifyHub(
               resolve();
             };
             waiter.waiting = true;
-            const timer = setTimeout(done, timeoutMs);
+            waiter.timeUp = false;
+            // A reserved waiter's time is up once the enqueue's statement has answered it
+            // (deliver), or HANDOVER_GRACE_MS later: ended meanwhile by its poll interval or
+            // its waitMs, the jobs the statement claimed for it were handed back at once, an
+            // attempt used by nobody (test/handover.test.ts; it made test/attempts.test.ts
+            // flaky). The caller going away (signal) still ends it at once.
+            let timer = setTimeout(() => {
+              if (!waiter.reserved) return done();
+              waiter.timeUp = true;
+              timer = setTimeout(done, HANDOVER_GRACE_MS);
+            }, timeoutMs);
             signal?.addEventListener('abort', done, { once: true });
             resolveWait = done;
           });

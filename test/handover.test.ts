@@ -97,6 +97,31 @@ describe('an enqueue that claims for a waiting long-poll', () => {
     expect(claims()).toBeGreaterThanOrEqual(2);
   });
 
+  it("answers with the jobs its insert claimed even when the long-poll's poll interval and waitMs run out while the insert waits: no attempt is handed back unseen", async () => {
+    const { deps } = counted();
+    // A poll every 200 ms, and a wait of 300 ms: both end while the insert below is held up for 600 ms.
+    const waiting = claimJobs({ ...deps, pollIntervalMs: 200 }, { ...request, waitMs: 300 });
+    await settle();
+    const blocker = await t.pool.connect();
+    try {
+      await blocker.query('BEGIN');
+      // SHARE conflicts with the insert's ROW EXCLUSIVE: the insert (and the claim in its statement) waits.
+      await blocker.query('LOCK TABLE task_queue IN SHARE MODE');
+      const enqueued = enqueuer.enqueue({ type: 'task', queue: 'q', payload: { n: 1 } });
+      await new Promise((r) => setTimeout(r, 600));
+      await blocker.query('COMMIT');
+      const { id } = await enqueued;
+      const answer = await waiting;
+      expect(answer.jobs.map((j) => [j.id, j.attempt])).toEqual([[id, 1]]);
+      expect(await readJob(t.pool, id)).toMatchObject({ status: 'claimed', worker_id: 'w1', attempt: 1 });
+      const { rows } = await t.pool.query<{ outcome: string }>('SELECT outcome FROM job_attempts WHERE job_id = $1', [id]);
+      expect(rows).toEqual([]);
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => {});
+      blocker.release();
+    }
+  });
+
   it('leaves a long-poll that may claim from a limited queue to its own statement', async () => {
     await t.pool.query(`INSERT INTO queues (name, concurrency) VALUES ('q', 5)`);
     await limited.refresh();
@@ -113,7 +138,8 @@ describe('an enqueue that claims for a waiting long-poll', () => {
     const { deps } = counted();
     const waiting = claimJobs(deps, { ...request, waitMs: 400 });
     await settle();
-    // Holds the insert (and the claim in it) until the waiting claim has timed out: an
+    // Holds the insert (and the claim in it) until the waiting claim has timed out (its
+    // waitMs, then the second of grace a claim an enqueue is claiming for gets): an
     // uncommitted job with the same uniqueKey makes it wait on the unique index, while the
     // claim's own looks skip that row.
     const blocker = await t.pool.connect();
