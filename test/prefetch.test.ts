@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createQueueClient, createWorker, type Worker } from '../client/index.js';
+import { createQueueClient } from '../client/index.js';
 import { defineJobs } from '../shared/index.js';
 import { countJobs, waitFor } from './support/factories.js';
 import { startTestServer, type TestServer } from './support/server.js';
+import { workerSpawner } from './support/workers.js';
 
 // The worker's local buffer (client/worker/localQueue.ts): jobs claimed ahead
 // of free slots, under the same lease, handed back on stop.
@@ -16,14 +17,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('a prefetching worker', () => {
   let t: TestServer;
-  const workers: Worker[] = [];
   const queue = () => createQueueClient({ url: t.url, jobs });
-  const spawn = (options: Partial<Parameters<typeof createWorker<typeof jobs>>[0]> & { handlers: Parameters<typeof createWorker<typeof jobs>>[0]['handlers'] }) => {
-    const w = createWorker({ url: t.url, jobs, waitMs: 500, ...options });
-    workers.push(w);
-    w.start();
-    return w;
-  };
+  const { spawn, stopAll } = workerSpawner(() => t.url, jobs);
   /** Jobs the database says this worker holds now. */
   const heldBy = async (workerId: string): Promise<number> => {
     const { rows } = await t.db.pool.query<{ n: number }>(
@@ -38,7 +33,7 @@ describe('a prefetching worker', () => {
   });
   afterAll(() => t.stop());
   beforeEach(async () => {
-    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    await stopAll();
     await t.db.pool.query('DELETE FROM task_queue');
   });
 
@@ -162,7 +157,7 @@ describe('a prefetching worker', () => {
     }
     for (let i = 0; i < 3; i++) spawn({ concurrency: 4, prefetch: 8, workerId: `prefetch-${i}`, handlers: { count: handler } });
     await waitFor(async () => (await countJobs(t.db.pool, 'completed')) === total, 60_000, 'all 2,000 completed');
-    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    await stopAll();
     expect(runs.size).toBe(total);
     expect([...runs.values()].every((c) => c === 1)).toBe(true);
     const { rows } = await t.db.pool.query<{ status: string; n: number; attempts: number }>(

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createQueueClient, createWorker, PermanentError, type Worker } from '../client/index.js';
+import { createQueueClient, PermanentError } from '../client/index.js';
 import { defineJobs } from '../shared/index.js';
 import { countJobs, insertJob, readJob, waitFor } from './support/factories.js';
 import { startTestServer, type TestServer } from './support/server.js';
+import { workerSpawner } from './support/workers.js';
 
 const jobs = defineJobs({
   ingestion: {
@@ -18,21 +19,15 @@ const jobs = defineJobs({
 
 describe('the bundled worker', () => {
   let t: TestServer;
-  const workers: Worker[] = [];
   const queue = () => createQueueClient({ url: t.url, jobs });
-  const spawn = (options: Partial<Parameters<typeof createWorker<typeof jobs>>[0]> & { handlers: Parameters<typeof createWorker<typeof jobs>>[0]['handlers'] }) => {
-    const w = createWorker({ url: t.url, jobs, waitMs: 500, ...options });
-    workers.push(w);
-    w.start();
-    return w;
-  };
+  const { spawn, stopAll } = workerSpawner(() => t.url, jobs);
 
   beforeAll(async () => {
     t = await startTestServer({ jobs, pollIntervalMs: 50 });
   });
   afterAll(() => t.stop());
   beforeEach(async () => {
-    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    await stopAll();
     await t.db.pool.query('DELETE FROM task_queue');
   });
 
@@ -169,7 +164,7 @@ describe('the bundled worker', () => {
     }
     for (let i = 0; i < 8; i++) spawn({ concurrency: 4, workerId: `drain-${i}`, handlers: { count: handler } });
     await waitFor(async () => (await countJobs(t.db.pool, 'completed')) === total, 60_000, 'all 5,000 completed');
-    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    await stopAll();
     expect(runs.size).toBe(total);
     expect([...runs.values()].every((c) => c === 1)).toBe(true);
     const { rows } = await t.db.pool.query<{ status: string; n: number; attempts: number }>(

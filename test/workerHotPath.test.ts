@@ -11,6 +11,7 @@ import { plainJson, transformer } from '../client/trpc.js';
 import { defineJobs } from '../shared/index.js';
 import { countJobs, readJob, waitFor } from './support/factories.js';
 import { startTestServer, type TestServer } from './support/server.js';
+import { workerSpawner } from './support/workers.js';
 
 const jobs = defineJobs({
   count: { payload: z.object({ n: z.number().int() }) },
@@ -19,20 +20,14 @@ const jobs = defineJobs({
 
 describe("the worker's per-job path", () => {
   let t: TestServer;
-  const workers: Worker[] = [];
-  const spawn = (options: Partial<Parameters<typeof createWorker<typeof jobs>>[0]> & { handlers: Parameters<typeof createWorker<typeof jobs>>[0]['handlers'] }) => {
-    const w = createWorker({ url: t.url, jobs, waitMs: 500, ...options });
-    workers.push(w);
-    w.start();
-    return w;
-  };
+  const { spawn, stopAll } = workerSpawner(() => t.url, jobs);
 
   beforeAll(async () => {
     t = await startTestServer({ jobs, pollIntervalMs: 50 });
   });
   afterAll(() => t.stop());
   beforeEach(async () => {
-    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    await stopAll();
     await t.db.pool.query('DELETE FROM task_queue');
   });
 
