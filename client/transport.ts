@@ -98,12 +98,17 @@ export function createTransport(baseUrl: string, options: TransportOptions = {})
       if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
       const req = client.request({ agent, hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: init?.method ?? 'GET', headers });
       let settled = false;
-      // The caller's signal (tRPC's, for an abort) and the time limit end the request alike.
-      const cut = (error: unknown): void => {
-        if (settled) return;
+      /** Ends the call's timer and abort listener, once: false when it had ended already. */
+      const finish = (): boolean => {
+        if (settled) return false;
         settled = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
+        return true;
+      };
+      // The caller's signal (tRPC's, for an abort) and the time limit end the request alike.
+      const cut = (error: unknown): void => {
+        if (!finish()) return;
         req.destroy();
         reject(error);
       };
@@ -119,11 +124,7 @@ export function createTransport(baseUrl: string, options: TransportOptions = {})
         // A connection dropped mid-answer ends here (node's 'aborted' error), not in a truncated body.
         res.on('error', cut);
         res.on('end', () => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          resolve(responseOf(res.statusCode ?? 0, text));
+          if (finish()) resolve(responseOf(res.statusCode ?? 0, text));
         });
       });
       req.end(body);
