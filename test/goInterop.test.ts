@@ -81,6 +81,8 @@ describe.skipIf(!hasGo)('Go and TypeScript share one queue', () => {
     await client.close();
     const go = goWorker(['-id', 'go-1', '-concurrency', '4', '-work', '20ms']);
     await waitFor(async () => (await t.db.pool.query(`SELECT count(*)::int AS n FROM task_queue WHERE id = ANY ($1) AND status = 'completed'`, [ids])).rows[0].n === 20, 15_000, 'the Go worker to finish');
+    // The Go worker prints a job's line after complete_job's commit, which the query above can see first.
+    await waitFor(async () => linesOf(go, 'completed').length >= 20, 5_000, "the Go worker's line for each completion");
     const completed = linesOf(go, 'completed').map((l) => l.id as string);
     expect([...completed].sort()).toEqual([...ids].sort());
     const { rows } = await t.db.pool.query(`SELECT DISTINCT worker_id, attempt, result FROM task_queue WHERE id = ANY ($1)`, [ids]);
