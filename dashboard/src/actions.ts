@@ -100,25 +100,45 @@ export interface Answer {
  * `action` resolves to, or "The server refused: …" with its code. A press
  * while busy is ignored rather than the button disabled (a disabled button
  * drops the keyboard focus): buttons take `aria-disabled={busy}`.
+ * `report(action)` shows the answer of a move made elsewhere (a form that
+ * saved): it is never dropped, since the move has already happened, and a
+ * later report's answer replaces an earlier one's.
  */
-export function useAction(): { busy: boolean; answer: Answer | null; run(action: () => Promise<string>): Promise<void> } {
+export function useAction(): {
+  busy: boolean;
+  answer: Answer | null;
+  run(action: () => Promise<string>): Promise<void>;
+  report(action: () => Promise<string>): Promise<void>;
+} {
   const [busy, setBusy] = useState(false);
   const [answer, setAnswer] = useState<Answer | null>(null);
   const running = useRef(false);
+  const latest = useRef(0);
+  const answerOf = async (action: () => Promise<string>): Promise<Answer> => {
+    try {
+      return { ok: true, text: await action() };
+    } catch (error) {
+      const refused = refusalOf(error);
+      return { ok: false, text: `The server refused: ${refused.message} (${refused.code})` };
+    }
+  };
   const run = async (action: () => Promise<string>) => {
     if (running.current) return;
     running.current = true;
     setBusy(true);
     setAnswer(null);
     try {
-      setAnswer({ ok: true, text: await action() });
-    } catch (error) {
-      const refused = refusalOf(error);
-      setAnswer({ ok: false, text: `The server refused: ${refused.message} (${refused.code})` });
+      setAnswer(await answerOf(action));
     } finally {
       running.current = false;
       setBusy(false);
     }
   };
-  return { busy, answer, run };
+  const report = async (action: () => Promise<string>) => {
+    const mine = ++latest.current;
+    setAnswer(null);
+    const answered = await answerOf(action);
+    if (mine === latest.current) setAnswer(answered);
+  };
+  return { busy, answer, run, report };
 }

@@ -24,7 +24,7 @@ function limitsSaved(queue: string, s: QueueSettings): string {
 
 /** One queue: paused or not (and the button to change it), its limits (and a form to change them), its jobs by type and status. */
 function QueueCard({ queue, lines }: { queue: QueueView; lines: Stats['counts'] }) {
-  const { busy, answer, run } = useAction();
+  const { busy, answer, run, report } = useAction();
   const [editing, setEditing] = useState(false);
   const editButton = useRef<HTMLButtonElement>(null);
   const types = [...new Set(lines.map((l) => l.type))];
@@ -43,7 +43,8 @@ function QueueCard({ queue, lines }: { queue: QueueView; lines: Stats['counts'] 
     setEditing(false);
     // Back to the button that opened the form.
     requestAnimationFrame(() => editButton.current?.focus());
-    if (saved) void run(() => reloadQueues().then(() => limitsSaved(name, saved)));
+    // Not run(): a reload still under way from an earlier save must not swallow this one's.
+    if (saved) void report(() => reloadQueues().then(() => limitsSaved(name, saved)));
   };
 
   return (

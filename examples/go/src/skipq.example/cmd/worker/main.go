@@ -85,10 +85,17 @@ func main() {
 		},
 	}
 	emit(map[string]interface{}{"ev": "ready", "workerId": *workerID})
+	// "stopping" is printed when the signal arrives, while jobs in flight
+	// finish; "stopped" waits for it, so the two always come in that order.
+	stopping := make(chan struct{})
 	go func() {
 		<-ctx.Done()
 		emit(map[string]interface{}{"ev": "stopping"})
+		close(stopping)
 	}()
 	_ = w.Run(ctx)
+	if ctx.Err() != nil {
+		<-stopping
+	}
 	emit(map[string]interface{}{"ev": "stopped"})
 }
