@@ -1,5 +1,7 @@
 import { TRPCClientError } from '@trpc/client';
-import { ERROR_CODES, invalidPayloadMessage, type ErrorCode } from '../shared/index.js';
+import { ERROR_CODES } from '../shared/errors.js';
+import { invalidPayloadMessage } from '../shared/issues.js';
+import type { ErrorCode } from '../shared/index.js';
 import { RequestTimeoutError } from './transport.js';
 
 /**

@@ -33,6 +33,6 @@ export {
   isLeaseLost,
   isTransient,
 } from './errors.js';
-export { defineJobs } from '../shared/index.js';
+export { defineJobs } from '../shared/registry.js';
 /** The server's router type, for a tRPC client of your own (`createTRPCClient<AppRouter>`); the built package declares it without the server's context. */
 export type { AppRouter } from '../server/routers/_app.js';

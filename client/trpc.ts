@@ -1,8 +1,9 @@
-import { createTRPCClient, httpBatchLink, httpLink, httpSubscriptionLink, splitLink, type TRPCClient } from '@trpc/client';
+import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink, type TRPCClient } from '@trpc/client';
 import { EventSource } from 'eventsource';
 import superjson from 'superjson';
-import { LIMITS } from '../shared/index.js';
+import { LIMITS } from '../shared/limits.js';
 import type { AppRouter } from '../server/routers/_app.js';
+import { jsonLink } from './jsonLink.js';
 import { createTransport, DEFAULT_REQUEST_TIMEOUT_MS, type Transport } from './transport.js';
 
 /** Connection options shared by the producer client and the worker. */
@@ -118,12 +119,12 @@ export function createTrpc(options: ConnectionOptions, batch: boolean, longPollM
         condition: (op) => op.path === 'worker.claim' || op.context.alone === true,
         true: splitLink({
           condition: (op) => op.path === 'worker.claim',
-          true: httpLink({ ...common, fetch: transport.fetchWithin(longPollMs + requestTimeoutMs) }),
-          false: httpLink(common),
+          true: jsonLink<AppRouter>({ ...common, fetch: transport.fetchWithin(longPollMs + requestTimeoutMs) }),
+          false: jsonLink<AppRouter>(common),
         }),
         false: httpBatchLink({ ...common, maxItems: 50 }),
       })
-    : httpLink(common);
+    : jsonLink<AppRouter>(common);
   // Subscriptions (events.jobs) over SSE. Node 20 has no global EventSource:
   // the `eventsource` package's, whose fetch option carries the API key (a
   // browser's EventSource cannot send headers). Node's own fetch, not the
@@ -145,7 +146,7 @@ export function createTrpc(options: ConnectionOptions, batch: boolean, longPollM
         // jobs.waitFor long-polls up to LIMITS.maxWaitMs: alone, and allowed that much longer.
         false: splitLink({
           condition: (op) => op.path === 'jobs.waitFor',
-          true: httpLink({ ...common, fetch: transport.fetchWithin(LIMITS.maxWaitMs + requestTimeoutMs) }),
+          true: jsonLink<AppRouter>({ ...common, fetch: transport.fetchWithin(LIMITS.maxWaitMs + requestTimeoutMs) }),
           false: calls,
         }),
       }),

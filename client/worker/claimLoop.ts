@@ -1,4 +1,5 @@
-import { LIMITS, type ClaimedJob } from '../../shared/index.js';
+import { LIMITS } from '../../shared/limits.js';
+import type { ClaimedJob } from '../../shared/index.js';
 import { plainJson, type SkipqTrpc } from '../trpc.js';
 import type { WorkerConfig } from './config.js';
 import { createLocalQueue } from './localQueue.js';

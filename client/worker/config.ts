@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { LIMITS, type JobDefinitions, type JobRegistry } from '../../shared/index.js';
+import { LIMITS } from '../../shared/limits.js';
+import type { JobDefinitions, JobRegistry } from '../../shared/index.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../transport.js';
 import type { JobContext, WorkerOptions } from './types.js';
 

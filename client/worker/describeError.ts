@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { LIMITS } from '../../shared/index.js';
+import { LIMITS } from '../../shared/limits.js';
 
 /** Causes followed below the thrown value; a chain is rarely deeper, a cycle would be endless. */
 const MAX_CAUSES = 4;

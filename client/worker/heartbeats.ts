@@ -1,4 +1,5 @@
-import { LIMITS, type HeartbeatAnswer } from '../../shared/index.js';
+import { LIMITS } from '../../shared/limits.js';
+import type { HeartbeatAnswer } from '../../shared/index.js';
 import { ALONE, type SkipqTrpc } from '../trpc.js';
 import type { WorkerConfig } from './config.js';
 import { checkJsonValue } from './jsonValue.js';

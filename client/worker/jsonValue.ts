@@ -1,4 +1,4 @@
-import { LIMITS } from '../../shared/index.js';
+import { LIMITS } from '../../shared/limits.js';
 
 /**
  * What a result or progress value may be: exactly what the server can store in

@@ -1,14 +1,13 @@
-import {
-  backoffDelayMs,
-  createBatcher,
-  DEFAULT_BACKOFF,
-  FAILURE_CODES,
-  LIMITS,
-  type BatchWaiter,
-  type ClaimedJob,
-  type CompleteAnswer,
-  type CompleteOutcome,
-  type FailureCode,
+import { createBatcher } from '../../shared/batcher.js';
+import { FAILURE_CODES } from '../../shared/errors.js';
+import { LIMITS } from '../../shared/limits.js';
+import { backoffDelayMs, DEFAULT_BACKOFF } from '../../shared/registry.js';
+import type {
+  BatchWaiter,
+  ClaimedJob,
+  CompleteAnswer,
+  CompleteOutcome,
+  FailureCode,
 } from '../../shared/index.js';
 import { TRPCClientError } from '@trpc/client';
 import { errorCodeOf, isTransient } from '../errors.js';

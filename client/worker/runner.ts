@@ -1,4 +1,6 @@
-import { FAILURE_CODES, invalidPayloadMessage, issuesText, type ClaimedJob } from '../../shared/index.js';
+import { FAILURE_CODES } from '../../shared/errors.js';
+import { invalidPayloadMessage, issuesText } from '../../shared/issues.js';
+import type { ClaimedJob } from '../../shared/index.js';
 import { PermanentError } from '../errors.js';
 import type { WorkerConfig } from './config.js';
 import { describeThrown, truncateText } from './describeError.js';

@@ -1,4 +1,4 @@
-import { LIMITS } from '../../shared/index.js';
+import { LIMITS } from '../../shared/limits.js';
 import type { SkipqTrpc } from '../trpc.js';
 import type { WorkerConfig } from './config.js';
 import type { Run } from './run.js';
