@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { CommanderError } from 'commander';
 import { CliError } from './cli/errors.js';
 import { createProgram } from './cli/program.js';
 
@@ -19,6 +20,8 @@ createProgram()
   })
   .catch((error: unknown) => {
     settled = true;
+    // Help and --version (exit 0), or a refusal commander has already printed (program.ts): exit 2.
+    if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : 2);
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`[skipq] ${message}\n`);
     process.exit(error instanceof CliError ? error.exitCode : 1);

@@ -145,7 +145,7 @@ function procedureFor(role: Role) {
     const principal = ctx.principal;
     if (!principal) throw new QueueError(ERROR_CODES.UNAUTHORIZED, ctx.authError ?? 'this call needs an API key');
     if (!ROLE_ALLOWS[role].has(principal.role)) {
-      throw new QueueError(ERROR_CODES.FORBIDDEN, `this call needs a key with role "${role}" or "admin"; this key has role "${principal.role}"`);
+      throw new QueueError(ERROR_CODES.FORBIDDEN, `this call needs a key with role ${role === 'admin' ? '"admin"' : `"${role}" or "admin"`}; this key has role "${principal.role}"`);
     }
     return next({ ctx: { principal } });
   });

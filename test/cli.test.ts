@@ -161,6 +161,24 @@ describe('skipq --help', () => {
     expect(missing.code).toBe(2);
     expect(missing.out).toMatch(/revoke needs a key id .* or --all/);
   });
+
+  it("commander's own refusals (unknown option, missing argument, a value not among the choices) are one [skipq] line and exit 2 too", async () => {
+    const [option, argument, choice, help] = await Promise.all([
+      skipqDone(['jobs', 'list', '--bogus']),
+      skipqDone(['enqueue']),
+      skipqDone(['keys', 'create', '--role', 'nope']),
+      skipqDone(['jobs', '--help']),
+    ]);
+    expect(option.code, option.out).toBe(2);
+    expect(option.out).toMatch(/^\[skipq\] unknown option '--bogus'/m);
+    expect(argument.code, argument.out).toBe(2);
+    expect(argument.out).toMatch(/^\[skipq\] missing required argument 'type'/m);
+    expect(choice.code, choice.out).toBe(2);
+    expect(choice.out).toMatch(/^\[skipq\] option '--role <role>' argument 'nope' is invalid/m);
+    expect(`${option.out}${argument.out}${choice.out}`).not.toMatch(/^error: /m);
+    expect(help.code, help.out).toBe(0);
+    expect(help.out).toContain('Usage: skipq jobs');
+  });
 });
 
 describe('client URLs are checked before anything is sent', () => {

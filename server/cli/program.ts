@@ -36,5 +36,12 @@ ${ENV_HELP}`,
   for (const command of [serveCommand(), migrateCommand(), workerCommand(), enqueueCommand(), jobsCommand(), queuesCommand(), statsCommand(), keysCommand(), dbCommand()]) {
     program.addCommand(command);
   }
+  // Commander's own refusals (an unknown option, a missing argument, a value not among the
+  // choices) end as skipq's do: one "[skipq] ..." line on stderr and exit 2, the command line
+  // being wrong (main.ts). Without this commander printed "error: ..." and exited 1 itself.
+  const withSubcommands = (c: Command): Command[] => [c, ...c.commands.flatMap(withSubcommands)];
+  for (const c of withSubcommands(program)) {
+    c.exitOverride().configureOutput({ outputError: (message, write) => write(`[skipq] ${message.replace(/^error: /, '')}`) });
+  }
   return program;
 }
