@@ -2,7 +2,7 @@ import { defineConfig } from 'vite';
 
 /**
  * Builds the dashboard into dist/, which the skipq server serves at / (server/dashboard.ts).
- * `npm run dev` serves it with hot reload and sends /trpc to a running server (SKIPQ_URL, default http://127.0.0.1:3000).
+ * `npm run dev` serves it with hot reload and sends /trpc to a running server (SKIPQ_URL, its tRPC endpoint as everywhere else, default http://127.0.0.1:3000/trpc).
  */
 export default defineConfig({
   base: '/',
@@ -16,5 +16,6 @@ export default defineConfig({
     // Never inline small assets as data: URLs into scripts; the CSP allows data: only for images.
     assetsInlineLimit: 0,
   },
-  server: { proxy: { '/trpc': process.env.SKIPQ_URL ?? 'http://127.0.0.1:3000' } },
+  // The proxy puts its target's path before the request's (/trpc/...): it takes the server's origin.
+  server: { proxy: { '/trpc': (process.env.SKIPQ_URL ?? 'http://127.0.0.1:3000/trpc').replace(/\/trpc\/?$/, '') } },
 });

@@ -23,19 +23,24 @@ export const CATCH_UP_LIMIT = 100;
 /** Most due schedules one sweep handles; the rest are due at the next. */
 const SCHEDULES_PER_SWEEP = 100;
 
-// Any fixed 16 bytes: the namespace of tick ids (UUID v5, RFC 9562).
+// Any fixed 16 bytes: the namespace of tick ids.
 const TICK_NAMESPACE = Buffer.from('9f3b1c2e6a7d4e0f8b5a2c1d0e9f8a7b', 'hex');
 
 /**
- * The id of a schedule's job for one tick: a UUID v5 of (name, tick time).
+ * The id of a schedule's job for one tick: a UUID v7 (RFC 9562) whose time is
+ * the tick's and whose other 74 bits come from a SHA-1 of (name, tick time).
  * Every leader computes the same id for the same tick, so the primary key
  * makes a second insert of it a no-op: one job per tick, however many leaders.
+ * Version 7 and not v5 (a name-based hash, which this was before): job lists
+ * are newest first by id, and every other id skipq makes is a v7, so a tick's
+ * job sorts by its tick among them instead of wherever its hash fell.
  */
 export function tickJobId(name: string, tick: Date): string {
-  const hash = createHash('sha1').update(TICK_NAMESPACE).update(`${name}\u0000${tick.toISOString()}`).digest();
-  hash[6] = ((hash[6] as number) & 0x0f) | 0x50;
-  hash[8] = ((hash[8] as number) & 0x3f) | 0x80;
-  const hex = hash.subarray(0, 16).toString('hex');
+  const id = createHash('sha1').update(TICK_NAMESPACE).update(`${name}\u0000${tick.toISOString()}`).digest().subarray(0, 16);
+  id.writeUIntBE(tick.getTime(), 0, 6);
+  id[6] = ((id[6] as number) & 0x0f) | 0x70;
+  id[8] = ((id[8] as number) & 0x3f) | 0x80;
+  const hex = id.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 

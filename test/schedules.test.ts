@@ -76,6 +76,25 @@ describe('cron schedules (clock)', () => {
     expect(await jobsOf(t.db.pool, 'digest')).toHaveLength(1);
   });
 
+  it("a tick's id is a UUID v7 of the tick's time, the same for the same (schedule, tick) and different otherwise, so jobs.list puts it in time order among the client's ids", async () => {
+    const tick = new Date('2031-03-01T12:01:00Z');
+    const id = tickJobId('minutely', tick);
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(parseInt(id.replace(/-/g, '').slice(0, 12), 16)).toBe(tick.getTime());
+    expect(tickJobId('minutely', new Date(tick))).toBe(id);
+    expect(tickJobId('hourly', tick)).not.toBe(id);
+    expect(tickJobId('minutely', new Date(tick.getTime() + 60_000))).not.toBe(id);
+    // Newest first: a tick between two enqueues sorts between them.
+    const before = await queue.enqueue('digest', { to: 'before' });
+    await new Promise((r) => setTimeout(r, 5));
+    const at = new Date();
+    await t.db.pool.query(`INSERT INTO task_queue (id, task_type, payload, queue) VALUES ($1, 'digest', '{"to":"tick"}', 'default')`, [tickJobId('minutely', at)]);
+    await new Promise((r) => setTimeout(r, 5));
+    const after = await queue.enqueue('digest', { to: 'after' });
+    const listed = (await queue.list({ type: 'digest' })).jobs.map((j) => j.id);
+    expect(listed.filter((j) => [before.id, after.id, tickJobId('minutely', at)].includes(j))).toEqual([after.id, tickJobId('minutely', at), before.id]);
+  });
+
   it('pause stops ticks, resume starts from the next tick after now, remove deletes', async () => {
     await queue.schedules.upsert({ name: 'minutely', type: 'digest', cron: '* * * * *', payload: { to: 'ops' } });
     expect((await queue.schedules.pause('minutely')).nextRuns).toEqual([]);

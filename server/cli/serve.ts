@@ -28,6 +28,8 @@ export function withServeOptions(command: Command): Command {
 
 export const ENV_HELP = `
 Environment:
+  PORT / HOST               where the HTTP server listens (--port, --host), default 3000 / 127.0.0.1
+  SKIPQ_JOBS                module exporting the registry (--jobs); unset: any JSON payload is accepted
   DATABASE_URL              PostgreSQL to use; unset: embedded PostgreSQL, data under SKIPQ_DATA_DIR/pg,
                             on a port kept in SKIPQ_DATA_DIR/pg.port (skipq db url prints its URL)
   SKIPQ_DATA_DIR            default .data
@@ -49,6 +51,7 @@ Environment:
                             required once any key record exists (skipq keys revoke --all
                             removes them); without keys only Host: localhost / 127.x / [::1] is answered
   SKIPQ_DASHBOARD_PAYLOADS  0: the dashboard (at /) never shows job payloads or results
+  SKIPQ_SSE_PING_MS         SSE ping of an idle events.jobs stream, default 10000 (0: none)
   LOG_LEVEL                 fatal|error|warn|info|debug|trace|silent, default info; JSON lines
                             on stdout (pretty in a terminal when pino-pretty is installed)
 `;
