@@ -163,12 +163,17 @@ describe('skipq --help', () => {
   });
 
   it("commander's own refusals (unknown option, missing argument, a value not among the choices) are one [skipq] line and exit 2 too", async () => {
-    const [option, argument, choice, help] = await Promise.all([
+    const [option, argument, choice, help, port] = await Promise.all([
       skipqDone(['jobs', 'list', '--bogus']),
       skipqDone(['enqueue']),
       skipqDone(['keys', 'create', '--role', 'nope']),
       skipqDone(['jobs', '--help']),
+      skipqDone(['--port', 'abc']),
     ]);
+    // A serve flag names itself, not the environment variable it stands for.
+    expect(port.code, port.out).toBe(2);
+    expect(port.out).toMatch(/^\[skipq\] option '--port <n>' argument 'abc' is invalid\. an integer from 0 to 65535 was expected/m);
+    expect(port.out).not.toMatch(/environment/);
     expect(option.code, option.out).toBe(2);
     expect(option.out).toMatch(/^\[skipq\] unknown option '--bogus'/m);
     expect(argument.code, argument.out).toBe(2);

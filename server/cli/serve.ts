@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { readServerRecord, writeServerRecord } from '../db/dataDir.js';
 import { readEnv } from '../env.js';
 import { CliError } from './errors.js';
@@ -14,15 +14,23 @@ export interface ServeOptions {
   metricsPort?: string;
 }
 
+/** A flag's integer, checked as commander parses it: a wrong one is refused (exit 2) naming the flag, not the environment variable it stands for. */
+const integer =
+  (min: number, max: number) =>
+  (value: string): string => {
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new InvalidArgumentError(`an integer from ${min} to ${max} was expected.`);
+    return value;
+  };
+
 /** Adds serve's options to `command`. */
 export function withServeOptions(command: Command): Command {
   return command
     .option('--jobs <module>', 'module exporting the job registry (defineJobs) as "jobs" or default; payloads are then validated at enqueue (env SKIPQ_JOBS)')
-    .option('--port <n>', 'port to listen on (env PORT, default 3000; 0 picks a free one)')
+    .option('--port <n>', 'port to listen on (env PORT, default 3000; 0 picks a free one)', integer(0, 65535))
     .option('--host <addr>', 'address to listen on (env HOST, default 127.0.0.1)')
-    .option('--startup-timeout <ms>', 'how long to wait for an unreachable PostgreSQL at start, retrying with backoff (env SKIPQ_STARTUP_TIMEOUT_MS, default 60000; 0: no wait)')
+    .option('--startup-timeout <ms>', 'how long to wait for an unreachable PostgreSQL at start, retrying with backoff (env SKIPQ_STARTUP_TIMEOUT_MS, default 60000; 0: no wait)', integer(0, 3_600_000))
     .option('--require-auth', 'require API keys even on loopback (env SKIPQ_REQUIRE_AUTH=1); beyond loopback they are always required, and the server refuses to start until a key exists')
-    .option('--metrics-port <n>', 'also serve /metrics, /healthz, /readyz on this port, without keys (on the main port /metrics needs an admin key once keys exist)')
+    .option('--metrics-port <n>', 'also serve /metrics, /healthz, /readyz on this port, without keys (on the main port /metrics needs an admin key once keys exist)', integer(0, 65535))
     .option('--migrate-only', 'apply pending migrations and exit (the same as skipq migrate)');
 }
 
