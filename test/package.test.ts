@@ -189,7 +189,9 @@ while (job.status !== 'completed' && job.status !== 'failed' && Date.now() < dea
   job = await queue.get(id);
 }
 await queue.close();
-console.log(JSON.stringify({ rejected, status: job.status, result: job.result, node: process.execArgv, otelFiles: otelFiles() }));
+// Node 20's FormData global is a getter until first read, which loads Node's bundled undici (about 20 ms): no call should have read it.
+const formDataRead = typeof Object.getOwnPropertyDescriptor(globalThis, 'FormData')?.get !== 'function';
+console.log(JSON.stringify({ rejected, status: job.status, result: job.result, node: process.execArgv, otelFiles: otelFiles(), formDataRead }));
 `;
 
 // Everything a producer or worker author touches, with skipq's types under the strictest common settings.
@@ -352,6 +354,8 @@ describe('the packed package, installed into a fresh app', () => {
         node: [],
         // An app that registers nothing with OpenTelemetry: the clients never load its API (46 files).
         otelFiles: 0,
+        // client/jsonLink.ts: tRPC's httpLink read it at the first call.
+        formDataRead: false,
       });
       expect(await worker.stop(), worker.output()).toBe(0);
       expect(worker.output()).toContain('worker stopped; @opentelemetry/api files loaded: 0');

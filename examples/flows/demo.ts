@@ -27,7 +27,6 @@ const worker = createWorker({
     },
   },
 });
-worker.start();
 const queue = createQueueClient({ url: server.url, jobs });
 try {
   const targetDate = '2026-01-23';
@@ -37,6 +36,8 @@ try {
   });
   const { reasons } = await queue.explain(flow.id);
   console.log('right after enqueueFlow:', reasons.map((r) => `${r.code}: ${r.message}`).join('; '));
+  // Started only now, so the line above always sees all three children still to run.
+  worker.start();
 
   const report = await queue.result(flow.id, { timeoutMs: 30_000 });
   console.log('report:', report);

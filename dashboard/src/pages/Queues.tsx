@@ -7,7 +7,7 @@ import { LimitsForm } from '../components/LimitsForm.js';
 import { Problem } from '../components/Problem.js';
 import { Schedules } from '../components/Schedules.js';
 import { concurrencyText, count, rateText } from '../format.js';
-import { reloadQueues, useQueues } from '../stats.js';
+import { queuesLive, reloadQueues, useQueues } from '../stats.js';
 import { Link } from '../router.js';
 
 const STATUSES: readonly JobStatus[] = ['pending', 'claimed', 'processing', 'completed', 'failed', 'cancelled'];
@@ -26,6 +26,10 @@ function limitsSaved(queue: string, s: QueueSettings): string {
 function QueueCard({ queue, lines }: { queue: QueueView; lines: Stats['counts'] }) {
   const { busy, answer, run, report } = useAction();
   const [editing, setEditing] = useState(false);
+  // What the last save answered, until a reading of the queues after it arrives: the card and a
+  // form opened meanwhile show it, so a second edit never sends the settings from before the first.
+  const [saved, setSaved] = useState<QueueSettings | null>(null);
+  const settings: QueueView = saved ? { ...queue, ...saved, paused: queue.paused } : queue;
   const editButton = useRef<HTMLButtonElement>(null);
   const types = [...new Set(lines.map((l) => l.type))];
   const name = queue.name;
@@ -44,7 +48,15 @@ function QueueCard({ queue, lines }: { queue: QueueView; lines: Stats['counts'] 
     // Back to the button that opened the form.
     requestAnimationFrame(() => editButton.current?.focus());
     // Not run(): a reload still under way from an earlier save must not swallow this one's.
-    if (saved) void report(() => reloadQueues().then(() => limitsSaved(name, saved)));
+    if (!saved) return;
+    setSaved(saved);
+    void report(() =>
+      reloadQueues().then(() => {
+        // A failed reading keeps `saved` (the last thing the server said) and shows why it failed.
+        if (!queuesLive.get().failure) setSaved(null);
+        return limitsSaved(name, saved);
+      }),
+    );
   };
 
   return (
@@ -66,20 +78,20 @@ function QueueCard({ queue, lines }: { queue: QueueView; lines: Stats['counts'] 
       <dl class="fields compact" data-testid={`limits-${name}`}>
         <dt>Concurrency</dt>
         <dd>
-          <span data-testid={`concurrency-${name}`}>{concurrencyText(queue.concurrency)}</span>
+          <span data-testid={`concurrency-${name}`}>{concurrencyText(settings.concurrency)}</span>
           <span class="muted"> ({count(heldNow)} held now)</span>
         </dd>
         <dt>Rate limit</dt>
-        <dd data-testid={`rate-${name}`}>{rateText(queue.rateLimit)}</dd>
+        <dd data-testid={`rate-${name}`}>{rateText(settings.rateLimit)}</dd>
         <dt>Per concurrency key</dt>
-        <dd data-testid={`key-concurrency-${name}`}>{concurrencyText(queue.keyConcurrency)}</dd>
+        <dd data-testid={`key-concurrency-${name}`}>{concurrencyText(settings.keyConcurrency)}</dd>
         <dt>Completed and cancelled kept</dt>
-        <dd data-testid={`retention-${name}`}>{keptText(queue.retentionDays)}</dd>
+        <dd data-testid={`retention-${name}`}>{keptText(settings.retentionDays)}</dd>
         <dt>Failed kept</dt>
-        <dd data-testid={`failed-retention-${name}`}>{keptText(queue.failedRetentionDays)}</dd>
+        <dd data-testid={`failed-retention-${name}`}>{keptText(settings.failedRetentionDays)}</dd>
       </dl>
       {editing ? (
-        <LimitsForm queue={name} settings={queue} onDone={done} />
+        <LimitsForm queue={name} settings={settings} onDone={done} />
       ) : (
         <p>
           <button type="button" ref={editButton} onClick={() => setEditing(true)}>
