@@ -7,7 +7,7 @@ import superjson from 'superjson';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // playwright-core is a dev dependency of the dashboard package (dashboard/package.json), not of the root.
-import type { BrowserContext, Page } from '../dashboard/node_modules/playwright-core/index.js';
+import type { BrowserContext, Locator, Page } from '../dashboard/node_modules/playwright-core/index.js';
 import { createQueueClient, createWorker, type QueueClient, type Worker } from '../client/index.js';
 import { createApiKey } from '../server/auth.js';
 import type { AppRouter } from '../server/routers/_app.js';
@@ -62,6 +62,16 @@ async function countsFromApi(trpc: TestServer['trpc']): Promise<Record<string, n
 }
 
 const text = (page: Page, selector: string) => page.locator(selector).innerText();
+
+/** Waits for `locator`; on a timeout the error says what `around` showed then (a card, a form), not only what was missing. */
+async function shows(locator: Locator, around: Locator, timeout = 30_000): Promise<void> {
+  try {
+    await locator.waitFor({ timeout });
+  } catch (error) {
+    const shown = await around.innerText({ timeout: 1000 }).catch((e: Error) => `(unreadable: ${e.message})`);
+    throw new Error(`${(error as Error).message}\nit showed:\n${shown}`);
+  }
+}
 
 describe('the dashboard, in a real browser', () => {
   let t: TestServer;
@@ -471,7 +481,7 @@ describe('the dashboard, in a real browser', () => {
     await card.getByLabel('Completed and cancelled', { exact: true }).fill('7');
     await card.getByLabel('Failed', { exact: true }).fill('0');
     await card.getByRole('button', { name: 'Save limits' }).click();
-    await card.locator('[data-testid="concurrency-mail"]').filter({ hasText: 'at most 2 held at once' }).waitFor();
+    await shows(card.locator('[data-testid="concurrency-mail"]').filter({ hasText: 'at most 2 held at once' }), card);
     expect(await text(page, '[data-testid="rate-mail"]')).toBe('100 claims per 1 s');
     expect(await text(page, '[data-testid="key-concurrency-mail"]')).toBe('at most 3 held at once');
     expect(await text(page, '[data-testid="retention-mail"]')).toBe('7 days');
@@ -487,7 +497,7 @@ describe('the dashboard, in a real browser', () => {
     await card.getByRole('button', { name: 'Edit limits of queue mail' }).click();
     await card.getByLabel('Completed and cancelled', { exact: true }).fill('');
     await card.getByRole('button', { name: 'Save limits' }).click();
-    await card.locator('[data-testid="retention-mail"]').filter({ hasText: "the server's default" }).waitFor();
+    await shows(card.locator('[data-testid="retention-mail"]').filter({ hasText: "the server's default" }), card);
     expect((await t.trpc.queues.list.query({})).queues.find((q) => q.name === 'mail')).toMatchObject({ retentionDays: null, failedRetentionDays: 0, keyConcurrency: 3 });
   });
 
