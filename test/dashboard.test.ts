@@ -69,7 +69,12 @@ async function shows(locator: Locator, around: Locator, timeout = 30_000): Promi
     await locator.waitFor({ timeout });
   } catch (error) {
     const shown = await around.innerText({ timeout: 1000 }).catch((e: Error) => `(unreadable: ${e.message})`);
-    throw new Error(`${(error as Error).message}\nit showed:\n${shown}`);
+    // innerText leaves out what the fields hold.
+    const fields = await around
+      .locator('input')
+      .evaluateAll((inputs) => inputs.map((i) => `${i.id}=${JSON.stringify((i as unknown as { value: string }).value)}`).join(' '))
+      .catch(() => '');
+    throw new Error(`${(error as Error).message}\nit showed:\n${shown}\nfields: ${fields || '(none)'}`);
   }
 }
 
