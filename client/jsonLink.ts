@@ -42,6 +42,14 @@ const isObject = (value: unknown): value is Record<string, unknown> => !!value &
 export function jsonLink<TRouter extends AnyTRPCRouter>(options: JsonLinkOptions): TRPCLink<TRouter> {
   const base = options.url.replace(/\/$/, '');
   const { transformer } = options;
+  // As tRPC's transformResult: an answer the transformer cannot read is not a tRPC response.
+  const read = (value: unknown): unknown => {
+    try {
+      return transformer.deserialize(value);
+    } catch {
+      throw new TransformResultError();
+    }
+  };
   return () =>
     ({ op }) =>
       observable((observer) => {
@@ -79,25 +87,14 @@ export function jsonLink<TRouter extends AnyTRPCRouter>(options: JsonLinkOptions
             done = true;
             if (!isObject(json)) throw new TransformResultError();
             if ('error' in json) {
-              let error: unknown;
-              try {
-                error = transformer.deserialize(json.error);
-              } catch {
-                throw new TransformResultError();
-              }
+              const error = read(json.error);
               if (!isObject(error) || typeof error.code !== 'number') throw new TransformResultError();
               observer.error(TRPCClientError.from({ ...json, error }, { meta }));
               return;
             }
             const result = json.result;
             if (!isObject(result)) throw new TransformResultError();
-            let data: unknown;
-            try {
-              data = transformer.deserialize(result.data);
-            } catch {
-              throw new TransformResultError();
-            }
-            observer.next({ context: meta, result: { ...result, type: 'data', data } });
+            observer.next({ context: meta, result: { ...result, type: 'data', data: read(result.data) } });
             observer.complete();
           })
           .catch((cause: unknown) => {
