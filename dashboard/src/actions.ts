@@ -102,13 +102,14 @@ export interface Answer {
  * drops the keyboard focus): buttons take `aria-disabled={busy}`.
  * `report(action)` shows the answer of a move made elsewhere (a form that
  * saved): it is never dropped, since the move has already happened, and a
- * later report's answer replaces an earlier one's.
+ * later report's answer replaces an earlier one's. It resolves to whether its
+ * report was still the latest when its action ended.
  */
 export function useAction(): {
   busy: boolean;
   answer: Answer | null;
   run(action: () => Promise<string>): Promise<void>;
-  report(action: () => Promise<string>): Promise<void>;
+  report(action: () => Promise<string>): Promise<boolean>;
 } {
   const [busy, setBusy] = useState(false);
   const [answer, setAnswer] = useState<Answer | null>(null);
@@ -138,7 +139,9 @@ export function useAction(): {
     const mine = ++latest.current;
     setAnswer(null);
     const answered = await answerOf(action);
-    if (mine === latest.current) setAnswer(answered);
+    if (mine !== latest.current) return false;
+    setAnswer(answered);
+    return true;
   };
   return { busy, answer, run, report };
 }

@@ -30,7 +30,6 @@ function QueueCard({ queue, lines }: { queue: QueueView; lines: Stats['counts'] 
   // form opened meanwhile show it, so a second edit never sends the settings from before the first.
   const [saved, setSaved] = useState<QueueSettings | null>(null);
   const settings: QueueView = saved ? { ...queue, ...saved, paused: queue.paused } : queue;
-  const saves = useRef(0);
   const editButton = useRef<HTMLButtonElement>(null);
   const types = [...new Set(lines.map((l) => l.type))];
   const name = queue.name;
@@ -51,15 +50,11 @@ function QueueCard({ queue, lines }: { queue: QueueView; lines: Stats['counts'] 
     // Not run(): a reload still under way from an earlier save must not swallow this one's.
     if (!saved) return;
     setSaved(saved);
-    const mine = ++saves.current;
-    void report(() =>
-      reloadQueues().then(() => {
-        // Only the reading after the latest save lets go of it (an earlier save's may predate it); a
-        // failed reading keeps it (the last thing the server said) and shows why it failed.
-        if (mine === saves.current && !queuesLive.get().failure) setSaved(null);
-        return limitsSaved(name, saved);
-      }),
-    );
+    // Only the reading after the latest save lets go of it (an earlier save's may predate it); a
+    // failed reading keeps it (the last thing the server said) and shows why it failed.
+    void report(() => reloadQueues().then(() => limitsSaved(name, saved))).then((latest) => {
+      if (latest && !queuesLive.get().failure) setSaved(null);
+    });
   };
 
   return (
