@@ -5,6 +5,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { jobs as ingestionJobs } from '../examples/ingestion/jobs.js';
 import { jobs as orderJobs } from '../examples/orders/jobs.js';
 import { createTestDb, type TestDb } from './support/db.js';
+import { waitFor } from './support/factories.js';
 import { killChildren, spawnProgram, type Child } from './support/processes.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -31,13 +32,10 @@ async function runExample(script: string, env: Record<string, string>, args: str
 const startExample = (script: string, env: Record<string, string>): Child => spawnProgram(process.execPath, ['--import', 'tsx', script], env, script);
 
 /** Resolves once `child` printed a line matching `pattern` (its non-JSON lines are in `text`). */
-async function printed(child: Child, pattern: RegExp, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!child.text.some((l) => pattern.test(l))) {
-    if (Date.now() > deadline) throw new Error(`no line matching ${pattern} within ${timeoutMs} ms; output:\n${child.text.join('\n')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const printed = (child: Child, pattern: RegExp, timeoutMs = 20_000): Promise<void> =>
+  waitFor(() => child.text.some((l) => pattern.test(l)), timeoutMs, `a line matching ${pattern}`).catch((error: Error) => {
+    throw new Error(`${error.message}; output:\n${child.text.join('\n')}`);
+  });
 
 describe('the README examples run', () => {
   const dbs: TestDb[] = [];

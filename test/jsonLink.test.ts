@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineJobs } from '../shared/index.js';
 import { createTrpc, type SkipqTrpc } from '../client/trpc.js';
 import type { Transport } from '../client/transport.js';
+import { waitFor } from './support/factories.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const jobs = defineJobs({ ping: { payload: z.object({ n: z.number() }) } });
@@ -106,14 +107,13 @@ describe('the JSON link', () => {
     const ac = new AbortController();
     const pending = client(oddUrl.replace('/trpc', '/silent/trpc')).jobs.get.query({ id: 'x' }, { signal: ac.signal }).catch((e: unknown) => e);
     // Aborted once the server holds the request (its close listener is then in place).
-    for (let i = 0; i < 250 && !seen.some((s) => s.url.startsWith('/silent/')); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(seen.some((s) => s.url.startsWith('/silent/'))).toBe(true);
+    await waitFor(() => seen.some((s) => s.url.startsWith('/silent/')), 5_000, 'the server to hold the request');
     const abortedAt = Date.now();
     ac.abort();
     const error = await pending;
     expect(Date.now() - abortedAt).toBeLessThan(1000);
     expect(error).toBeInstanceOf(TRPCClientError);
-    for (let i = 0; i < 50 && closedEarly === before; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => closedEarly !== before, 1_000, 'the server to see the connection close');
     expect(closedEarly).toBe(before + 1);
   });
 });
